@@ -1,0 +1,1 @@
+"""Trubka's shell: settings, wiring, the CLI and (later) the Telegram side."""

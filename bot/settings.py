@@ -1,0 +1,124 @@
+"""Settings from the environment and `.env` (names as in CONTRACT.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "TRUBKA_"
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s):// URL")
+    return value.rstrip("/")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./trubka.db"
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str = "http://localhost:8080"
+    api_token: SecretStr | None = None
+    config: str | None = None
+    scenarios: str | None = None
+    timezone: str = "Europe/Moscow"
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_managers_chat_id: int | None = None
+    telegram_admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+
+    megafon_url: str | None = None
+    megafon_api_key: SecretStr | None = None
+    megafon_crm_token: SecretStr | None = None
+    megafon_api: Literal["v1", "legacy"] = "v1"
+    megafon_timeout: float = Field(default=10.0, gt=0)
+
+    novofon_url: str = "https://api.novofon.com"
+    novofon_key: str | None = None
+    novofon_secret: SecretStr | None = None
+
+    roistat_url: str = "https://cloud.roistat.com"
+    roistat_key: SecretStr | None = None
+    roistat_api_key: SecretStr | None = None
+    roistat_project: str | None = None
+
+    metrika_url: str = "https://api-metrika.yandex.net"
+    metrika_token: SecretStr | None = None
+    metrika_counter_id: int | None = None
+    metrika_upload_interval: int = Field(default=600, ge=10)
+
+    redis_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator(
+        "public_url",
+        "telegram_api_url",
+        "telegram_webhook_url",
+        "megafon_url",
+        "novofon_url",
+        "roistat_url",
+        "metrika_url",
+    )
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @field_validator("telegram_admin_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ConfigurationError(Exception):
+    """A setting is set but invalid; the message names the environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one message naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise ConfigurationError("; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""aiohttp edges: telephony webhooks, the API for scripts and sites, operations endpoints."""

@@ -1,0 +1,160 @@
+"""`/api/v1`: the bearer-token API for scripts and sites."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from handlers.web.auth import same_secret
+from handlers.web.bodies import read_json_object
+from handlers.web.context import CONTEXT
+from handlers.web.errors import JsonError
+from handlers.web.serialize import (
+    call_detail_json,
+    call_json,
+    client_json,
+    message_json,
+)
+from storage.models import Call, Client, Manager
+from storage.queries import call_events, dialog_of, recent_calls
+from telephony.clients import find_client_by_phone, get_variables
+from telephony.dialing import CallRequestError, megafon_call
+from telephony.megafon import PbxError
+from telephony.phones import InvalidPhone, normalize_phone
+
+routes = web.RouteTableDef()
+API = "/api/v1"
+MAX_LIMIT = 500
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(API + "/"):
+        expected = request.app[CONTEXT].api_token
+        if not expected:
+            raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
+            raise JsonError(401, "Invalid token")
+    return await handler(request)
+
+
+def _int(value: str, name: str, *, default: int | None = None, maximum: int | None = None) -> int:
+    if value == "" and default is not None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise JsonError(400, "Invalid parameters", field=name, detail="must be a number") from None
+    if number < 1 or (maximum is not None and number > maximum):
+        raise JsonError(400, "Invalid parameters", field=name, detail=f"must be 1..{maximum}")
+    return number
+
+
+def _phone(raw: str) -> str:
+    try:
+        return normalize_phone(raw)
+    except InvalidPhone as exc:
+        raise JsonError(400, "Invalid phone", field="phone", detail=str(exc)) from None
+
+
+@routes.post(API + "/megafon_call")
+async def start_megafon_call(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    body = await read_json_object(request)
+    client_phone, user = body.get("client_phone"), body.get("user")
+    if not isinstance(client_phone, str | int) or not isinstance(user, str | int):
+        raise JsonError(
+            400, "Invalid parameters", detail="client_phone and user are required strings"
+        )
+    try:
+        requested = await megafon_call(ctx.db, ctx.pbx, str(client_phone), str(user), ctx.observer)
+    except CallRequestError as exc:
+        ctx.metrics.megafon_calls.labels("invalid").inc()
+        raise JsonError(400, "Invalid parameters", detail=str(exc)) from None
+    except PbxError as exc:
+        ctx.metrics.megafon_calls.labels("refused").inc()
+        raise JsonError(
+            502, "PBX refused the call", message=exc.message, pbx_status=exc.status
+        ) from None
+    ctx.metrics.megafon_calls.labels("ok").inc()
+    return web.json_response(
+        {
+            "call_id": requested.call_id,
+            "client_id": requested.client_id,
+            "phone": requested.phone,
+            "pbx_callid": requested.pbx_callid,
+        }
+    )
+
+
+async def _client_response(request: web.Request, client: Client | None) -> web.Response:
+    if client is None or client.id is None:
+        raise JsonError(404, "Client not found")
+    async with request.app[CONTEXT].db.session() as session:
+        variables = await get_variables(session, client.id)
+        responsible = (
+            await session.get(Manager, client.responsible_manager_id)
+            if client.responsible_manager_id is not None
+            else None
+        )
+    return web.json_response(client_json(client, variables, responsible))
+
+
+@routes.get(API + "/clients")
+async def client_by_phone(request: web.Request) -> web.Response:
+    phone = _phone(request.query.get("phone", ""))
+    async with request.app[CONTEXT].db.session() as session:
+        client = await find_client_by_phone(session, phone)
+    return await _client_response(request, client)
+
+
+@routes.get(API + r"/clients/{client_id:\d+}")
+async def client_by_id(request: web.Request) -> web.Response:
+    client_id = _int(request.match_info["client_id"], "client_id")
+    async with request.app[CONTEXT].db.session() as session:
+        client = await session.get(Client, client_id)
+    return await _client_response(request, client)
+
+
+@routes.get(API + r"/clients/{client_id:\d+}/dialog")
+async def client_dialog(request: web.Request) -> web.Response:
+    client_id = _int(request.match_info["client_id"], "client_id")
+    after_id = request.query.get("after_id", "")
+    limit = _int(request.query.get("limit", ""), "limit", default=MAX_LIMIT, maximum=MAX_LIMIT)
+    async with request.app[CONTEXT].db.session() as session:
+        if await session.get(Client, client_id) is None:
+            raise JsonError(404, "Client not found")
+        messages = await dialog_of(
+            session,
+            client_id,
+            after_id=_int(after_id, "after_id") if after_id else 0,
+            limit=limit,
+        )
+    return web.json_response(
+        {"client_id": client_id, "messages": [message_json(m) for m in messages]}
+    )
+
+
+@routes.get(API + "/calls")
+async def list_calls(request: web.Request) -> web.Response:
+    raw_phone = request.query.get("phone", "")
+    phone = _phone(raw_phone) if raw_phone else None
+    limit = _int(request.query.get("limit", ""), "limit", default=50, maximum=MAX_LIMIT)
+    async with request.app[CONTEXT].db.session() as session:
+        calls = await recent_calls(session, phone=phone, limit=limit)
+    return web.json_response({"calls": [call_json(call) for call in calls]})
+
+
+@routes.get(API + r"/calls/{call_id:\d+}")
+async def call_detail(request: web.Request) -> web.Response:
+    call_id = _int(request.match_info["call_id"], "call_id")
+    async with request.app[CONTEXT].db.session() as session:
+        call = await session.get(Call, call_id)
+        if call is None:
+            raise JsonError(404, "Call not found")
+        events = await call_events(session, call_id)
+    return web.json_response(call_detail_json(call, events))

@@ -1,0 +1,44 @@
+"""What the web handlers need from the shell, in one typed application key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+
+from storage.db import Database
+from telephony.megafon import MegafonClient
+from telephony.notify import CallObserver
+
+
+class WebMetrics:
+    """Prometheus counters of one application (a registry each, so tests do not share them)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter(
+            "trubka_webhooks",
+            "Telephony pushes by provider, command and outcome",
+            ["provider", "command", "outcome"],
+            registry=self.registry,
+        )
+        self.megafon_calls = Counter(
+            "trubka_megafon_calls_requested",
+            "megafon_call() requests by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+
+@dataclass
+class WebContext:
+    db: Database
+    observer: CallObserver
+    pbx: MegafonClient | None = None
+    megafon_crm_token: str | None = None
+    api_token: str | None = None
+    metrics: WebMetrics = field(default_factory=WebMetrics)
+
+
+CONTEXT = web.AppKey("trubka_context", WebContext)

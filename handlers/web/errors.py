@@ -1,0 +1,44 @@
+"""Every error leaves as JSON `{"error": …}`; bad input never becomes a 5xx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, error: str, **details: Any) -> web.Response:
+    return web.json_response({"error": error, **details}, status=status)
+
+
+class JsonError(web.HTTPException):
+    """Raise from a handler to answer `{"error": …}` with the given status."""
+
+    def __init__(self, status: int, error: str, **details: Any) -> None:
+        self.status_code = status
+        super().__init__(
+            text=json.dumps({"error": error, **details}, ensure_ascii=False),
+            content_type="application/json",
+        )
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except JsonError:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "Internal error")

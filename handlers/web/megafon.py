@@ -1,0 +1,45 @@
+"""`POST /megafon_webhook`: the MegaFon PBX's history, event, contact and rating pushes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.web.auth import same_secret
+from handlers.web.bodies import read_fields
+from handlers.web.context import CONTEXT
+from handlers.web.errors import json_error
+from telephony.calls import record_push
+from telephony.clients import contact_card
+from telephony.megafon import PROVIDER, ContactQuery, InvalidPayload, dedup_key, parse_push
+from telephony.phones import Extension
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/megafon_webhook")
+async def megafon_webhook(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    count = ctx.metrics.webhooks
+    fields = await read_fields(request)
+    command = fields.get("cmd", "")[:16] or "none"
+    if not same_secret(fields.get("crm_token"), ctx.megafon_crm_token):
+        count.labels(PROVIDER, command, "unauthorized").inc()
+        return json_error(401, "Invalid token")
+    try:
+        push = parse_push(fields)
+    except InvalidPayload as exc:
+        count.labels(PROVIDER, command, "invalid").inc()
+        return json_error(400, "Invalid parameters", field=exc.field, detail=exc.reason)
+
+    if isinstance(push, ContactQuery):
+        count.labels(PROVIDER, "contact", "ok").inc()
+        if isinstance(push.phone, Extension):
+            return web.json_response({})
+        async with ctx.db.session() as session:
+            return web.json_response(await contact_card(session, push.phone))
+
+    result = await record_push(
+        ctx.db, push, fields, dedup_key(fields), ctx.observer, provider=PROVIDER
+    )
+    count.labels(PROVIDER, command, "ok" if result is not None else "duplicate").inc()
+    return web.json_response({})

@@ -1,0 +1,29 @@
+"""Operations: `/healthz` and Prometheus `/metrics`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from handlers.web.context import CONTEXT
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[CONTEXT].db.ping()
+    except Exception as exc:  # any driver error means the same to a load balancer
+        log.warning("health check: database unreachable: %s", exc.__class__.__name__)
+        return web.json_response({"status": "error", "error": "database unreachable"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[CONTEXT].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,83 @@
+"""How stored rows look in the JSON API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.models import Call, CallEvent, Client, DialogMessage, Manager
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def client_json(
+    client: Client, variables: dict[str, str], responsible: Manager | None = None
+) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "name": client.name,
+        "phone": client.phone,
+        "channel": client.channel,
+        "responsible": responsible.pbx_login if responsible is not None else None,
+        "variables": variables,
+        "created_at": iso(client.created_at),
+    }
+
+
+def call_json(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "provider": call.provider,
+        "callid": call.callid,
+        "direction": call.direction,
+        "client_id": call.client_id,
+        "phone": call.phone,
+        "internal": call.internal,
+        "status": call.status,
+        "answered": call.answered,
+        "ended": call.ended,
+        "last_event": call.last_event,
+        "manager": call.manager_user,
+        "manager_ext": call.manager_ext,
+        "diversion": call.diversion,
+        "group": call.group_name,
+        "started_at": iso(call.started_at),
+        "duration": call.duration,
+        "wait": call.wait,
+        "record_link": call.record_link,
+        "rating": call.rating,
+        "requested": call.requested,
+        "created_at": iso(call.created_at),
+    }
+
+
+def call_detail_json(call: Call, events: list[CallEvent]) -> dict[str, Any]:
+    detail = call_json(call)
+    detail["events"] = [
+        {
+            "command": event.command,
+            "type": event.event_type,
+            "received_at": iso(event.received_at),
+            "fields": json.loads(event.payload),
+        }
+        for event in events
+    ]
+    detail["attribution"] = {}
+    detail["flags"] = {}
+    return detail
+
+
+def message_json(message: DialogMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "kind": message.kind,
+        "direction": message.direction,
+        "text": message.text,
+        "call_id": message.call_id,
+        "created_at": iso(message.created_at),
+    }

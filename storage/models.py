@@ -1,0 +1,200 @@
+"""The tables. Phones are stored normalized: digits only, country code first (`79004443322`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+# Named constraints: later migrations (SQLite batch mode included) can drop or alter them by name.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _created() -> datetime:
+    return utcnow()
+
+
+class Manager(SQLModel, table=True):
+    """A person who talks to clients: a PBX identity, optionally bound to a Telegram account."""
+
+    __tablename__ = "managers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(default="", max_length=200)
+    pbx_login: str | None = Field(default=None, max_length=200, unique=True)
+    pbx_ext: str | None = Field(default=None, max_length=32)
+    pbx_telnum: str | None = Field(default=None, max_length=32)
+    telegram_user_id: int | None = Field(default=None, unique=True, sa_type=BigInteger)
+    # Salebot's three ways to call: "disabled", "app" (the phone dials) or "api" (the PBX rings).
+    call_mode: str = Field(default="api", max_length=16)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class Client(SQLModel, table=True):
+    """A person the business talks to, reachable through one channel."""
+
+    __tablename__ = "clients"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_clients_channel_external"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(default="", max_length=300)
+    phone: str | None = Field(default=None, max_length=32, index=True)
+    # "telephony" (calls only) or a messenger such as "telegram".
+    channel: str = Field(default="telephony", max_length=32)
+    # The messenger's own id of the person (a Telegram user id), None for telephony clients.
+    external_id: str | None = Field(default=None, max_length=64)
+    responsible_manager_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("managers.id", ondelete="SET NULL"), nullable=True),
+    )
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class ClientVariable(SQLModel, table=True):
+    """A Salebot-style client variable (`megafon_call_id`, `utm_source`, anything a scenario sets)."""
+
+    __tablename__ = "client_variables"
+    __table_args__ = (UniqueConstraint("client_id", "name", name="uq_client_variables_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
+    )
+    name: str = Field(max_length=200)
+    value: str = Field(default="", sa_type=Text)
+    updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class PhoneIndexEntry(SQLModel, table=True):
+    """Every normalized phone a client can be found by: its own phone and phone-valued variables.
+
+    `variable` is "" for the client's own phone field, else the variable's name. Matching a caller
+    is then one indexed lookup instead of a scan of all variables.
+    """
+
+    __tablename__ = "phone_index"
+    __table_args__ = (
+        UniqueConstraint("phone", "client_id", "variable", name="uq_phone_index_entry"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    phone: str = Field(max_length=32, index=True)
+    client_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("clients.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    variable: str = Field(default="", max_length=200)
+
+
+class Call(SQLModel, table=True):
+    """One conversation with a client, merged from all its legs and pushes."""
+
+    __tablename__ = "calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(default="megafon", max_length=16)
+    # The PBX's call id of the conversation (the first leg seen); other legs live in call_refs.
+    callid: str | None = Field(default=None, max_length=200, index=True)
+    direction: str | None = Field(default=None, max_length=8)  # "in" / "out"
+    client_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("clients.id", ondelete="SET NULL"), nullable=True, index=True
+        ),
+    )
+    phone: str | None = Field(default=None, max_length=32, index=True)
+    internal: bool = False
+    # Canonical outcome from `history`: Success, Missed, Cancel, Busy, NotAvailable, NotAllowed,
+    # NotFound. None until the PBX sends it.
+    status: str | None = Field(default=None, max_length=32)
+    answered: bool = False  # an ACCEPTED was seen: a person picked up
+    ended: bool = False
+    last_event: str | None = Field(default=None, max_length=32)
+    manager_user: str | None = Field(default=None, max_length=200)
+    manager_ext: str | None = Field(default=None, max_length=32)
+    manager_telnum: str | None = Field(default=None, max_length=32)
+    group_name: str | None = Field(default=None, max_length=200)
+    diversion: str | None = Field(default=None, max_length=32)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    duration: int | None = None
+    wait: int | None = None
+    record_link: str | None = Field(default=None, sa_type=Text)
+    rating: int | None = None
+    # Started by megafon_call(): waiting for the PBX's pushes to attach to it.
+    requested: bool = False
+    requested_user: str | None = Field(default=None, max_length=200)
+    awaiting_pbx: bool = Field(default=False, index=True)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class CallRef(SQLModel, table=True):
+    """A provider call id (a leg, a transfer's second_callid, a makecall answer) → the conversation."""
+
+    __tablename__ = "call_refs"
+    __table_args__ = (UniqueConstraint("provider", "external_id", name="uq_call_refs_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    external_id: str = Field(max_length=200)
+    call_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("calls.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+
+
+class CallEvent(SQLModel, table=True):
+    """A raw push as received. `dedup_key` makes a repeated push a no-op."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (UniqueConstraint("provider", "dedup_key", name="uq_call_events_dedup"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16)
+    dedup_key: str = Field(max_length=64)
+    call_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("calls.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    command: str = Field(max_length=32)  # history / event / rating
+    event_type: str | None = Field(default=None, max_length=32)
+    payload: str = Field(sa_type=Text)  # JSON of the fields, the token removed
+    received_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class DialogMessage(SQLModel, table=True):
+    """A line of a client's dialog: a message either way or a call notification."""
+
+    __tablename__ = "dialog_messages"
+    __table_args__ = (Index("ix_dialog_messages_client_id_id", "client_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("clients.id", ondelete="CASCADE"), nullable=False)
+    )
+    call_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True),
+    )
+    # "call_event", "call_status", "message" …
+    kind: str = Field(max_length=32)
+    # "in" (from the client), "out" (to the client), "system" (notifications)
+    direction: str = Field(default="system", max_length=8)
+    text: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)

@@ -1,0 +1,345 @@
+"""The call state machine: pushes in any order, duplicates ignored, legs merged into one call.
+
+Rules (apis/megafon.md, pitfalls):
+- a push identical to one already stored changes nothing (CallEvent.dedup_key);
+- `history` is the final word on the outcome; only ACCEPTED (or a Success) proves a person answered;
+- a CANCELLED (sent once per losing extension of a group) never undoes an answer;
+- TRANSFERRED + second_callid: both legs are one conversation (CallRef), merged if both exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database
+from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Manager
+from storage.queries import insert_or_ignore
+from storage.types import utcnow
+from telephony.clients import match_or_create_client, set_variables
+from telephony.megafon import EventPush, HistoryPush, RatingPush
+from telephony.notify import CallObserver, CallUpdate
+from telephony.phones import Extension
+
+# A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
+REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
+SUCCESS = "Success"
+# `user` values that name no person: a missed call's "pbx", an empty field.
+_NOT_A_PERSON = frozenset({"", "pbx"})
+
+CallPush = EventPush | HistoryPush | RatingPush
+
+
+async def record_push(
+    db: Database,
+    push: CallPush,
+    fields: Mapping[str, str],
+    key: str,
+    observer: CallObserver,
+    provider: str,
+) -> CallUpdate | None:
+    """Store one push and apply it to its call. None when it was a duplicate (nothing changed)."""
+    async with db.session() as session:
+        update_ = await apply_push(session, push, fields, key, provider)
+    if update_ is not None:
+        await observer.call_updated(update_)
+    return update_
+
+
+async def apply_push(
+    session: AsyncSession,
+    push: CallPush,
+    fields: Mapping[str, str],
+    key: str,
+    provider: str,
+) -> CallUpdate | None:
+    command = (
+        "history"
+        if isinstance(push, HistoryPush)
+        else ("rating" if isinstance(push, RatingPush) else "event")
+    )
+    event_type = push.type if isinstance(push, EventPush) else None
+    payload = json.dumps({k: v for k, v in fields.items() if k != "crm_token"}, ensure_ascii=False)
+    event_id = await insert_or_ignore(
+        session,
+        CallEvent,
+        {
+            "provider": provider,
+            "dedup_key": key,
+            "command": command,
+            "event_type": event_type,
+            "payload": payload,
+            "received_at": utcnow(),
+        },
+    )
+    if event_id is None:
+        return None
+
+    call = await _resolve_call(session, provider, push.callid, push.phone)
+    if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
+        await _join_leg(session, provider, call, push.second_callid)
+    await session.execute(
+        update(CallEvent).where(col(CallEvent.id) == event_id).values(call_id=call.id)
+    )
+
+    client, created = await _client_of(session, call)
+    prefix = provider
+    if isinstance(push, EventPush):
+        _apply_event(call, push)
+        trigger, line, kind = push.type, f"{prefix}_call_event {push.type}", "call_event"
+    elif isinstance(push, HistoryPush):
+        _apply_history(call, push)
+        trigger, line, kind = "history", f"{prefix}_call_status {push.status}", "call_status"
+    else:
+        call.rating = push.rating
+        trigger, line, kind = "rating", None, ""
+    call.updated_at = utcnow()
+    session.add(call)
+
+    update_ = CallUpdate(call=call, client=client, trigger=trigger, client_created=created)
+    if client is not None:
+        if line is not None:
+            update_.dialog.append(await append_dialog(session, client, call, kind, line))
+        await set_variables(session, client, call_variables(call, prefix))
+        await _assign_responsible(session, client, call)
+    await session.flush()
+    return update_
+
+
+async def append_dialog(
+    session: AsyncSession,
+    client: Client,
+    call: Call | None,
+    kind: str,
+    text: str,
+    direction: str = "system",
+) -> DialogMessage:
+    assert client.id is not None
+    message = DialogMessage(
+        client_id=client.id,
+        call_id=call.id if call is not None else None,
+        kind=kind,
+        direction=direction,
+        text=text,
+        created_at=utcnow(),
+    )
+    session.add(message)
+    await session.flush()
+    return message
+
+
+def call_variables(call: Call, prefix: str) -> dict[str, str | None]:
+    """The Salebot variables a client carries about its last call."""
+    values = {
+        f"{prefix}_call_direction": call.direction,
+        f"{prefix}_call_ext": call.manager_ext,
+        f"{prefix}_call_id": call.callid,
+        f"{prefix}_call_user": call.manager_user,
+        f"{prefix}_record_link": call.record_link,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
+def _set_manager(call: Call, user: str | None, ext: str | None, telnum: str | None) -> None:
+    if user:
+        call.manager_user = user
+    if ext:
+        call.manager_ext = ext
+    if telnum:
+        call.manager_telnum = telnum
+
+
+def _fill(call: Call, push: EventPush | HistoryPush) -> None:
+    call.diversion = call.diversion or push.diversion
+    call.group_name = call.group_name or push.group_name
+
+
+def _apply_event(call: Call, push: EventPush) -> None:
+    _fill(call, push)
+    call.last_event = push.type
+    direction = push.direction or {"INCOMING": "in", "OUTGOING": "out"}.get(push.type)
+    if call.direction is None and direction is not None:
+        call.direction = direction
+    history_seen = call.status is not None
+    if push.type in ("ACCEPTED", "COMPLETED"):
+        # COMPLETED is "hung up after a conversation": someone answered even if ACCEPTED was lost.
+        first_answer = not call.answered
+        call.answered = True
+        if push.type == "COMPLETED":
+            call.ended = True
+        if not history_seen and (push.type == "ACCEPTED" or first_answer):
+            _set_manager(call, push.user, push.ext, push.telnum)
+    elif push.type in ("INCOMING", "OUTGOING"):
+        # The ringing (or dialling) manager, until someone answers or history names them.
+        if not history_seen and not call.answered:
+            _set_manager(call, push.user, push.ext, push.telnum)
+
+
+def _apply_history(call: Call, push: HistoryPush) -> None:
+    _fill(call, push)
+    call.direction = push.direction
+    # One leg's Success is the conversation's Success, whatever another leg's history says.
+    call.status = SUCCESS if call.status == SUCCESS else push.status
+    if push.status == SUCCESS:
+        call.answered = True
+        _set_manager(call, push.user, push.ext, push.telnum)
+    elif not call.answered:
+        _set_manager(call, push.user, push.ext, push.telnum)
+    call.ended = True
+    call.started_at = min(call.started_at, push.start) if call.started_at else push.start
+    call.duration = max(call.duration or 0, push.duration)
+    call.wait = push.wait if push.wait is not None else call.wait
+    call.record_link = push.link or call.record_link
+    call.rating = push.rating if push.rating is not None else call.rating
+
+
+async def _lock_call(session: AsyncSession, call_id: int) -> Call:
+    """Load a call for update: on PostgreSQL concurrent pushes of one call wait for each other."""
+    result = await session.exec(
+        select(Call)
+        .where(Call.id == call_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.one()
+
+
+async def _find_ref(session: AsyncSession, provider: str, external_id: str) -> CallRef | None:
+    return (
+        await session.exec(
+            select(CallRef).where(CallRef.provider == provider, CallRef.external_id == external_id)
+        )
+    ).first()
+
+
+async def _resolve_call(
+    session: AsyncSession, provider: str, callid: str, party: str | Extension
+) -> Call:
+    ref = await _find_ref(session, provider, callid)
+    if ref is not None:
+        return await _lock_call(session, ref.call_id)
+    now = utcnow()
+    call: Call | None = None
+    if isinstance(party, str):
+        # The PBX's first push of a call megafon_call() asked for: its id may differ from the
+        # one makecall answered, so the requested call is found by phone.
+        call = (
+            await session.exec(
+                select(Call)
+                .where(
+                    Call.provider == provider,
+                    col(Call.awaiting_pbx).is_(True),
+                    Call.phone == party,
+                    col(Call.created_at) >= now - REQUEST_ATTACH_WINDOW,
+                )
+                .order_by(col(Call.id).desc())
+                .limit(1)
+                .with_for_update()
+            )
+        ).first()
+    if call is not None:
+        call.awaiting_pbx = False
+        call.callid = call.callid or callid
+    else:
+        internal = isinstance(party, Extension)
+        call = Call(
+            provider=provider,
+            callid=callid,
+            phone=party.number if isinstance(party, Extension) else party,
+            internal=internal,
+            created_at=now,
+            updated_at=now,
+        )
+    session.add(call)
+    await session.flush()
+    assert call.id is not None
+    ref_id = await insert_or_ignore(
+        session, CallRef, {"provider": provider, "external_id": callid, "call_id": call.id}
+    )
+    if ref_id is None:  # a concurrent push of the same call created it first
+        await session.delete(call)
+        await session.flush()
+        ref = await _find_ref(session, provider, callid)
+        assert ref is not None
+        return await _lock_call(session, ref.call_id)
+    return call
+
+
+async def _join_leg(session: AsyncSession, provider: str, call: Call, second_callid: str) -> None:
+    assert call.id is not None
+    ref = await _find_ref(session, provider, second_callid)
+    if ref is None:
+        await insert_or_ignore(
+            session,
+            CallRef,
+            {"provider": provider, "external_id": second_callid, "call_id": call.id},
+        )
+        ref = await _find_ref(session, provider, second_callid)
+        assert ref is not None
+    if ref.call_id != call.id:
+        await _merge(session, into=call, other=await _lock_call(session, ref.call_id))
+
+
+async def _merge(session: AsyncSession, *, into: Call, other: Call) -> None:
+    """The second leg was seen on its own before the transfer: fold it into the conversation."""
+    for model in (CallRef, CallEvent, DialogMessage):
+        await session.execute(
+            update(model).where(col(model.call_id) == other.id).values(call_id=into.id)
+        )
+    if other.status == SUCCESS or (other.answered and not into.answered):
+        _set_manager(into, other.manager_user, other.manager_ext, other.manager_telnum)
+    if other.status is not None:
+        into.status = SUCCESS if SUCCESS in (into.status, other.status) else other.status
+    into.answered = into.answered or other.answered
+    into.ended = into.ended or other.ended
+    into.client_id = into.client_id or other.client_id
+    into.direction = into.direction or other.direction
+    into.diversion = into.diversion or other.diversion
+    into.record_link = other.record_link or into.record_link
+    into.duration = max(into.duration or 0, other.duration or 0) or None
+    if other.started_at is not None:
+        into.started_at = min(into.started_at or other.started_at, other.started_at)
+    into.requested = into.requested or other.requested
+    await session.delete(other)
+    await session.flush()
+
+
+async def _client_of(session: AsyncSession, call: Call) -> tuple[Client | None, bool]:
+    if call.internal or not call.phone:
+        return None, False
+    if call.client_id is not None:
+        client = await session.get(Client, call.client_id)
+        if client is not None:
+            return client, False
+    client, created = await match_or_create_client(session, call.phone)
+    call.client_id = client.id
+    return client, created
+
+
+async def _assign_responsible(session: AsyncSession, client: Client, call: Call) -> None:
+    """The first manager who talks to a client becomes responsible for them (Salebot-like)."""
+    login = call.manager_user
+    if client.responsible_manager_id is not None or not call.answered or not login:
+        return
+    if login.lower() in _NOT_A_PERSON:
+        return
+    await insert_or_ignore(
+        session,
+        Manager,
+        {
+            "pbx_login": login,
+            "pbx_ext": call.manager_ext,
+            "pbx_telnum": call.manager_telnum,
+            "name": login,
+            "call_mode": "api",
+            "created_at": utcnow(),
+        },
+    )
+    manager = (await session.exec(select(Manager).where(Manager.pbx_login == login))).one()
+    client.responsible_manager_id = manager.id
+    session.add(client)

@@ -1,0 +1,167 @@
+"""Finding and creating clients by phone, the Salebot way, and their variables.
+
+Matching order (DESIGN.md): 1. a telephony client with that phone; 2. else the first client
+(oldest) whose own phone or any variable holds that phone; 3. else a new client. Both lookups go
+through the phone index, never a scan of variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Client, ClientVariable, Manager, PhoneIndexEntry
+from storage.types import utcnow
+from telephony.phones import looks_like_phone, normalize_phone
+
+TELEPHONY = "telephony"
+_OWN_PHONE = ""  # PhoneIndexEntry.variable for the client's own phone field
+# Variables Trubka writes about calls (ids, extensions): never a client's phone, never indexed.
+_SYSTEM_PREFIXES = ("megafon_", "novofon_")
+
+
+async def find_client_by_phone(session: AsyncSession, phone: str) -> Client | None:
+    """The Salebot order over the index. `phone` is any written form."""
+    normalized = normalize_phone(phone)
+    by_phone = (
+        select(Client)
+        .join(PhoneIndexEntry, col(PhoneIndexEntry.client_id) == col(Client.id))
+        .where(PhoneIndexEntry.phone == normalized)
+        .order_by(col(Client.id))
+        .limit(1)
+    )
+    telephony_client = (
+        await session.exec(
+            by_phone.where(PhoneIndexEntry.variable == _OWN_PHONE, Client.channel == TELEPHONY)
+        )
+    ).first()
+    if telephony_client is not None:
+        return telephony_client
+    return (await session.exec(by_phone)).first()
+
+
+async def create_client(
+    session: AsyncSession,
+    *,
+    phone: str | None = None,
+    name: str = "",
+    channel: str = TELEPHONY,
+    external_id: str | None = None,
+) -> Client:
+    normalized = normalize_phone(phone) if phone else None
+    client = Client(name=name, phone=normalized, channel=channel, external_id=external_id)
+    session.add(client)
+    await session.flush()
+    if normalized:
+        await _index(session, client, normalized, _OWN_PHONE)
+    return client
+
+
+async def match_or_create_client(session: AsyncSession, phone: str) -> tuple[Client, bool]:
+    """The client for a phone, created when nobody has it. Returns (client, created).
+
+    Step 3 of the Salebot order creates a messenger client when a messenger can reach a phone;
+    Telegram bots cannot start a chat from a phone number, so ours is a telephony client.
+    """
+    found = await find_client_by_phone(session, phone)
+    if found is not None:
+        return found, False
+    return await create_client(session, phone=phone), True
+
+
+async def set_client_phone(session: AsyncSession, client: Client, phone: str) -> None:
+    normalized = normalize_phone(phone)
+    await session.execute(
+        delete(PhoneIndexEntry).where(
+            col(PhoneIndexEntry.client_id) == client.id,
+            col(PhoneIndexEntry.variable) == _OWN_PHONE,
+        )
+    )
+    client.phone = normalized
+    client.updated_at = utcnow()
+    session.add(client)
+    await _index(session, client, normalized, _OWN_PHONE)
+
+
+async def get_variables(session: AsyncSession, client_id: int) -> dict[str, str]:
+    rows = await session.exec(
+        select(ClientVariable.name, ClientVariable.value)
+        .where(ClientVariable.client_id == client_id)
+        .order_by(col(ClientVariable.name))
+    )
+    return dict(rows.all())
+
+
+async def set_variables(
+    session: AsyncSession, client: Client, values: Mapping[str, str | None]
+) -> dict[str, str]:
+    """Set (or, with None, clear) variables; a value that is a phone is indexed. Returns changes."""
+    assert client.id is not None
+    existing = {
+        variable.name: variable
+        for variable in (
+            await session.exec(
+                select(ClientVariable).where(
+                    ClientVariable.client_id == client.id,
+                    col(ClientVariable.name).in_(list(values)),
+                )
+            )
+        ).all()
+    }
+    changed: dict[str, str] = {}
+    now = utcnow()
+    for name, value in values.items():
+        current = existing.get(name)
+        if value is None:
+            if current is not None:
+                await session.delete(current)
+                await _unindex_variable(session, client.id, name)
+            continue
+        if current is not None and current.value == value:
+            continue
+        if current is None:
+            session.add(ClientVariable(client_id=client.id, name=name, value=value, updated_at=now))
+        else:
+            current.value = value
+            current.updated_at = now
+            session.add(current)
+        changed[name] = value
+        await _unindex_variable(session, client.id, name)
+        phone = None if name.startswith(_SYSTEM_PREFIXES) else looks_like_phone(value)
+        if phone is not None:
+            await _index(session, client, phone, name)
+    return changed
+
+
+async def _index(session: AsyncSession, client: Client, phone: str, variable: str) -> None:
+    assert client.id is not None
+    session.add(PhoneIndexEntry(phone=phone, client_id=client.id, variable=variable))
+    await session.flush()
+
+
+async def _unindex_variable(session: AsyncSession, client_id: int, variable: str) -> None:
+    await session.execute(
+        delete(PhoneIndexEntry).where(
+            col(PhoneIndexEntry.client_id) == client_id,
+            col(PhoneIndexEntry.variable) == variable,
+        )
+    )
+
+
+async def contact_card(session: AsyncSession, phone: str) -> dict[str, str]:
+    """The PBX's `contact` answer: the client's name and responsible manager, `{}` if unknown."""
+    client = await find_client_by_phone(session, phone)
+    if client is None:
+        return {}
+    card: dict[str, str] = {}
+    if client.name:
+        card["contact_name"] = client.name
+    if client.responsible_manager_id is not None:
+        manager = await session.get(Manager, client.responsible_manager_id)
+        identity = manager and (manager.pbx_login or manager.pbx_ext or manager.pbx_telnum)
+        if identity:
+            card["responsible"] = identity
+    return card

@@ -1,0 +1,97 @@
+"""`megafon_call(client_phone, user)`: the PBX rings the manager, then the client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlmodel import col
+
+from storage.db import Database
+from storage.models import Call, CallRef
+from storage.queries import insert_or_ignore
+from storage.types import utcnow
+from telephony.clients import match_or_create_client
+from telephony.megafon import PROVIDER, MegafonClient, PbxError
+from telephony.notify import CallObserver, CallUpdate
+from telephony.phones import InvalidPhone, normalize_phone
+
+
+class CallRequestError(ValueError):
+    """The request itself is wrong (a bad phone, no user); nothing was sent to the PBX."""
+
+
+@dataclass(frozen=True)
+class RequestedCall:
+    call_id: int
+    client_id: int
+    phone: str
+    pbx_callid: str | None
+
+
+async def megafon_call(
+    db: Database,
+    pbx: MegafonClient | None,
+    client_phone: str,
+    user: str,
+    observer: CallObserver,
+) -> RequestedCall:
+    """Salebot's function. Raises CallRequestError (bad input) or PbxError (the PBX refused).
+
+    The call is stored before the PBX is asked, so pushes that race the PBX's answer attach to it.
+    """
+    try:
+        phone = normalize_phone(client_phone)
+    except InvalidPhone as exc:
+        raise CallRequestError(str(exc)) from None
+    user = user.strip()
+    if not user:
+        raise CallRequestError("user is empty: give a PBX login, extension or direct number")
+    if pbx is None:
+        raise PbxError(
+            "the PBX is not configured: set TRUBKA_MEGAFON_URL and TRUBKA_MEGAFON_API_KEY"
+        )
+
+    now = utcnow()
+    async with db.session() as session:
+        client, created = await match_or_create_client(session, phone)
+        call = Call(
+            provider=PROVIDER,
+            direction="out",
+            client_id=client.id,
+            phone=phone,
+            requested=True,
+            requested_user=user,
+            awaiting_pbx=True,
+            last_event="REQUESTED",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(call)
+        await session.flush()
+    assert call.id is not None and client.id is not None
+    call_id, client_id = call.id, client.id
+
+    try:
+        pbx_callid = await pbx.make_call(phone, user)
+    except PbxError:
+        async with db.session() as session:
+            await session.execute(delete(Call).where(col(Call.id) == call_id))
+        raise
+
+    if pbx_callid:
+        async with db.session() as session:
+            await insert_or_ignore(
+                session,
+                CallRef,
+                {"provider": PROVIDER, "external_id": pbx_callid, "call_id": call_id},
+            )
+            stored = await session.get(Call, call_id)
+            if stored is not None and stored.callid is None:
+                stored.callid = pbx_callid
+                session.add(stored)
+                call = stored
+    await observer.call_updated(
+        CallUpdate(call=call, client=client, trigger="requested", client_created=created)
+    )
+    return RequestedCall(call_id=call_id, client_id=client_id, phone=phone, pbx_callid=pbx_callid)
