@@ -19,7 +19,7 @@ async def insert_or_ignore(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__  # type: ignore[attr-defined]
     statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    result = await session.execute(statement)
+    result = await session.exec(statement)
     new_id = result.scalar_one_or_none()
     return int(new_id) if new_id is not None else None
 

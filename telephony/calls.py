@@ -83,7 +83,7 @@ async def apply_push(
     call = await _resolve_call(session, provider, push.callid, push.phone)
     if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
         await _join_leg(session, provider, call, push.second_callid)
-    await session.execute(
+    await session.exec(
         update(CallEvent).where(col(CallEvent.id) == event_id).values(call_id=call.id)
     )
 
@@ -288,7 +288,7 @@ async def _join_leg(session: AsyncSession, provider: str, call: Call, second_cal
 async def _merge(session: AsyncSession, *, into: Call, other: Call) -> None:
     """The second leg was seen on its own before the transfer: fold it into the conversation."""
     for model in (CallRef, CallEvent, DialogMessage):
-        await session.execute(
+        await session.exec(
             update(model).where(col(model.call_id) == other.id).values(call_id=into.id)
         )
     if other.status == SUCCESS or (other.answered and not into.answered):

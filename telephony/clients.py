@@ -74,7 +74,7 @@ async def match_or_create_client(session: AsyncSession, phone: str) -> tuple[Cli
 
 async def set_client_phone(session: AsyncSession, client: Client, phone: str) -> None:
     normalized = normalize_phone(phone)
-    await session.execute(
+    await session.exec(
         delete(PhoneIndexEntry).where(
             col(PhoneIndexEntry.client_id) == client.id,
             col(PhoneIndexEntry.variable) == _OWN_PHONE,
@@ -143,7 +143,7 @@ async def _index(session: AsyncSession, client: Client, phone: str, variable: st
 
 
 async def _unindex_variable(session: AsyncSession, client_id: int, variable: str) -> None:
-    await session.execute(
+    await session.exec(
         delete(PhoneIndexEntry).where(
             col(PhoneIndexEntry.client_id) == client_id,
             col(PhoneIndexEntry.variable) == variable,

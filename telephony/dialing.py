@@ -76,7 +76,7 @@ async def megafon_call(
         pbx_callid = await pbx.make_call(phone, user)
     except PbxError:
         async with db.session() as session:
-            await session.execute(delete(Call).where(col(Call.id) == call_id))
+            await session.exec(delete(Call).where(col(Call.id) == call_id))
         raise
 
     if pbx_callid:

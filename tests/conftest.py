@@ -1,0 +1,202 @@
+"""Fixtures: migrated databases (SQLite and PostgreSQL), the app over real HTTP, fake upstreams.
+
+PostgreSQL is the local server (TRUBKA_TEST_POSTGRES_URL, default the `test` database on
+127.0.0.1). Each test run makes its own database, so parallel runs do not meet. CI sets
+TRUBKA_TEST_REQUIRE_POSTGRES=1: there an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from bot.app import build_app
+from bot.settings import Settings
+from storage.db import Database
+from storage.migrate import upgrade
+from tests.fakes.megafon import FakePbx
+
+POSTGRES_URL = os.environ.get(
+    "TRUBKA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("TRUBKA_TEST_REQUIRE_POSTGRES") == "1" or bool(
+    os.environ.get("CI")
+)
+CRM_TOKEN = "test-crm-token"
+API_TOKEN = "test-api-token"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the settings they give, not the developer's TRUBKA_* variables."""
+    for name in list(os.environ):
+        if name.startswith("TRUBKA_") and not name.startswith("TRUBKA_TEST_"):
+            monkeypatch.delenv(name)
+
+
+def _run_blocking(factory: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a coroutine to completion on its own loop in a thread.
+
+    Session fixtures are first requested from inside a test's running loop, where asyncio.run()
+    is not allowed.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
+
+
+def _admin_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _create_postgres_database(name: str) -> str:
+    admin = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = POSTGRES_URL.rpartition("/")
+    url = f"{base}/{name}"
+    db = Database(url)
+    await upgrade(db)
+    await db.dispose()
+    return url
+
+
+async def _drop_postgres_database(name: str) -> None:
+    admin = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    name = f"trubka_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        url = _run_blocking(lambda: _create_postgres_database(name))
+    except (OSError, asyncpg.PostgresError) as exc:
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required here but unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable ({exc}); set TRUBKA_TEST_REQUIRE_POSTGRES=1 to fail")
+    yield url
+    _run_blocking(lambda: _drop_postgres_database(name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade(db)
+        await db.dispose()
+
+    _run_blocking(migrate)
+    return path
+
+
+async def _truncate_all(db: Database) -> None:
+    tables = ", ".join(
+        f'"{table.name}"' for table in SQLModel.metadata.sorted_tables
+    )
+    async with db.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+async def _open(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Database:
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        db = Database(url)
+        await _truncate_all(db)
+        return db
+    path = tmp_path / "trubka.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return Database(f"sqlite+aiosqlite:///{path}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database: the test runs once on SQLite and once on PostgreSQL."""
+    db = await _open(request, request.param, tmp_path)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty SQLite database, for tests that do not depend on the backend."""
+    database = await _open(request, "sqlite", tmp_path)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def fake_pbx() -> AsyncIterator[FakePbx]:
+    pbx = FakePbx()
+    server = TestServer(pbx.app())
+    await server.start_server()
+    pbx.url = str(server.make_url("")).rstrip("/")
+    yield pbx
+    await server.close()
+
+
+def test_settings(**overrides: Any) -> Settings:
+    """Settings for the app under test; nothing read from the environment or `.env`."""
+    values: dict[str, Any] = {
+        "api_token": API_TOKEN,
+        "megafon_crm_token": CRM_TOKEN,
+        "megafon_api_key": "test-pbx-key",
+        "megafon_timeout": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture
+async def make_client(
+    fake_pbx: FakePbx,
+) -> AsyncIterator[AppFactory]:
+    """Build the real app on a database and serve it over HTTP; settings may be overridden."""
+    clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def factory(database: Database, **overrides: Any) -> TestClient[web.Request, web.Application]:
+        overrides.setdefault("megafon_url", fake_pbx.url)
+        app = await build_app(test_settings(**overrides), db=database, migrate=False)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(make_client: AppFactory, any_db: Database) -> TestClient[web.Request, web.Application]:
+    """The app on SQLite and on PostgreSQL."""
+    return await make_client(any_db)
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}"}

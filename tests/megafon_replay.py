@@ -1,0 +1,47 @@
+"""Replaying recorded MegaFon pushes through the real webhook over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import CRM_TOKEN
+
+FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
+
+
+def load(name: str) -> list[dict[str, str]]:
+    pushes = yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(encoding="utf-8"))
+    return [{key: str(value) for key, value in push.items()} for push in pushes]
+
+
+async def push(
+    client: TestClient[web.Request, web.Application],
+    fields: dict[str, str],
+    *,
+    token: str | None = CRM_TOKEN,
+    as_json: bool = False,
+) -> tuple[int, Any]:
+    body = dict(fields)
+    if token is not None:
+        body["crm_token"] = token
+    if as_json:
+        response = await client.post("/megafon_webhook", json=body)
+    else:
+        response = await client.post("/megafon_webhook", data=body)
+    return response.status, await response.json()
+
+
+async def replay(
+    client: TestClient[web.Request, web.Application], pushes: list[dict[str, str]]
+) -> list[Any]:
+    answers = []
+    for fields in pushes:
+        status, answer = await push(client, fields)
+        assert status == 200, (fields, answer)
+        answers.append(answer)
+    return answers
