@@ -36,6 +36,8 @@ class Manager(SQLModel, table=True):
     telegram_user_id: int | None = Field(default=None, unique=True, sa_type=BigInteger)
     # Salebot's three ways to call: "disabled", "app" (the phone dials) or "api" (the PBX rings).
     call_mode: str = Field(default="api", max_length=16)
+    # Which PBX places this manager's calls in "api" mode: "megafon" or "novofon".
+    call_provider: str = Field(default="megafon", max_length=16)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
@@ -63,7 +65,7 @@ class Client(SQLModel, table=True):
 
 
 class ClientVariable(SQLModel, table=True):
-    """A Salebot-style client variable (`megafon_call_id`, `utm_source`, anything a scenario sets)."""
+    """A Salebot-style client variable (`megafon_call_id`, `utm_source`, set by scenarios)."""
 
     __tablename__ = "client_variables"
     __table_args__ = (UniqueConstraint("client_id", "name", name="uq_client_variables_name"),)
@@ -137,12 +139,15 @@ class Call(SQLModel, table=True):
     requested: bool = False
     requested_user: str | None = Field(default=None, max_length=200)
     awaiting_pbx: bool = Field(default=False, index=True)
+    # Lead flags, decided once (see the leads rules): None until decided.
+    first_time_caller: bool | None = None
+    targeted: bool | None = None
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
 class CallRef(SQLModel, table=True):
-    """A provider call id (a leg, a transfer's second_callid, a makecall answer) → the conversation."""
+    """A provider call id (a leg, a transfer's second_callid, a makecall answer) → its call."""
 
     __tablename__ = "call_refs"
     __table_args__ = (UniqueConstraint("provider", "external_id", name="uq_call_refs_external"),)
@@ -197,4 +202,33 @@ class DialogMessage(SQLModel, table=True):
     # "in" (from the client), "out" (to the client), "system" (notifications)
     direction: str = Field(default="system", max_length=8)
     text: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+class CallAttribution(SQLModel, table=True):
+    """Where a call came from: the site visit (call tracking) or the provider's own tracking."""
+
+    __tablename__ = "call_attributions"
+
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    )
+    # "tracking" (our pool), "novofon" (Novofon's call tracking), "form" …
+    method: str = Field(default="tracking", max_length=16)
+    visit_id: str | None = Field(default=None, max_length=64, index=True)
+    tracking_number: str | None = Field(default=None, max_length=32)
+    # True when no visit held the number at call time: only the pool's source is known.
+    channel_level: bool = False
+    source: str | None = Field(default=None, max_length=200)
+    utm_source: str | None = Field(default=None, max_length=300)
+    utm_medium: str | None = Field(default=None, max_length=300)
+    utm_campaign: str | None = Field(default=None, max_length=300)
+    utm_content: str | None = Field(default=None, max_length=300)
+    utm_term: str | None = Field(default=None, max_length=300)
+    yclid: str | None = Field(default=None, max_length=100)
+    metrika_client_id: str | None = Field(default=None, max_length=64)
+    roistat_visit: str | None = Field(default=None, max_length=64)
+    ga_client_id: str | None = Field(default=None, max_length=100)
+    landing_url: str | None = Field(default=None, sa_type=Text)
+    referrer: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)

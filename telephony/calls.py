@@ -22,9 +22,9 @@ from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Mana
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
 from telephony.clients import match_or_create_client, set_variables
-from telephony.megafon import EventPush, HistoryPush, RatingPush
 from telephony.notify import CallObserver, CallUpdate
 from telephony.phones import Extension
+from telephony.pushes import EventPush, HistoryPush, RatingPush
 
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
@@ -174,10 +174,9 @@ def _apply_event(call: Call, push: EventPush) -> None:
             call.ended = True
         if not history_seen and (push.type == "ACCEPTED" or first_answer):
             _set_manager(call, push.user, push.ext, push.telnum)
-    elif push.type in ("INCOMING", "OUTGOING"):
+    elif push.type in ("INCOMING", "OUTGOING") and not history_seen and not call.answered:
         # The ringing (or dialling) manager, until someone answers or history names them.
-        if not history_seen and not call.answered:
-            _set_manager(call, push.user, push.ext, push.telnum)
+        _set_manager(call, push.user, push.ext, push.telnum)
 
 
 def _apply_history(call: Call, push: HistoryPush) -> None:

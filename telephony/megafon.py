@@ -12,6 +12,7 @@ from typing import Literal
 
 from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.phones import Extension, InvalidPhone, parse_party
+from telephony.pushes import ContactQuery, EventPush, HistoryPush, RatingPush
 
 PROVIDER = "megafon"
 
@@ -32,54 +33,6 @@ class InvalidPayload(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class EventPush:
-    type: str
-    phone: str | Extension  # the client's normalized phone, or an extension for internal calls
-    user: str
-    callid: str
-    direction: Literal["in", "out"] | None = None
-    ext: str | None = None
-    telnum: str | None = None
-    diversion: str | None = None
-    group_name: str | None = None
-    second_callid: str | None = None
-
-
-@dataclass(frozen=True)
-class HistoryPush:
-    direction: Literal["in", "out"]
-    user: str
-    phone: str | Extension
-    start: datetime
-    duration: int
-    callid: str
-    status: str
-    ext: str | None = None
-    telnum: str | None = None
-    diversion: str | None = None
-    group_name: str | None = None
-    link: str | None = None
-    wait: int | None = None
-    rating: int | None = None
-
-
-@dataclass(frozen=True)
-class ContactQuery:
-    phone: str | Extension
-    callid: str | None = None
-    diversion: str | None = None
-
-
-@dataclass(frozen=True)
-class RatingPush:
-    callid: str
-    phone: str | Extension
-    rating: int
-    user: str | None = None
-    ext: str | None = None
 
 
 Push = EventPush | HistoryPush | ContactQuery | RatingPush
@@ -257,7 +210,7 @@ class MegafonClient:
         self._http = UpstreamClient(base_url, timeout=timeout, name="the PBX")
 
     async def make_call(self, phone: str, user: str) -> str | None:
-        """Ring `user` (login, extension or direct number), then `phone`. Returns the PBX call id."""
+        """Ring `user` (login, extension or direct number), then `phone`. Returns the call id."""
         if self.api == "v1":
             response = await self._send(
                 "POST", "/crmapi/v1/makecall", json_body={"phone": phone, "user": user}

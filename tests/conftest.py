@@ -112,9 +112,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def _truncate_all(db: Database) -> None:
-    tables = ", ".join(
-        f'"{table.name}"' for table in SQLModel.metadata.sorted_tables
-    )
+    tables = ", ".join(f'"{table.name}"' for table in SQLModel.metadata.sorted_tables)
     async with db.engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
@@ -168,7 +166,8 @@ def test_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+AppClient = TestClient[web.Request, web.Application]
+AppFactory = Callable[..., Awaitable[AppClient]]
 
 
 @pytest.fixture
@@ -178,7 +177,9 @@ async def make_client(
     """Build the real app on a database and serve it over HTTP; settings may be overridden."""
     clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def factory(database: Database, **overrides: Any) -> TestClient[web.Request, web.Application]:
+    async def factory(
+        database: Database, **overrides: Any
+    ) -> TestClient[web.Request, web.Application]:
         overrides.setdefault("megafon_url", fake_pbx.url)
         app = await build_app(test_settings(**overrides), db=database, migrate=False)
         client = TestClient(TestServer(app))
@@ -192,7 +193,9 @@ async def make_client(
 
 
 @pytest.fixture
-async def client(make_client: AppFactory, any_db: Database) -> TestClient[web.Request, web.Application]:
+async def client(
+    make_client: AppFactory, any_db: Database
+) -> TestClient[web.Request, web.Application]:
     """The app on SQLite and on PostgreSQL."""
     return await make_client(any_db)
 

@@ -46,7 +46,11 @@ async def test_answered_group_call_ends_as_success_with_the_answering_manager(
     assert call["record_link"].endswith("/79101234567.mp3")
     assert call["started_at"] == "2017-07-03T12:11:10Z"
     assert [e["type"] for e in call["events"] if e["command"] == "event"] == [
-        "INCOMING", "INCOMING", "ACCEPTED", "CANCELLED", "COMPLETED"
+        "INCOMING",
+        "INCOMING",
+        "ACCEPTED",
+        "CANCELLED",
+        "COMPLETED",
     ]
     assert all("crm_token" not in e["fields"] for e in call["events"])
 
@@ -81,7 +85,7 @@ async def test_duplicates_change_nothing_and_answer_200(
     dialog_before = await dialog_texts(client, before["client_id"], auth)
 
     for fields in pushes:  # the PBX repeats every push, in another order
-        status, answer = await push(client, fields)
+        status, _ = await push(client, fields)
         assert status == 200
     for fields in reversed(pushes):
         assert (await push(client, fields))[0] == 200
@@ -114,7 +118,10 @@ async def test_any_order_ends_in_the_same_state(client: Client, auth: dict[str, 
     await replay(client, shuffled)
     call = await only_call(client, "79101234567", auth)
     assert (call["status"], call["answered"], call["manager"], call["duration"]) == (
-        "Success", True, "andy", 124
+        "Success",
+        True,
+        "andy",
+        124,
     )
 
 
@@ -146,17 +153,31 @@ async def test_cancelled_after_accepted_does_not_make_a_missed_call(
     client: Client, auth: dict[str, str]
 ) -> None:
     base = {"cmd": "event", "phone": "79101234567", "callid": "GRP-1"}
-    for event_type, user in [("INCOMING", "andy"), ("INCOMING", "bob"), ("ACCEPTED", "bob"),
-                             ("CANCELLED", "andy"), ("COMPLETED", "bob")]:
+    for event_type, user in [
+        ("INCOMING", "andy"),
+        ("INCOMING", "bob"),
+        ("ACCEPTED", "bob"),
+        ("CANCELLED", "andy"),
+        ("COMPLETED", "bob"),
+    ]:
         assert (await push(client, {**base, "type": event_type, "user": user}))[0] == 200
     call = await only_call(client, "79101234567", auth)
     assert call["answered"] is True
     assert call["manager"] == "bob"
     assert call["status"] is None  # the outcome waits for history
-    status, _ = await push(client, {
-        "cmd": "history", "type": "in", "status": "SUCCESS", "phone": "79101234567",
-        "user": "bob", "start": "20241202T101010Z", "duration": "40", "callid": "GRP-1",
-    })
+    status, _ = await push(
+        client,
+        {
+            "cmd": "history",
+            "type": "in",
+            "status": "SUCCESS",
+            "phone": "79101234567",
+            "user": "bob",
+            "start": "20241202T101010Z",
+            "duration": "40",
+            "callid": "GRP-1",
+        },
+    )
     assert status == 200
     assert (await only_call(client, "79101234567", auth))["status"] == "Success"
 
@@ -202,8 +223,10 @@ async def test_json_body_is_accepted_too(client: Client, auth: dict[str, str]) -
 async def test_internal_call_between_extensions_creates_no_client(
     client: Client, auth: dict[str, str]
 ) -> None:
-    status, _ = await push(client, {"cmd": "event", "type": "INCOMING", "phone": "702",
-                                    "user": "andy", "callid": "INT-1"})
+    status, _ = await push(
+        client,
+        {"cmd": "event", "type": "INCOMING", "phone": "702", "user": "andy", "callid": "INT-1"},
+    )
     assert status == 200
     calls = (await get(client, "/api/v1/calls", auth))["calls"]
     assert calls[0]["internal"] is True
@@ -265,7 +288,15 @@ async def test_contact_answers_name_and_responsible_manager(
 
 async def test_rating_is_stored_on_the_call(client: Client, auth: dict[str, str]) -> None:
     await replay(client, load("inbound_answered"))
-    status, _ = await push(client, {"cmd": "rating", "callid": "B10D0EB124F4E64AF4EA-1511",
-                                    "phone": "79101234567", "user": "andy", "rating": "5"})
+    status, _ = await push(
+        client,
+        {
+            "cmd": "rating",
+            "callid": "B10D0EB124F4E64AF4EA-1511",
+            "phone": "79101234567",
+            "user": "andy",
+            "rating": "5",
+        },
+    )
     assert status == 200
     assert (await only_call(client, "79101234567", auth))["rating"] == 5

@@ -10,8 +10,9 @@ from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
 from telephony.calls import record_push
 from telephony.clients import contact_card
-from telephony.megafon import PROVIDER, ContactQuery, InvalidPayload, dedup_key, parse_push
+from telephony.megafon import PROVIDER, InvalidPayload, dedup_key, parse_push
 from telephony.phones import Extension
+from telephony.pushes import ContactQuery
 
 routes = web.RouteTableDef()
 

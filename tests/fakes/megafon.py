@@ -103,8 +103,12 @@ class FakePbx:
         if command == "accounts":
             return web.json_response(
                 [
-                    {"name": u["login"], "realName": u["name"], "ext": int(u["ext"]),
-                     "telnum": u["telnum"]}
+                    {
+                        "name": u["login"],
+                        "realName": u["name"],
+                        "ext": int(u["ext"]),
+                        "telnum": u["telnum"],
+                    }
                     for u in self.users
                 ]
             )
@@ -112,6 +116,7 @@ class FakePbx:
 
     def makecalls(self) -> list[Recorded]:
         return [
-            r for r in self.requests
+            r
+            for r in self.requests
             if r.path.endswith("/makecall") or r.form.get("cmd") == "makeCall"
         ]

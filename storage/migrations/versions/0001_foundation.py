@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 19:13:45.855591
+Create Date: 2026-11-21 19:17:49.061303
 """
 
 from collections.abc import Sequence
@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("pbx_telnum", sa.String(length=32), nullable=True),
         sa.Column("telegram_user_id", sa.BigInteger(), nullable=True),
         sa.Column("call_mode", sa.String(length=16), nullable=False),
+        sa.Column("call_provider", sa.String(length=16), nullable=False),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_managers")),
         sa.UniqueConstraint("pbx_login", name=op.f("uq_managers_pbx_login")),
@@ -81,6 +82,8 @@ def upgrade() -> None:
         sa.Column("requested", sa.Boolean(), nullable=False),
         sa.Column("requested_user", sa.String(length=200), nullable=True),
         sa.Column("awaiting_pbx", sa.Boolean(), nullable=False),
+        sa.Column("first_time_caller", sa.Boolean(), nullable=True),
+        sa.Column("targeted", sa.Boolean(), nullable=True),
         sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -132,6 +135,39 @@ def upgrade() -> None:
     with op.batch_alter_table("phone_index", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_phone_index_client_id"), ["client_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_phone_index_phone"), ["phone"], unique=False)
+
+    op.create_table(
+        "call_attributions",
+        sa.Column("call_id", sa.Integer(), nullable=False),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("visit_id", sa.String(length=64), nullable=True),
+        sa.Column("tracking_number", sa.String(length=32), nullable=True),
+        sa.Column("channel_level", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=True),
+        sa.Column("utm_source", sa.String(length=300), nullable=True),
+        sa.Column("utm_medium", sa.String(length=300), nullable=True),
+        sa.Column("utm_campaign", sa.String(length=300), nullable=True),
+        sa.Column("utm_content", sa.String(length=300), nullable=True),
+        sa.Column("utm_term", sa.String(length=300), nullable=True),
+        sa.Column("yclid", sa.String(length=100), nullable=True),
+        sa.Column("metrika_client_id", sa.String(length=64), nullable=True),
+        sa.Column("roistat_visit", sa.String(length=64), nullable=True),
+        sa.Column("ga_client_id", sa.String(length=100), nullable=True),
+        sa.Column("landing_url", sa.Text(), nullable=True),
+        sa.Column("referrer", sa.Text(), nullable=True),
+        sa.Column("created_at", storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["call_id"],
+            ["calls.id"],
+            name=op.f("fk_call_attributions_call_id_calls"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("call_id", name=op.f("pk_call_attributions")),
+    )
+    with op.batch_alter_table("call_attributions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_call_attributions_visit_id"), ["visit_id"], unique=False
+        )
 
     op.create_table(
         "call_events",
@@ -207,6 +243,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_call_events_call_id"))
 
     op.drop_table("call_events")
+    with op.batch_alter_table("call_attributions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_call_attributions_visit_id"))
+
+    op.drop_table("call_attributions")
     with op.batch_alter_table("phone_index", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_phone_index_phone"))
         batch_op.drop_index(batch_op.f("ix_phone_index_client_id"))

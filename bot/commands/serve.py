@@ -1,0 +1,32 @@
+"""`trubka serve [--host H] [--port P]`: HTTP server, bot and workers in one process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from bot.app import build_app
+from bot.commands import EXIT_OK, Subparsers
+from bot.settings import ConfigurationError, Settings
+
+
+def register(commands: Subparsers) -> None:
+    parser = commands.add_parser("serve", help="HTTP server, bot and workers in one process")
+    parser.add_argument("--host", help="overrides TRUBKA_HTTP_HOST")
+    parser.add_argument("--port", type=int, help="overrides TRUBKA_HTTP_PORT")
+    parser.set_defaults(run=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    port: int = args.port or settings.http_port
+    if not 1 <= port <= 65535:
+        raise ConfigurationError("--port: must be 1..65535")
+    web.run_app(
+        build_app(settings),
+        host=args.host or settings.http_host,
+        port=port,
+        print=lambda message: logging.getLogger("trubka").info(message),
+    )
+    return EXIT_OK

@@ -1,0 +1,58 @@
+"""Provider-neutral call pushes: every PBX's webhooks are parsed into these, then applied
+by telephony.calls the same way (MegaFon's vocabulary: INCOMING, ACCEPTED, … and history)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from telephony.phones import Extension
+
+
+@dataclass(frozen=True)
+class EventPush:
+    type: str
+    phone: str | Extension  # the client's normalized phone, or an extension for internal calls
+    user: str
+    callid: str
+    direction: Literal["in", "out"] | None = None
+    ext: str | None = None
+    telnum: str | None = None
+    diversion: str | None = None
+    group_name: str | None = None
+    second_callid: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPush:
+    direction: Literal["in", "out"]
+    user: str
+    phone: str | Extension
+    start: datetime
+    duration: int
+    callid: str
+    status: str
+    ext: str | None = None
+    telnum: str | None = None
+    diversion: str | None = None
+    group_name: str | None = None
+    link: str | None = None
+    wait: int | None = None
+    rating: int | None = None
+
+
+@dataclass(frozen=True)
+class ContactQuery:
+    phone: str | Extension
+    callid: str | None = None
+    diversion: str | None = None
+
+
+@dataclass(frozen=True)
+class RatingPush:
+    callid: str
+    phone: str | Extension
+    rating: int
+    user: str | None = None
+    ext: str | None = None
