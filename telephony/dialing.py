@@ -8,7 +8,7 @@ from sqlalchemy import delete
 from sqlmodel import col
 
 from storage.db import Database
-from storage.models import Call, CallRef
+from storage.models import Call, CallRef, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
 from telephony.clients import match_or_create_client
@@ -95,3 +95,37 @@ async def megafon_call(
         CallUpdate(call=call, client=client, trigger="requested", client_created=created)
     )
     return RequestedCall(call_id=call_id, client_id=client_id, phone=phone, pbx_callid=pbx_callid)
+
+
+class ManagerCannotCall(CallRequestError):
+    """The manager's settings forbid a PBX call (mode disabled or app, no PBX identity)."""
+
+
+def pbx_identity(manager: Manager) -> str | None:
+    """What the PBX accepts as `user`: login, else extension, else direct number."""
+    return manager.pbx_login or manager.pbx_ext or manager.pbx_telnum
+
+
+async def place_manager_call(
+    db: Database,
+    dialers: Dialers,
+    manager: Manager,
+    client_phone: str,
+    observer: CallObserver,
+) -> RequestedCall:
+    """A manager's "call" button: the manager's PBX rings them, then the client."""
+    if manager.call_mode != "api":
+        raise ManagerCannotCall(f"call mode is {manager.call_mode!r}, not PBX API")
+    identity = pbx_identity(manager)
+    if identity is None:
+        raise ManagerCannotCall("no PBX login, extension or number is bound to this manager")
+    if manager.call_provider == PROVIDER:
+        return await megafon_call(db, dialers.megafon, client_phone, identity, observer)
+    raise PbxError(f"calls through {manager.call_provider!r} are not supported")
+
+
+@dataclass(frozen=True)
+class Dialers:
+    """The PBX clients calls can go through; None where a provider is not configured."""
+
+    megafon: MegafonClient | None = None
