@@ -59,9 +59,7 @@ async def test_v1_makecall_then_the_pushes_attach_to_the_requested_call(
     ]
 
 
-async def test_pushes_with_the_makecall_id_attach_too(
-    client: Client, auth: dict[str, str]
-) -> None:
+async def test_pushes_with_the_makecall_id_attach_too(client: Client, auth: dict[str, str]) -> None:
     status, answer = await call(client, auth, client_phone="79004443322", user="701")
     assert status == 200
     assert answer["pbx_callid"] == "fake-1"
@@ -75,8 +73,12 @@ async def test_pushes_with_the_makecall_id_attach_too(
     ("style", "expected_id"), [("json", "legacy-1"), ("text", "legacy-1"), ("empty", None)]
 )
 async def test_legacy_api_sends_a_form_with_the_token(
-    make_client: AppFactory, db: Database, auth: dict[str, str], fake_pbx: FakePbx,
-    style: str, expected_id: str | None,
+    make_client: AppFactory,
+    db: Database,
+    auth: dict[str, str],
+    fake_pbx: FakePbx,
+    style: str,
+    expected_id: str | None,
 ) -> None:
     fake_pbx.legacy_style = style
     client = await make_client(db, megafon_api="legacy")
@@ -86,7 +88,10 @@ async def test_legacy_api_sends_a_form_with_the_token(
     [request] = fake_pbx.makecalls()
     assert request.path == "/sys/crm_api.wcgp"
     assert request.form == {
-        "cmd": "makeCall", "phone": "79004443322", "user": "andy", "token": API_KEY
+        "cmd": "makeCall",
+        "phone": "79004443322",
+        "user": "andy",
+        "token": API_KEY,
     }
 
 
@@ -158,7 +163,10 @@ async def test_the_api_wants_the_bearer_token(
 
 async def run_cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
         env={**os.environ, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

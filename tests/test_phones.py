@@ -47,8 +47,19 @@ def test_short_numbers_are_extensions_not_clients(short: str) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    ["", "   ", "abc", "позвоните мне", "1234567", "+", "++79004443322", "79004443322; DROP",
-     "7900444332２", "9" * 70, "+7 900 444 33 22 ext"],
+    [
+        "",
+        "   ",
+        "abc",
+        "позвоните мне",
+        "1234567",
+        "+",
+        "++79004443322",
+        "79004443322; DROP",
+        "7900444332２",
+        "9" * 70,
+        "+7 900 444 33 22 ext",
+    ],
 )
 def test_garbage_is_refused_with_a_clear_error(garbage: str) -> None:
     with pytest.raises(InvalidPhone) as refused:
@@ -62,9 +73,16 @@ russian_mobile = st.integers(min_value=9000000000, max_value=9999999999).map(str
 def written_forms(national: str) -> list[str]:
     a, b, c, d = national[:3], national[3:6], national[6:8], national[8:]
     return [
-        national, "7" + national, "8" + national, "+7" + national,
-        f"8 ({a}) {b}-{c}-{d}", f"+7 {a} {b} {c} {d}", f"+7-{a}-{b}-{c}-{d}",
-        f"8{a}{b}{c}{d}", f" +7 ({a}) {b}{c}{d} ", f"7.{a}.{b}.{c}.{d}",
+        national,
+        "7" + national,
+        "8" + national,
+        "+7" + national,
+        f"8 ({a}) {b}-{c}-{d}",
+        f"+7 {a} {b} {c} {d}",
+        f"+7-{a}-{b}-{c}-{d}",
+        f"8{a}{b}{c}{d}",
+        f" +7 ({a}) {b}{c}{d} ",
+        f"7.{a}.{b}.{c}.{d}",
     ]
 
 

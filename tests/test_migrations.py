@@ -1,0 +1,46 @@
+"""Alembic migrations build exactly the tables the models describe."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from storage.db import Database
+from tests.test_megafon_call import run_cli
+
+
+async def test_models_and_migrations_agree(any_db: Database) -> None:
+    def differences(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, SQLModel.metadata))
+
+    async with any_db.engine.connect() as connection:
+        diff = await connection.run_sync(differences)
+    assert diff == []
+
+
+async def test_db_upgrade_command_creates_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    env = {"TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{path}"}
+    code, out, _ = await run_cli(env, "db", "upgrade")
+    assert (code, out.strip()) == (0, "database is up to date")
+    code, _, _ = await run_cli(env, "db", "upgrade")  # again: nothing to do
+    assert code == 0
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert {
+        "clients",
+        "client_variables",
+        "phone_index",
+        "managers",
+        "calls",
+        "call_events",
+        "dialog_messages",
+    } <= tables
+    assert journal == "wal"
