@@ -13,7 +13,9 @@ from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
-from telephony.megafon import MegafonClient
+from telephony.inbox import CallInbox
+from telephony.megafon import PROVIDER as MEGAFON
+from telephony.megafon import MegafonClient, parse_call_push
 from telephony.notify import CallObservers, CallUpdate
 
 log = logging.getLogger("trubka")
@@ -52,9 +54,11 @@ async def build_app(
     """`db` may be given by tests (already migrated); otherwise it is made from the settings."""
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
+    inbox = CallInbox(database, observers, {MEGAFON: parse_call_push})
     context = WebContext(
         db=database,
         observer=observers,
+        inbox=inbox,
         pbx=megafon_client(settings),
         megafon_crm_token=secret(settings.megafon_crm_token),
         api_token=secret(settings.api_token),
@@ -67,7 +71,9 @@ async def build_app(
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade(database)
+        await inbox.start()
         yield
+        await inbox.stop()
         if context.pbx is not None:
             await context.pbx.close()
         if db is None:

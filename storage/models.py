@@ -163,7 +163,11 @@ class CallRef(SQLModel, table=True):
 
 
 class CallEvent(SQLModel, table=True):
-    """A raw push as received. `dedup_key` makes a repeated push a no-op."""
+    """A raw push as received: the inbox. `dedup_key` makes a repeated push a no-op.
+
+    A push is stored (and answered) first and applied to its call right after, in order;
+    `processed_at` is set once it is applied, `error` when applying it failed.
+    """
 
     __tablename__ = "call_events"
     __table_args__ = (UniqueConstraint("provider", "dedup_key", name="uq_call_events_dedup"),)
@@ -181,6 +185,8 @@ class CallEvent(SQLModel, table=True):
     event_type: str | None = Field(default=None, max_length=32)
     payload: str = Field(sa_type=Text)  # JSON of the fields, the token removed
     received_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    error: str | None = Field(default=None, sa_type=Text)
 
 
 class DialogMessage(SQLModel, table=True):

@@ -24,6 +24,21 @@ async def insert_or_ignore(
     return int(new_id) if new_id is not None else None
 
 
+async def insert_many_or_ignore(
+    session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """One multi-row INSERT … ON CONFLICT DO NOTHING; returns the `key` tuples actually inserted."""
+    if not rows:
+        return set()
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = [table.c[name] for name in key]
+    statement = insert(table).values(rows).on_conflict_do_nothing().returning(*columns)
+    result = await session.exec(statement)
+    return {tuple(row) for row in result.all()}
+
+
 async def recent_calls(
     session: AsyncSession, *, phone: str | None = None, limit: int = 50
 ) -> list[Call]:

@@ -9,20 +9,17 @@ Rules (apis/megafon.md, pitfalls):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import Database
 from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
 from telephony.clients import match_or_create_client, set_variables
-from telephony.notify import CallObserver, CallUpdate
+from telephony.notify import CallUpdate
 from telephony.phones import Extension
 from telephony.pushes import EventPush, HistoryPush, RatingPush
 
@@ -35,56 +32,17 @@ _NOT_A_PERSON = frozenset({"", "pbx"})
 CallPush = EventPush | HistoryPush | RatingPush
 
 
-async def record_push(
-    db: Database,
-    push: CallPush,
-    fields: Mapping[str, str],
-    key: str,
-    observer: CallObserver,
-    provider: str,
-) -> CallUpdate | None:
-    """Store one push and apply it to its call. None when it was a duplicate (nothing changed)."""
-    async with db.session() as session:
-        update_ = await apply_push(session, push, fields, key, provider)
-    if update_ is not None:
-        await observer.call_updated(update_)
-    return update_
-
-
 async def apply_push(
-    session: AsyncSession,
-    push: CallPush,
-    fields: Mapping[str, str],
-    key: str,
-    provider: str,
-) -> CallUpdate | None:
-    command = (
-        "history"
-        if isinstance(push, HistoryPush)
-        else ("rating" if isinstance(push, RatingPush) else "event")
-    )
-    event_type = push.type if isinstance(push, EventPush) else None
-    payload = json.dumps({k: v for k, v in fields.items() if k != "crm_token"}, ensure_ascii=False)
-    event_id = await insert_or_ignore(
-        session,
-        CallEvent,
-        {
-            "provider": provider,
-            "dedup_key": key,
-            "command": command,
-            "event_type": event_type,
-            "payload": payload,
-            "received_at": utcnow(),
-        },
-    )
-    if event_id is None:
-        return None
-
+    session: AsyncSession, push: CallPush, event_id: int, provider: str
+) -> CallUpdate:
+    """Apply one stored push (CallEvent `event_id`) to its call, its client and the dialog."""
     call = await _resolve_call(session, provider, push.callid, push.phone)
     if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
         await _join_leg(session, provider, call, push.second_callid)
     await session.exec(
-        update(CallEvent).where(col(CallEvent.id) == event_id).values(call_id=call.id)
+        update(CallEvent)
+        .where(col(CallEvent.id) == event_id)
+        .values(call_id=call.id, processed_at=utcnow())
     )
 
     client, created = await _client_of(session, call)

@@ -51,6 +51,14 @@ def dedup_key(fields: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def parse_call_push(fields: Mapping[str, str]) -> list[EventPush | HistoryPush | RatingPush]:
+    """A stored push back from its fields (the inbox's parser for MegaFon)."""
+    push = parse_push(fields)
+    if isinstance(push, ContactQuery):
+        raise InvalidPayload("cmd", "contact is answered at once, never stored")
+    return [push]
+
+
 class _Fields:
     def __init__(self, fields: Mapping[str, str]) -> None:
         self._fields = fields

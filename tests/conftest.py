@@ -128,19 +128,41 @@ async def _open(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
     return Database(f"sqlite+aiosqlite:///{path}")
 
 
+AppClient = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def app_clients() -> AsyncIterator[list[AppClient]]:
+    """Apps under test; closed before their database goes away (their workers use it)."""
+    clients: list[AppClient] = []
+    yield clients
+    await _close_all(clients)
+
+
+async def _close_all(clients: list[AppClient]) -> None:
+    while clients:
+        await clients.pop().close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def any_db(
+    request: pytest.FixtureRequest, tmp_path: Path, app_clients: list[AppClient]
+) -> AsyncIterator[Database]:
     """A migrated, empty database: the test runs once on SQLite and once on PostgreSQL."""
     db = await _open(request, request.param, tmp_path)
     yield db
+    await _close_all(app_clients)
     await db.dispose()
 
 
 @pytest.fixture
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def db(
+    request: pytest.FixtureRequest, tmp_path: Path, app_clients: list[AppClient]
+) -> AsyncIterator[Database]:
     """A migrated, empty SQLite database, for tests that do not depend on the backend."""
     database = await _open(request, "sqlite", tmp_path)
     yield database
+    await _close_all(app_clients)
     await database.dispose()
 
 
@@ -166,36 +188,26 @@ def test_settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-AppClient = TestClient[web.Request, web.Application]
 AppFactory = Callable[..., Awaitable[AppClient]]
 
 
 @pytest.fixture
-async def make_client(
-    fake_pbx: FakePbx,
-) -> AsyncIterator[AppFactory]:
+async def make_client(fake_pbx: FakePbx, app_clients: list[AppClient]) -> AppFactory:
     """Build the real app on a database and serve it over HTTP; settings may be overridden."""
-    clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def factory(
-        database: Database, **overrides: Any
-    ) -> TestClient[web.Request, web.Application]:
+    async def factory(database: Database, **overrides: Any) -> AppClient:
         overrides.setdefault("megafon_url", fake_pbx.url)
         app = await build_app(test_settings(**overrides), db=database, migrate=False)
         client = TestClient(TestServer(app))
         await client.start_server()
-        clients.append(client)
+        app_clients.append(client)
         return client
 
-    yield factory
-    for client in clients:
-        await client.close()
+    return factory
 
 
 @pytest.fixture
-async def client(
-    make_client: AppFactory, any_db: Database
-) -> TestClient[web.Request, web.Application]:
+async def client(make_client: AppFactory, any_db: Database) -> AppClient:
     """The app on SQLite and on PostgreSQL."""
     return await make_client(any_db)
 

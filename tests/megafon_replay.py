@@ -9,6 +9,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from handlers.web.context import CONTEXT
 from tests.conftest import CRM_TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
@@ -33,7 +34,14 @@ async def push(
         response = await client.post("/megafon_webhook", json=body)
     else:
         response = await client.post("/megafon_webhook", data=body)
-    return response.status, await response.json()
+    answer = await response.json()
+    await settle(client)
+    return response.status, answer
+
+
+async def settle(client: TestClient[web.Request, web.Application]) -> None:
+    """Wait until the app has applied every push it answered (the inbox applies them just after)."""
+    await client.app[CONTEXT].inbox.drain()
 
 
 async def replay(

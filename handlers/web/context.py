@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from storage.db import Database
+from telephony.inbox import CallInbox
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver
 
@@ -35,6 +36,7 @@ class WebMetrics:
 class WebContext:
     db: Database
     observer: CallObserver
+    inbox: CallInbox
     pbx: MegafonClient | None = None
     megafon_crm_token: str | None = None
     api_token: str | None = None

@@ -8,11 +8,10 @@ from handlers.web.auth import same_secret
 from handlers.web.bodies import read_fields
 from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
-from telephony.calls import record_push
 from telephony.clients import contact_card
 from telephony.megafon import PROVIDER, InvalidPayload, dedup_key, parse_push
 from telephony.phones import Extension
-from telephony.pushes import ContactQuery
+from telephony.pushes import ContactQuery, EventPush
 
 routes = web.RouteTableDef()
 
@@ -39,8 +38,13 @@ async def megafon_webhook(request: web.Request) -> web.Response:
         async with ctx.db.session() as session:
             return web.json_response(await contact_card(session, push.phone))
 
-    result = await record_push(
-        ctx.db, push, fields, dedup_key(fields), ctx.observer, provider=PROVIDER
+    new = await ctx.inbox.submit(
+        PROVIDER,
+        fields,
+        dedup_key(fields),
+        command=command,
+        event_type=push.type if isinstance(push, EventPush) else None,
+        secret_field="crm_token",
     )
-    count.labels(PROVIDER, command, "ok" if result is not None else "duplicate").inc()
+    count.labels(PROVIDER, command, "ok" if new else "duplicate").inc()
     return web.json_response({})

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 19:17:49.061303
+Create Date: 2026-11-21 19:23:51.218067
 """
 
 from collections.abc import Sequence
@@ -179,6 +179,8 @@ def upgrade() -> None:
         sa.Column("event_type", sa.String(length=32), nullable=True),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("received_at", storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["call_id"], ["calls.id"], name=op.f("fk_call_events_call_id_calls"), ondelete="CASCADE"
         ),
@@ -187,6 +189,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("call_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_call_events_call_id"), ["call_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_call_events_processed_at"), ["processed_at"], unique=False
+        )
 
     op.create_table(
         "call_refs",
@@ -240,6 +245,7 @@ def downgrade() -> None:
 
     op.drop_table("call_refs")
     with op.batch_alter_table("call_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_call_events_processed_at"))
         batch_op.drop_index(batch_op.f("ix_call_events_call_id"))
 
     op.drop_table("call_events")
