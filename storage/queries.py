@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Call, CallEvent, DialogMessage
+from storage.models import Call, CallEvent, ClientVariable, DialogMessage
 
 
 async def insert_or_ignore(
@@ -37,6 +39,43 @@ async def insert_many_or_ignore(
     statement = insert(table).values(rows).on_conflict_do_nothing().returning(*columns)
     result = await session.exec(statement)
     return {tuple(row) for row in result.all()}
+
+
+async def upsert_variables(
+    session: AsyncSession, client_id: int, values: dict[str, str], now: datetime
+) -> dict[str, str]:
+    """Set client variables in one statement; returns only those whose value changed."""
+    if not values:
+        return {}
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = ClientVariable.__table__  # type: ignore[attr-defined]
+    statement = insert(table).values(
+        [
+            {"client_id": client_id, "name": name, "value": value, "updated_at": now}
+            for name, value in values.items()
+        ]
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[table.c.client_id, table.c.name],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        where=table.c.value != statement.excluded.value,
+    ).returning(table.c.name, table.c.value)
+    result = await session.exec(upsert)
+    return {name: value for name, value in result.all()}
+
+
+async def delete_variables(session: AsyncSession, client_id: int, names: list[str]) -> list[str]:
+    """Delete client variables; returns the names that existed."""
+    if not names:
+        return []
+    table = ClientVariable.__table__  # type: ignore[attr-defined]
+    result = await session.exec(
+        delete(table)
+        .where(table.c.client_id == client_id, table.c.name.in_(names))
+        .returning(table.c.name)
+    )
+    return [row[0] for row in result.all()]
 
 
 async def recent_calls(

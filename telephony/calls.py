@@ -177,9 +177,16 @@ async def _find_ref(session: AsyncSession, provider: str, external_id: str) -> C
 async def _resolve_call(
     session: AsyncSession, provider: str, callid: str, party: str | Extension
 ) -> Call:
-    ref = await _find_ref(session, provider, callid)
-    if ref is not None:
-        return await _lock_call(session, ref.call_id)
+    known = (
+        await session.exec(
+            select(Call)
+            .join(CallRef, col(CallRef.call_id) == col(Call.id))
+            .where(CallRef.provider == provider, CallRef.external_id == callid)
+            .with_for_update(of=Call)
+        )
+    ).first()
+    if known is not None:
+        return known
     now = utcnow()
     call: Call | None = None
     if isinstance(party, str):

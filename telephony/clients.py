@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Client, ClientVariable, Manager, PhoneIndexEntry
+from storage.queries import delete_variables, upsert_variables
 from storage.types import utcnow
 from telephony.phones import looks_like_phone, normalize_phone
 
@@ -100,37 +101,15 @@ async def set_variables(
 ) -> dict[str, str]:
     """Set (or, with None, clear) variables; a value that is a phone is indexed. Returns changes."""
     assert client.id is not None
-    existing = {
-        variable.name: variable
-        for variable in (
-            await session.exec(
-                select(ClientVariable).where(
-                    ClientVariable.client_id == client.id,
-                    col(ClientVariable.name).in_(list(values)),
-                )
-            )
-        ).all()
-    }
-    changed: dict[str, str] = {}
-    now = utcnow()
-    for name, value in values.items():
-        current = existing.get(name)
-        if value is None:
-            if current is not None:
-                await session.delete(current)
-                await _unindex_variable(session, client.id, name)
-            continue
-        if current is not None and current.value == value:
-            continue
-        if current is None:
-            session.add(ClientVariable(client_id=client.id, name=name, value=value, updated_at=now))
-        else:
-            current.value = value
-            current.updated_at = now
-            session.add(current)
-        changed[name] = value
+    to_set = {name: value for name, value in values.items() if value is not None}
+    to_clear = [name for name, value in values.items() if value is None]
+    changed = await upsert_variables(session, client.id, to_set, utcnow())
+    cleared = await delete_variables(session, client.id, to_clear)
+    for name in [*changed, *cleared]:
+        if name.startswith(_SYSTEM_PREFIXES):
+            continue  # never indexed, nothing to keep in step
         await _unindex_variable(session, client.id, name)
-        phone = None if name.startswith(_SYSTEM_PREFIXES) else looks_like_phone(value)
+        phone = looks_like_phone(changed[name]) if name in changed else None
         if phone is not None:
             await _index(session, client, phone, name)
     return changed

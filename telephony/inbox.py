@@ -100,11 +100,11 @@ class CallInbox:
         self._queued.set()
         return await done
 
-    async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._write_loop(), name="inbox-writer"),
-            asyncio.create_task(self._process_loop(), name="inbox-processor"),
-        ]
+    async def start(self, *, process: bool = True) -> None:
+        """Start storing; and applying, unless another process does that (`process=False`)."""
+        self._tasks = [asyncio.create_task(self._write_loop(), name="inbox-writer")]
+        if process:
+            self._tasks.append(asyncio.create_task(self._process_loop(), name="inbox-processor"))
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Apply what is stored, within a grace period; what is left is applied after restart."""
@@ -119,12 +119,12 @@ class CallInbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def drain(self) -> None:
-        """Wait until every submitted push is stored and applied (tests, shutdown)."""
+    async def drain(self, *, process: bool = True) -> None:
+        """Wait until every submitted push is stored, and applied (tests, shutdown)."""
         while self._queue:
             async with self._written:
                 await self._written.wait_for(lambda: not self._queue)
-        while await self.process_once():
+        while process and await self.process_once():
             pass
 
     async def _write_loop(self) -> None:
@@ -174,36 +174,55 @@ class CallInbox:
         """Apply the oldest stored pushes for one time slice; returns how many were applied."""
         async with self._processing:
             updates: list[CallUpdate] = []
-            async with self._db.session() as session:
-                query = (
-                    select(CallEvent)
-                    .where(col(CallEvent.processed_at).is_(None))
-                    .order_by(col(CallEvent.id))
-                    .limit(self._batch_limit)
-                )
-                if self._db.dialect == "postgresql":
-                    query = query.with_for_update(skip_locked=True)
-                events = list((await session.exec(query)).all())
-                deadline = time.monotonic() + self._slice
-                handled = 0
-                for event in events:
-                    handled += 1
-                    updates.extend(await self._apply(session, event))
-                    if time.monotonic() >= deadline:
-                        break
+            try:
+                handled, updates = await self._apply_slice(one_by_one=False)
+            except Exception:
+                # Something in the slice failed: apply its pushes one per transaction instead,
+                # so only the failing push is set aside (with its error).
+                log.warning("inbox: a slice failed; applying its pushes one by one")
+                handled, updates = await self._apply_slice(one_by_one=True)
             for update_ in updates:
                 await self._observer.call_updated(update_)
             return handled
 
+    async def _apply_slice(self, *, one_by_one: bool) -> tuple[int, list[CallUpdate]]:
+        updates: list[CallUpdate] = []
+        handled = 0
+        async with self._db.session() as session:
+            query = (
+                select(CallEvent)
+                .where(col(CallEvent.processed_at).is_(None))
+                .order_by(col(CallEvent.id))
+                .limit(1 if one_by_one else self._batch_limit)
+            )
+            if self._db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            events = list((await session.exec(query)).all())
+            deadline = time.monotonic() + self._slice
+            for event in events:
+                handled += 1
+                if one_by_one:
+                    updates.extend(await self._apply_or_set_aside(session, event))
+                else:
+                    updates.extend(await self._apply(session, event))
+                if time.monotonic() >= deadline:
+                    break
+        return handled, updates
+
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
         assert event.id is not None
+        parser = self._parsers[event.provider]
+        return [
+            await apply_push(session, push, event.id, event.provider)
+            for push in parser(json.loads(event.payload))
+        ]
+
+    async def _apply_or_set_aside(
+        self, session: AsyncSession, event: CallEvent
+    ) -> list[CallUpdate]:
         try:
             async with session.begin_nested():
-                parser = self._parsers[event.provider]
-                return [
-                    await apply_push(session, push, event.id, event.provider)
-                    for push in parser(json.loads(event.payload))
-                ]
+                return await self._apply(session, event)
         except Exception as exc:
             log.exception("inbox: push %s (%s) could not be applied", event.id, event.provider)
             await session.exec(
