@@ -45,7 +45,7 @@ def free_port() -> int:
 
 
 def lifecycle(n: int) -> list[dict[str, str]]:
-    phone = f"7900{n:07d}"
+    phone = f"7900{n % 10_000_000:07d}"
     callid = f"BENCH-{os.getpid()}-{n}"
     base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
     event = {**base, "cmd": "event", "user": "andy", "ext": "701", "diversion": "74950001122"}
@@ -156,6 +156,32 @@ async def with_server(
         await process.wait()
 
 
+async def apply_rate(database_url: str, calls: int) -> float:
+    """Pushes applied per second by the inbox processor (stored first, then applied in one go)."""
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from telephony.inbox import CallInbox
+    from telephony.megafon import PROVIDER, dedup_key, parse_call_push
+    from telephony.notify import CallObservers
+
+    db = Database(database_url)
+    await upgrade(db)
+    inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+    await inbox.start(process=False)
+    pushes = [p for n in range(20_000_000, 20_000_000 + calls) for p in lifecycle(n)[1:]]
+    await asyncio.gather(
+        *(inbox.submit(PROVIDER, p, dedup_key(p), command=p["cmd"]) for p in pushes)
+    )
+    await inbox.drain(process=False)
+    began = time.perf_counter()
+    while await inbox.process_once():
+        pass
+    seconds = time.perf_counter() - began
+    await inbox.stop(grace_seconds=0)
+    await db.dispose()
+    return len(pushes) / seconds
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=600, help="lifecycles per saturation run")
@@ -217,6 +243,11 @@ async def main() -> None:
     )
     median = statistics.median(results["trubka"].latencies) * 1000
     print(f"   (saturation median {median:.2f} ms)")
+    import logging
+
+    logging.disable(logging.WARNING)
+    rate = await apply_rate(database_url, args.calls)
+    print(f"applying stored pushes (inbox processor alone): {rate:.0f} pushes/s")
 
 
 if __name__ == "__main__":

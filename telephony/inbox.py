@@ -55,7 +55,7 @@ class CallInbox:
         observer: CallObserver,
         parsers: Mapping[str, PushParser],
         *,
-        slice_seconds: float = 0.01,
+        slice_seconds: float = 0.02,
         batch_limit: int = 50,
         poll_seconds: float = 1.0,
     ) -> None:
@@ -71,6 +71,9 @@ class CallInbox:
         self._written = asyncio.Condition()
         self._processing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        # Rows fetched per slice follow how many the last slice managed: no loading of
+        # pushes that a short slice would not reach.
+        self._fetch = 4
 
     def register(self, provider: str, parser: PushParser) -> None:
         self._parsers[provider] = parser
@@ -193,7 +196,7 @@ class CallInbox:
                 select(CallEvent)
                 .where(col(CallEvent.processed_at).is_(None))
                 .order_by(col(CallEvent.id))
-                .limit(1 if one_by_one else self._batch_limit)
+                .limit(1 if one_by_one else self._fetch)
             )
             if self._db.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -207,6 +210,8 @@ class CallInbox:
                     updates.extend(await self._apply(session, event))
                 if time.monotonic() >= deadline:
                     break
+        if not one_by_one:
+            self._fetch = max(2, min(self._batch_limit, handled * 2))
         return handled, updates
 
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
