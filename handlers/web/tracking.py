@@ -178,10 +178,11 @@ def _allow(response: web.StreamResponse, origin: str) -> None:
 @web.middleware
 async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Only the configured sites may call /ct/v1 from a browser; preflights answered here."""
-    if not request.path.startswith(PREFIX + "v1/"):
+    config = request.app[TRACKING].config
+    if not request.path.startswith(PREFIX + "v1/") or not config.enabled:
         return await handler(request)
     origin = request.headers.get("Origin")
-    allowed = origin is not None and origin.lower() in request.app[TRACKING].config.sites
+    allowed = origin is not None and origin.lower() in config.sites
     if origin is not None and not allowed:
         raise JsonError(403, "Origin not allowed", origin=origin[:200])
     if request.method == "OPTIONS" and origin is not None:

@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from telephony.phones import InvalidPhone, normalize_phone
 
@@ -46,6 +46,10 @@ def _phone(value: str) -> str:
         return normalize_phone(value)
     except InvalidPhone as exc:
         raise ValueError(str(exc)) from None
+
+
+# A phone in any written form, kept normalized; a wrong one is reported with its list index.
+Phone = Annotated[str, Field(max_length=64), AfterValidator(_phone)]
 
 
 class _Strict(BaseModel):
@@ -83,7 +87,7 @@ class Pool(_Strict):
     name: str = Field(min_length=1, max_length=100)
     # The source recorded for its calls ("Яндекс.Директ"); the pool's name when not given.
     source: str | None = Field(default=None, max_length=200)
-    numbers: list[Annotated[str, Field(max_length=64)]] = Field(min_length=1)
+    numbers: list[Phone] = Field(min_length=1)
     # Shown when every number is leased: calls to it are known by source only.
     static_number: str | None = Field(default=None, max_length=64)
     # Rules: every listed criterion must match (any of its values); patterns are shell globs,
@@ -94,11 +98,6 @@ class Pool(_Strict):
     referrer: list[str] = Field(default_factory=list)
     yclid: bool | None = None  # true: visits with a yclid (Yandex Direct adds it to its links)
     default: bool = False  # visits no other pool matched
-
-    @field_validator("numbers")
-    @classmethod
-    def _numbers(cls, values: list[str]) -> list[str]:
-        return [_phone(value) for value in values]
 
     @field_validator("static_number")
     @classmethod
