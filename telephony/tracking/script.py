@@ -44,3 +44,16 @@ def render_tracker(config: TrackingConfig, public_url: str) -> str:
     # json.dumps of our own validated settings; "</" cannot occur, still escaped for safety.
     baked = json.dumps(settings, ensure_ascii=True).replace("</", "<\\/")
     return _compact(source).replace(_PLACEHOLDER, baked, 1)
+
+
+def snippet(script_url: str, classes: list[str]) -> str:
+    """What a site puts into <head>: hide marked phones at once (a second at most, even when we
+    are down), load the tracker without blocking the page."""
+    selector = ",".join(f".{name}" for name in classes)
+    return (
+        "<!-- Trubka call tracking -->\n"
+        f'<style id="trubka-hide">{selector}{{visibility:hidden!important}}</style>\n'
+        "<script>setTimeout(function(){var s=document.getElementById('trubka-hide');"
+        "s&&s.parentNode.removeChild(s)},1000)</script>\n"
+        f'<script async src="{script_url}"></script>\n'
+    )
