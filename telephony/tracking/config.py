@@ -60,10 +60,13 @@ class _Strict(BaseModel):
 class LeasePolicy(_Strict):
     """How long a visitor keeps a number (seconds)."""
 
-    # The tracker pings this often while the page is visible.
-    ping_interval: int = Field(default=30, ge=5, le=600)
+    # The tracker pings this often while the page is visible and in use.
+    ping_interval: int = Field(default=20, ge=5, le=600)
     # No ping for this long (tab closed or hidden): the number goes back to the pool.
-    idle_timeout: int = Field(default=90, ge=10, le=3600)
+    idle_timeout: int = Field(default=60, ge=10, le=3600)
+    # The tracker stops pinging after this long without a click, key, scroll or touch: a tab
+    # left open on a desktop does not hold a number for hours.
+    inactive_after: int = Field(default=600, ge=30, le=24 * 3600)
     # A lease is never extended past this length (a tab left open all day, a robot).
     max_length: int = Field(default=4 * 3600, ge=60, le=7 * 24 * 3600)
     # After the last ping a call to the number is still this visit's, unless the number was

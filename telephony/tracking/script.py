@@ -36,6 +36,7 @@ def render_tracker(config: TrackingConfig, public_url: str) -> str:
             "n": config.default_number,
             "c": config.classes,
             "p": config.lease.ping_interval,
+            "a": config.lease.inactive_after,
             "k": config.cookie_name,
             "d": config.cookie_days,
             "m": config.cookie_domain,

@@ -1,7 +1,7 @@
 /* Trubka call tracking: shows each visitor their own number. No dependencies, ES5; any failure
    leaves the page as it was (the site's own number, visible). */
 (function (w, d) {
-  var C = /*CONFIG*/null, me = d.currentScript, HIDE = 'trubka-hide', SEL, base, vid, cur, obs, last;
+  var C = /*CONFIG*/null, me = d.currentScript, HIDE = 'trubka-hide', SEL, base, vid, cur, obs, last, used = +new Date();
 
   function unhide() {
     var s = d.getElementById(HIDE);
@@ -126,8 +126,16 @@
     if (d.readyState == 'loading') d.addEventListener('DOMContentLoaded', safe(function () { show(r); }));
   }
 
+  // Ping while the page is visible and in use: a tab left open does not hold a number for hours.
   function beat() {
-    if (vid && !d.hidden) post('/ct/v1/ping', ids({ visit_id: vid }), safe(show));
+    if (vid && !d.hidden && new Date() - used < C.a * 1000) {
+      post('/ct/v1/ping', ids({ visit_id: vid }), safe(show));
+    }
+  }
+  function touched() {
+    var idle = new Date() - used >= C.a * 1000;
+    used = +new Date();
+    if (idle) beat();
   }
 
   try {
@@ -151,6 +159,8 @@
       visited(r);
       setInterval(safe(beat), C.p * 1000);
       d.addEventListener('visibilitychange', safe(beat));
+      var kinds = ['mousemove', 'keydown', 'scroll', 'touchstart', 'click'];
+      for (var i = 0; i < kinds.length; i++) w.addEventListener(kinds[i], safe(touched), true);
     }));
   } catch (e) { unhide(); }
 })(window, document);
