@@ -3,6 +3,7 @@ and a MegaFon call to a leased number attributed to its visit (seen through /api
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from storage.db import Database
+from storage.tracking_models import TrackingVisit
 from tests.conftest import AppFactory
 from tests.megafon_replay import load, replay
 from tests.tracking_support import (
@@ -227,3 +229,43 @@ async def test_calls_nobody_held_are_channel_level_and_other_lines_are_not_track
     assert found["79160000002"]["channel_level"] is True
     assert found["79160000002"]["source"] == "Яндекс.Директ"
     assert found["79160000003"] == {}
+
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+
+
+async def test_the_visit_is_stored_with_its_context(tracked: Client, any_db: Database) -> None:
+    _, seen = await visit(
+        tracked,
+        AD,
+        agent=IPHONE,
+        headers={"X-Forwarded-For": "192.0.2.44"},
+        referrer="https://yandex.ru/search/?text=taxi",
+        metrika_client_id="1700000000123",
+        roistat_visit="5501",
+        ga="GA1.2.111.222",
+    )
+    async with any_db.session() as session:
+        stored = await session.get(TrackingVisit, seen["visit_id"])
+    assert stored is not None
+    assert (stored.pool, stored.source) == ("direct", "Яндекс.Директ")
+    assert (stored.utm_source, stored.utm_medium, stored.utm_campaign) == (
+        "yandex",
+        "cpc",
+        "spring",
+    )
+    assert (stored.utm_term, stored.yclid) == ("taxi", "98765")
+    assert (stored.metrika_client_id, stored.roistat_visit) == ("1700000000123", "5501")
+    assert stored.ga_client_id == "111.222"
+    assert stored.referrer == "https://yandex.ru/search/?text=taxi"
+    assert stored.landing_url == AD
+    assert (stored.device, stored.ip) == ("mobile", "192.0.2.44")
+
+
+async def test_visitors_arriving_together_get_different_numbers(tracked: Client) -> None:
+    answers = await asyncio.gather(*(visit(tracked, f"{SITE}/") for _ in range(4)))
+    numbers = [answer["number"] for status, answer in answers if status == 200]
+    assert sorted(numbers) == sorted([*SITE_POOL, DEFAULT])  # three numbers, then the default
