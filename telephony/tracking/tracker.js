@@ -144,7 +144,7 @@
     SEL = '.' + C.c.join(',.');
     base = me && me.src ? me.src.replace(/\/ct\/tracker\.js.*$/, '') : C.u;
     // Included synchronously in <head>: hide marked phones here (the snippet does it otherwise).
-    if (me && !me.async && !me.defer && d.readyState == 'loading' && !d.getElementById(HIDE)) {
+    if (me && !me.async && !me.defer && me.parentNode == d.head && !d.getElementById(HIDE)) {
       var st = d.createElement('style');
       st.id = HIDE;
       st.textContent = SEL + '{visibility:hidden!important}';
