@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.settings import Settings
+from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, megafon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
@@ -52,6 +53,7 @@ async def build_app(
     settings: Settings, *, db: Database | None = None, migrate: bool = True
 ) -> web.Application:
     """`db` may be given by tests (already migrated); otherwise it is made from the settings."""
+    tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
     inbox = CallInbox(database, observers, {MEGAFON: parse_call_push})
@@ -80,6 +82,7 @@ async def build_app(
             await database.dispose()
 
     app.cleanup_ctx.append(lifetime)
+    setup_tracking(app, settings, tracking, database, observers)
     app.add_routes(megafon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)

@@ -16,7 +16,7 @@ from handlers.web.serialize import (
     client_json,
     message_json,
 )
-from storage.models import Call, Client, Manager
+from storage.models import Call, CallAttribution, Client, Manager
 from storage.queries import call_events, dialog_of, recent_calls
 from telephony.clients import find_client_by_phone, get_variables
 from telephony.dialing import CallRequestError, megafon_call
@@ -157,4 +157,5 @@ async def call_detail(request: web.Request) -> web.Response:
         if call is None:
             raise JsonError(404, "Call not found")
         events = await call_events(session, call_id)
-    return web.json_response(call_detail_json(call, events))
+        attribution = await session.get(CallAttribution, call_id)
+    return web.json_response(call_detail_json(call, events, attribution))

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.models import Call, CallEvent, Client, DialogMessage, Manager
+from storage.models import Call, CallAttribution, CallEvent, Client, DialogMessage, Manager
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -56,7 +56,17 @@ def call_json(call: Call) -> dict[str, Any]:
     }
 
 
-def call_detail_json(call: Call, events: list[CallEvent]) -> dict[str, Any]:
+def attribution_json(attribution: CallAttribution | None) -> dict[str, Any]:
+    if attribution is None:
+        return {}
+    values = attribution.model_dump(exclude={"call_id"})
+    values["created_at"] = iso(attribution.created_at)
+    return values
+
+
+def call_detail_json(
+    call: Call, events: list[CallEvent], attribution: CallAttribution | None = None
+) -> dict[str, Any]:
     detail = call_json(call)
     detail["events"] = [
         {
@@ -67,7 +77,7 @@ def call_detail_json(call: Call, events: list[CallEvent]) -> dict[str, Any]:
         }
         for event in events
     ]
-    detail["attribution"] = {}
+    detail["attribution"] = attribution_json(attribution)
     detail["flags"] = {}
     return detail
 

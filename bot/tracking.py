@@ -1,0 +1,49 @@
+"""Wiring call tracking into the app: its `[tracking]` settings, routes, observer, numbers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.config import load_file_config
+from bot.settings import ConfigurationError, Settings
+from handlers.web import tracking as tracking_web
+from storage.db import Database
+from telephony.notify import CallObservers
+from telephony.tracking import TrackingAttributor, TrackingConfig, check, sync_numbers
+from telephony.tracking.config import ConfigProblem
+from telephony.tracking.script import render_tracker
+
+
+def load_tracking(settings: Settings) -> TrackingConfig:
+    """`[tracking]` of trubka.toml; ConfigurationError names the wrong key."""
+    config = load_file_config(settings).section("tracking", TrackingConfig)
+    try:
+        check(config)
+    except ConfigProblem as exc:
+        raise ConfigurationError(str(exc)) from None
+    return config
+
+
+def setup_tracking(
+    app: web.Application,
+    settings: Settings,
+    config: TrackingConfig,
+    db: Database,
+    observers: CallObservers,
+) -> None:
+    script = render_tracker(config, settings.public_url).encode("utf-8")
+    app[tracking_web.TRACKING] = tracking_web.TrackingWeb(config=config, script=script)
+    app.middlewares.append(tracking_web.cors)
+    app.add_routes(tracking_web.routes)
+    if not config.enabled:
+        return
+    observers.add(TrackingAttributor(db, config))
+
+    async def numbers(_app: web.Application) -> AsyncIterator[None]:
+        async with db.session() as session:
+            await sync_numbers(session, config)
+        yield
+
+    app.cleanup_ctx.append(numbers)
