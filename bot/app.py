@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.settings import Settings
-from handlers.web import api, megafon, ops
+from handlers.web import api, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObservers, CallUpdate
+from telephony.novofon import NovofonClient
 
 log = logging.getLogger("trubka")
 
@@ -46,6 +47,19 @@ def megafon_client(settings: Settings) -> MegafonClient | None:
     )
 
 
+def novofon_client(settings: Settings) -> NovofonClient | None:
+    secret_key = secret(settings.novofon_secret)
+    if not settings.novofon_key or not secret_key:
+        return None
+    return NovofonClient(
+        settings.novofon_url,
+        settings.novofon_key,
+        secret_key,
+        zone=settings.zone,
+        timeout=settings.novofon_timeout,
+    )
+
+
 async def build_app(
     settings: Settings, *, db: Database | None = None, migrate: bool = True
 ) -> web.Application:
@@ -58,6 +72,11 @@ async def build_app(
         pbx=megafon_client(settings),
         megafon_crm_token=secret(settings.megafon_crm_token),
         api_token=secret(settings.api_token),
+        novofon=novofon_client(settings),
+        novofon_secret=secret(settings.novofon_secret),
+        novofon_route_to_responsible=settings.novofon_route_to_responsible,
+        novofon_calltracking_token=secret(settings.novofon_calltracking_token),
+        timezone=settings.zone,
     )
     app = web.Application(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
@@ -70,11 +89,14 @@ async def build_app(
         yield
         if context.pbx is not None:
             await context.pbx.close()
+        if context.novofon is not None:
+            await context.novofon.close()
         if db is None:
             await database.dispose()
 
     app.cleanup_ctx.append(lifetime)
     app.add_routes(megafon.routes)
+    app.add_routes(novofon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     return app
