@@ -203,12 +203,32 @@ def _manager(f: _Fields) -> str:
     return f.optional("internal") or ""
 
 
+def _direction(pbx_call_id: str, default: Literal["in", "out"]) -> Literal["in", "out"]:
+    """`out_…` ids are calls the PBX placed (a callback's NOTIFY_END leg included)."""
+    prefix = pbx_call_id[:4].lower()
+    return "out" if prefix == "out_" else "in" if prefix.startswith("in_") else default
+
+
+def _end_party(f: _Fields, event: str) -> str | Extension:
+    """The client of an ended call. A callback's NOTIFY_END names the manager's extension as the
+    caller and the dialled client as `called_did`."""
+    if event == "NOTIFY_OUT_END":
+        return f.party("destination")
+    caller = f.party("caller_id")
+    if isinstance(caller, Extension) and f.optional("called_did"):
+        called = f.party("called_did")
+        if isinstance(called, str):
+            return called
+    return caller
+
+
 def _ended(
     f: _Fields, event: str, direction: Literal["in", "out"], zone: ZoneInfo
 ) -> tuple[tuple[NovofonPush, str], ...]:
     """NOTIFY_END / NOTIFY_OUT_END: COMPLETED when a person answered, then the outcome."""
     pbx_call_id = f.required("pbx_call_id")
-    client = f.party("caller_id" if direction == "in" else "destination")
+    client = _end_party(f, event)
+    direction = _direction(pbx_call_id, direction)
     internal = _manager(f)
     status = disposition_status(f.required("disposition"))
     history = HistoryPush(
@@ -220,8 +240,8 @@ def _ended(
         callid=pbx_call_id,
         status=status,
         ext=internal or None,
-        telnum=f.optional("caller_id") if direction == "out" else None,
-        diversion=f.optional("called_did") if direction == "in" else None,
+        telnum=f.optional("caller_id") if event == "NOTIFY_OUT_END" else None,
+        diversion=f.optional("called_did") if client != f.optional("called_did") else None,
         # A callback reports both legs (END and OUT_END): one status line per outcome.
         status_line_once=True,
     )
@@ -252,7 +272,7 @@ def parse_notification(fields: Mapping[str, str], zone: ZoneInfo) -> Notificatio
             phone=f.party("caller_id"),
             user=internal,
             callid=pbx_call_id,
-            direction="in",
+            direction=_direction(pbx_call_id, "in"),
             ext=internal or None,
             diversion=f.optional("called_did"),
         )
