@@ -114,13 +114,15 @@ _MAX_FIELD = 2000
 
 def webhook_signature(secret: str, fields: Mapping[str, str]) -> str:
     """The `Signature` Novofon sends with an event (KeyError for an event without one)."""
-    names = SIGNED_FIELDS[fields.get("event", "")]
+    names = SIGNED_FIELDS[fields.get("event", "").strip().upper()]
     return _hex_hmac_base64(secret, "".join(fields.get(name, "") for name in names))
 
 
 def verify_webhook(secret: str | None, fields: Mapping[str, str], signature: str | None) -> bool:
     """Constant-time check of the `Signature` header; False without a secret or a signature."""
-    if not secret or not signature or fields.get("event") not in SIGNED_FIELDS:
+    if not secret or not signature:
+        return False
+    if fields.get("event", "").strip().upper() not in SIGNED_FIELDS:
         return False
     expected = webhook_signature(secret, fields)
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
