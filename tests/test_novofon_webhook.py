@@ -224,6 +224,13 @@ async def test_api_call_errors(
         response = await app.post("/api/v1/calls", json=body, headers=auth)
         assert response.status == status, body
         assert (await response.json())["error"] == error
+    app_only = await add_manager(
+        any_db, name="Борис", pbx_ext="101", call_provider="novofon", call_mode="app"
+    )
+    response = await app.post(
+        "/api/v1/calls", json={"client_phone": "79261234567", "manager_id": app_only}, headers=auth
+    )
+    assert (response.status, (await response.json())["error"]) == (409, "Manager cannot call")
     fake_novofon.fail(200, {"status": "error", "message": "Недостаточно средств"})
     response = await app.post(
         "/api/v1/calls",
