@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import build_app  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from telephony.novofon import verify_webhook, webhook_signature  # noqa: E402
-from tests.fakes.novofon import KEY, SECRET, FakeNovofon  # noqa: E402
-from tests.novofon_replay import load  # noqa: E402
+from bot.app import build_app
+from bot.settings import Settings
+from telephony.novofon import verify_webhook, webhook_signature
+from tests.fakes.novofon import KEY, SECRET, FakeNovofon
+from tests.novofon_replay import load
 
 
 def calls(count: int) -> list[dict[str, str]]:
