@@ -110,6 +110,16 @@ DISPOSITIONS = {
     "unallocated number": "NotFound",
 }
 _MAX_FIELD = 2000
+# Fields stored in sized columns: longer values are malformed, not truncated.
+_LIMITS = {
+    "pbx_call_id": 200,
+    "internal": 32,
+    "destination": 32,
+    "called_did": 32,
+    "caller_id": 32,
+    "disposition": 64,
+    "call_id_with_rec": 200,
+}
 
 
 def webhook_signature(secret: str, fields: Mapping[str, str]) -> str:
@@ -148,7 +158,7 @@ class _Fields:
         if value is None:
             return None
         value = value.strip()
-        if len(value) > _MAX_FIELD:
+        if len(value) > _LIMITS.get(name, _MAX_FIELD):
             raise InvalidPayload(name, "is too long")
         return value or None
 

@@ -330,6 +330,8 @@ async def test_invalid_fields_are_400_naming_the_field(app: AppClient) -> None:
         ({**end, "duration": "-1"}, "duration"),
         ({**end, "caller_id": "not a phone"}, "caller_id"),
         ({k: v for k, v in end.items() if k != "disposition"}, "disposition"),
+        ({**end, "internal": "1" * 40}, "internal"),
+        ({**end, "pbx_call_id": "in_" + "x" * 300}, "pbx_call_id"),
     ]
     for fields, field in cases:
         status, answer = await send(app, signed(fields))
