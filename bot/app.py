@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, megafon, ops
+from handlers.web import api, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
@@ -18,6 +18,9 @@ from telephony.inbox import CallInbox
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
 from telephony.notify import CallObservers, CallUpdate
+from telephony.novofon import PROVIDER as NOVOFON
+from telephony.novofon import NovofonClient
+from telephony.novofon_events import stored_pushes
 
 log = logging.getLogger("trubka")
 
@@ -49,6 +52,19 @@ def megafon_client(settings: Settings) -> MegafonClient | None:
     )
 
 
+def novofon_client(settings: Settings) -> NovofonClient | None:
+    secret_key = secret(settings.novofon_secret)
+    if not settings.novofon_key or not secret_key:
+        return None
+    return NovofonClient(
+        settings.novofon_url,
+        settings.novofon_key,
+        secret_key,
+        zone=settings.zone,
+        timeout=settings.novofon_timeout,
+    )
+
+
 async def build_app(
     settings: Settings, *, db: Database | None = None, migrate: bool = True
 ) -> web.Application:
@@ -56,7 +72,11 @@ async def build_app(
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
-    inbox = CallInbox(database, observers, {MEGAFON: parse_call_push})
+    inbox = CallInbox(
+        database,
+        observers,
+        {MEGAFON: parse_call_push, NOVOFON: stored_pushes(settings.zone)},
+    )
     context = WebContext(
         db=database,
         observer=observers,
@@ -64,6 +84,11 @@ async def build_app(
         pbx=megafon_client(settings),
         megafon_crm_token=secret(settings.megafon_crm_token),
         api_token=secret(settings.api_token),
+        novofon=novofon_client(settings),
+        novofon_secret=secret(settings.novofon_secret),
+        novofon_route_to_responsible=settings.novofon_route_to_responsible,
+        novofon_calltracking_token=secret(settings.novofon_calltracking_token),
+        timezone=settings.zone,
     )
     app = web.Application(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
@@ -78,12 +103,15 @@ async def build_app(
         await inbox.stop()
         if context.pbx is not None:
             await context.pbx.close()
+        if context.novofon is not None:
+            await context.novofon.close()
         if db is None:
             await database.dispose()
 
     app.cleanup_ctx.append(lifetime)
     setup_tracking(app, settings, tracking, database, observers)
     app.add_routes(megafon.routes)
+    app.add_routes(novofon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     return app

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     novofon_url: str = "https://api.novofon.com"
     novofon_key: str | None = None
     novofon_secret: SecretStr | None = None
+    novofon_timeout: float = Field(default=10.0, gt=0)
+    # NOTIFY_START answers {"redirect": <ext>}: a known client rings their responsible manager.
+    novofon_route_to_responsible: bool = False
+    # When set, POST /novofon_calltracking must carry ?token=<it> (put it in the URL you save).
+    novofon_calltracking_token: SecretStr | None = None
 
     roistat_url: str = "https://cloud.roistat.com"
     roistat_key: SecretStr | None = None

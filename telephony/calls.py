@@ -21,7 +21,7 @@ from storage.types import utcnow
 from telephony.clients import match_or_create_client, set_variables
 from telephony.notify import CallUpdate
 from telephony.phones import Extension
-from telephony.pushes import EventPush, HistoryPush, RatingPush
+from telephony.pushes import EventPush, HistoryPush, RatingPush, RecordPush
 
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
@@ -29,7 +29,7 @@ SUCCESS = "Success"
 # `user` values that name no person: a missed call's "pbx", an empty field.
 _NOT_A_PERSON = frozenset({"", "pbx"})
 
-CallPush = EventPush | HistoryPush | RatingPush
+CallPush = EventPush | HistoryPush | RatingPush | RecordPush
 
 
 async def apply_push(
@@ -37,6 +37,8 @@ async def apply_push(
 ) -> CallUpdate:
     """Apply one stored push (CallEvent `event_id`) to its call, its client and the dialog."""
     call = await _resolve_call(session, provider, push.callid, push.phone)
+    if call.phone is None and isinstance(push.phone, str):  # first seen by a phoneless push
+        call.phone = push.phone
     if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
         await _join_leg(session, provider, call, push.second_callid)
     await session.exec(
@@ -51,8 +53,16 @@ async def apply_push(
         _apply_event(call, push)
         trigger, line, kind = push.type, f"{prefix}_call_event {push.type}", "call_event"
     elif isinstance(push, HistoryPush):
+        status_before = call.status
         _apply_history(call, push)
-        trigger, line, kind = "history", f"{prefix}_call_status {push.status}", "call_status"
+        trigger, line, kind = "history", f"{prefix}_call_status {call.status}", "call_status"
+        if not push.status_line_once:
+            line = f"{prefix}_call_status {push.status}"
+        elif status_before == call.status:
+            line = None  # the same outcome reported again (another leg of one callback)
+    elif isinstance(push, RecordPush):
+        call.record_link = push.link or call.record_link
+        trigger, line, kind = "record", None, ""
     else:
         call.rating = push.rating
         trigger, line, kind = "rating", None, ""
@@ -175,7 +185,7 @@ async def _find_ref(session: AsyncSession, provider: str, external_id: str) -> C
 
 
 async def _resolve_call(
-    session: AsyncSession, provider: str, callid: str, party: str | Extension
+    session: AsyncSession, provider: str, callid: str, party: str | Extension | None
 ) -> Call:
     known = (
         await session.exec(
@@ -214,7 +224,7 @@ async def _resolve_call(
         call = Call(
             provider=provider,
             callid=callid,
-            phone=party.number if isinstance(party, Extension) else party,
+            phone=party.number if isinstance(party, Extension) else party,  # None: not yet known
             internal=internal,
             created_at=now,
             updated_at=now,
@@ -301,9 +311,20 @@ async def _assign_responsible(session: AsyncSession, client: Client, call: Call)
             "pbx_telnum": call.manager_telnum,
             "name": login,
             "call_mode": "api",
+            "call_provider": call.provider,  # the PBX the extension belongs to
             "created_at": utcnow(),
         },
     )
     manager = (await session.exec(select(Manager).where(Manager.pbx_login == login))).one()
     client.responsible_manager_id = manager.id
     session.add(client)
+
+
+async def call_of(
+    session: AsyncSession, provider: str, callid: str, phone: str | Extension | None
+) -> Call:
+    """The call a provider's id belongs to, created when unknown (locked for this session)."""
+    call = await _resolve_call(session, provider, callid, phone)
+    if call.phone is None and isinstance(phone, str):
+        call.phone = phone
+    return call

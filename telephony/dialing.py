@@ -1,7 +1,9 @@
-"""`megafon_call(client_phone, user)`: the PBX rings the manager, then the client."""
+"""`megafon_call(client_phone, user)`: the PBX rings the manager, then the client; a manager
+bound to Novofon is called through Novofon's callback instead (`place_manager_call`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete
@@ -14,6 +16,8 @@ from storage.types import utcnow
 from telephony.clients import match_or_create_client
 from telephony.megafon import PROVIDER, MegafonClient, PbxError
 from telephony.notify import CallObserver, CallUpdate
+from telephony.novofon import PROVIDER as NOVOFON
+from telephony.novofon import NovofonClient
 from telephony.phones import InvalidPhone, normalize_phone
 
 
@@ -40,6 +44,39 @@ async def megafon_call(
 
     The call is stored before the PBX is asked, so pushes that race the PBX's answer attach to it.
     """
+    phone, user = _checked(client_phone, user)
+    if pbx is None:
+        raise PbxError(
+            "the PBX is not configured: set TRUBKA_MEGAFON_URL and TRUBKA_MEGAFON_API_KEY"
+        )
+    return await _request_call(db, PROVIDER, phone, user, pbx.make_call, observer)
+
+
+async def novofon_call(
+    db: Database,
+    novofon: NovofonClient | None,
+    client_phone: str,
+    extension: str,
+    observer: CallObserver,
+) -> RequestedCall:
+    """Novofon's callback: it rings the manager's `extension` (or SIP/number), then the client.
+
+    Novofon answers without a call id: its NOTIFY_OUT_* pushes attach to the stored call by phone.
+    """
+    phone, extension = _checked(client_phone, extension)
+    if novofon is None:
+        raise PbxError(
+            "Novofon is not configured: set TRUBKA_NOVOFON_KEY and TRUBKA_NOVOFON_SECRET"
+        )
+
+    async def dial(to: str, from_: str) -> str | None:
+        await novofon.callback(from_, to)
+        return None
+
+    return await _request_call(db, NOVOFON, phone, extension, dial, observer)
+
+
+def _checked(client_phone: str, user: str) -> tuple[str, str]:
     try:
         phone = normalize_phone(client_phone)
     except InvalidPhone as exc:
@@ -47,16 +84,22 @@ async def megafon_call(
     user = user.strip()
     if not user:
         raise CallRequestError("user is empty: give a PBX login, extension or direct number")
-    if pbx is None:
-        raise PbxError(
-            "the PBX is not configured: set TRUBKA_MEGAFON_URL and TRUBKA_MEGAFON_API_KEY"
-        )
+    return phone, user
 
+
+async def _request_call(
+    db: Database,
+    provider: str,
+    phone: str,
+    user: str,
+    dial: Callable[[str, str], Awaitable[str | None]],
+    observer: CallObserver,
+) -> RequestedCall:
     now = utcnow()
     async with db.session() as session:
         client, created = await match_or_create_client(session, phone)
         call = Call(
-            provider=PROVIDER,
+            provider=provider,
             direction="out",
             client_id=client.id,
             phone=phone,
@@ -73,7 +116,7 @@ async def megafon_call(
     call_id, client_id = call.id, client.id
 
     try:
-        pbx_callid = await pbx.make_call(phone, user)
+        pbx_callid = await dial(phone, user)
     except PbxError:
         async with db.session() as session:
             await session.exec(delete(Call).where(col(Call.id) == call_id))
@@ -84,7 +127,7 @@ async def megafon_call(
             await insert_or_ignore(
                 session,
                 CallRef,
-                {"provider": PROVIDER, "external_id": pbx_callid, "call_id": call_id},
+                {"provider": provider, "external_id": pbx_callid, "call_id": call_id},
             )
             stored = await session.get(Call, call_id)
             if stored is not None and stored.callid is None:
@@ -102,7 +145,12 @@ class ManagerCannotCall(CallRequestError):
 
 
 def pbx_identity(manager: Manager) -> str | None:
-    """What the PBX accepts as `user`: login, else extension, else direct number."""
+    """What the PBX accepts as `user`: login, else extension, else direct number.
+
+    Novofon's callback `from` is an extension (or SIP / number) first: it has no logins.
+    """
+    if manager.call_provider == NOVOFON:
+        return manager.pbx_ext or manager.pbx_telnum or manager.pbx_login
     return manager.pbx_login or manager.pbx_ext or manager.pbx_telnum
 
 
@@ -121,6 +169,8 @@ async def place_manager_call(
         raise ManagerCannotCall("no PBX login, extension or number is bound to this manager")
     if manager.call_provider == PROVIDER:
         return await megafon_call(db, dialers.megafon, client_phone, identity, observer)
+    if manager.call_provider == NOVOFON:
+        return await novofon_call(db, dialers.novofon, client_phone, identity, observer)
     raise PbxError(f"calls through {manager.call_provider!r} are not supported")
 
 
@@ -129,3 +179,4 @@ class Dialers:
     """The PBX clients calls can go through; None where a provider is not configured."""
 
     megafon: MegafonClient | None = None
+    novofon: NovofonClient | None = None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 
 class UpstreamError(Exception):
@@ -23,6 +25,7 @@ class UpstreamError(Exception):
 class UpstreamResponse:
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=CIMultiDict)  # case-insensitive
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON (some PBX answers are bare text)."""
@@ -59,13 +62,18 @@ class UpstreamClient:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        raw_query: str | None = None,
     ) -> UpstreamResponse:
-        url = f"{self.base_url}{path}"
+        """`raw_query` is sent byte for byte (signed queries: yarl would re-quote `%7E` to `~`)."""
+        url: str | URL = f"{self.base_url}{path}"
+        if raw_query is not None:
+            url = URL(f"{url}?{raw_query}", encoded=True)
         try:
             async with self._client().request(
                 method, url, json=json_body, data=form, params=params, headers=headers
             ) as response:
-                return UpstreamResponse(response.status, await response.read())
+                body = await response.read()
+                return UpstreamResponse(response.status, body, CIMultiDict(response.headers))
         except TimeoutError:
             raise UpstreamError(f"{self.name} did not answer in time") from None
         except aiohttp.ClientError as exc:

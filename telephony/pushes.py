@@ -40,6 +40,9 @@ class HistoryPush:
     link: str | None = None
     wait: int | None = None
     rating: int | None = None
+    # Novofon reports one callback twice (NOTIFY_END and NOTIFY_OUT_END): a later history with
+    # the outcome the call already has then adds no second status line to the dialog.
+    status_line_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,12 @@ class RatingPush:
     rating: int
     user: str | None = None
     ext: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordPush:
+    """A call's recording became available (Novofon's NOTIFY_RECORD, its link fetched)."""
+
+    callid: str
+    link: str | None
+    phone: str | Extension | None = None  # unknown: the call is found by its id

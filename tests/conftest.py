@@ -28,6 +28,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.fakes.megafon import FakePbx
+from tests.fakes.novofon import FakeNovofon
 
 POSTGRES_URL = os.environ.get(
     "TRUBKA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -173,6 +174,16 @@ async def fake_pbx() -> AsyncIterator[FakePbx]:
     await server.start_server()
     pbx.url = str(server.make_url("")).rstrip("/")
     yield pbx
+    await server.close()
+
+
+@pytest.fixture
+async def fake_novofon() -> AsyncIterator[FakeNovofon]:
+    novofon = FakeNovofon()
+    server = TestServer(novofon.app())
+    await server.start_server()
+    novofon.url = str(server.make_url("")).rstrip("/")
+    yield novofon
     await server.close()
 
 

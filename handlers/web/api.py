@@ -19,7 +19,7 @@ from handlers.web.serialize import (
 from storage.models import Call, CallAttribution, Client, Manager
 from storage.queries import call_events, dialog_of, recent_calls
 from telephony.clients import find_client_by_phone, get_variables
-from telephony.dialing import CallRequestError, megafon_call
+from telephony.dialing import CallRequestError, ManagerCannotCall, megafon_call, place_manager_call
 from telephony.megafon import PbxError
 from telephony.phones import InvalidPhone, normalize_phone
 
@@ -87,6 +87,43 @@ async def start_megafon_call(request: web.Request) -> web.Response:
             "client_id": requested.client_id,
             "phone": requested.phone,
             "pbx_callid": requested.pbx_callid,
+        }
+    )
+
+
+@routes.post(API + "/calls")
+async def start_manager_call(request: web.Request) -> web.Response:
+    """A manager's call through the PBX they are bound to (MegaFon or Novofon)."""
+    ctx = request.app[CONTEXT]
+    body = await read_json_object(request)
+    client_phone, manager_id = body.get("client_phone"), body.get("manager_id")
+    if not isinstance(client_phone, str | int) or isinstance(client_phone, bool):
+        raise JsonError(400, "Invalid parameters", field="client_phone", detail="is required")
+    if not isinstance(manager_id, int) or isinstance(manager_id, bool):
+        raise JsonError(400, "Invalid parameters", field="manager_id", detail="must be a number")
+    async with ctx.db.session() as session:
+        manager = await session.get(Manager, manager_id)
+    if manager is None:
+        raise JsonError(404, "Manager not found")
+    try:
+        requested = await place_manager_call(
+            ctx.db, ctx.dialers, manager, str(client_phone), ctx.observer
+        )
+    except ManagerCannotCall as exc:
+        raise JsonError(409, "Manager cannot call", detail=str(exc)) from None
+    except CallRequestError as exc:
+        raise JsonError(400, "Invalid parameters", detail=str(exc)) from None
+    except PbxError as exc:
+        raise JsonError(
+            502, "PBX refused the call", message=exc.message, pbx_status=exc.status
+        ) from None
+    return web.json_response(
+        {
+            "call_id": requested.call_id,
+            "client_id": requested.client_id,
+            "phone": requested.phone,
+            "pbx_callid": requested.pbx_callid,
+            "provider": manager.call_provider,
         }
     )
 

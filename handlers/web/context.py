@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from storage.db import Database
+from telephony.dialing import Dialers
 from telephony.inbox import CallInbox
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver
+from telephony.novofon import NovofonClient
 
 
 class WebMetrics:
@@ -41,6 +44,16 @@ class WebContext:
     megafon_crm_token: str | None = None
     api_token: str | None = None
     metrics: WebMetrics = field(default_factory=WebMetrics)
+    novofon: NovofonClient | None = None
+    novofon_secret: str | None = None
+    novofon_route_to_responsible: bool = False
+    novofon_calltracking_token: str | None = None
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
+
+    @property
+    def dialers(self) -> Dialers:
+        """Every configured PBX a manager's call can go through."""
+        return Dialers(megafon=self.pbx, novofon=self.novofon)
 
 
 CONTEXT = web.AppKey("trubka_context", WebContext)
