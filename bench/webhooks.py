@@ -74,6 +74,7 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    contact: list[float]
 
     @property
     def rate(self) -> float:
@@ -93,6 +94,7 @@ class Result:
 async def drive(url: str, start: int, calls: int, concurrency: int, rate: float | None) -> Result:
     """With `rate`, lifecycles start on a fixed schedule (open loop); else `concurrency` at once."""
     latencies: list[float] = []
+    contact: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=max(concurrency, 64))
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -106,6 +108,8 @@ async def drive(url: str, start: int, calls: int, concurrency: int, rate: float 
                     if response.status != 200:
                         errors += 1
                 latencies.append(time.perf_counter() - began)
+                if fields["cmd"] == "contact":
+                    contact.append(latencies[-1])
 
         began = time.perf_counter()
         if rate is None:
@@ -126,7 +130,7 @@ async def drive(url: str, start: int, calls: int, concurrency: int, rate: float 
                 tasks.append(asyncio.create_task(one_call(start + i)))
             await asyncio.gather(*tasks)
         seconds = time.perf_counter() - began
-    return Result(len(latencies), seconds, latencies, errors)
+    return Result(len(latencies), seconds, latencies, errors, contact)
 
 
 async def wait_ready(base: str) -> None:
@@ -237,6 +241,11 @@ async def main() -> None:
     )
     print(results["bare@rate"].line("bare"))
     print(results["trubka@rate"].line("trubka"))
+    contact = sorted(results["trubka@rate"].contact)
+    print(
+        f"   trubka `contact` answers: p50 {contact[len(contact) // 2] * 1000:.2f} ms, "
+        f"p99 {contact[int(len(contact) * 0.99)] * 1000:.2f} ms"
+    )
     p99 = results["trubka@rate"].quantile(0.99)
     print(
         f"   trubka p99 {p99:.2f} ms at {results['trubka@rate'].rate:.0f} events/s (goal <= 20 ms)"
