@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.settings import Settings
+from bot.telegram.wiring import TELEGRAM, build_telegram
 from handlers.web import api, megafon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
@@ -77,4 +78,10 @@ async def build_app(
     app.add_routes(megafon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
+    # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
+    # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
+    telegram = build_telegram(settings, database, observers, context.pbx)
+    if telegram is not None:
+        app[TELEGRAM] = telegram
+        telegram.register(app)
     return app

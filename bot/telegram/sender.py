@@ -1,0 +1,327 @@
+"""The send queue: stored deliveries go out in order, paced per chat, 429s and deleted topics
+handled, failures retried with backoff.
+
+One sender per process works through `telegram_deliveries` oldest first. A chat whose earliest
+pending delivery is not due yet (a 429's retry_after, a backoff, the pacing interval) is skipped
+as a whole, so a chat's messages never overtake each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import InlineKeyboardMarkup
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from handlers.telegram.cards import render_card
+from handlers.telegram.texts import topic_title
+from storage.db import Database
+from storage.models import Client
+from storage.telegram_models import TelegramDelivery, TelegramTopic
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+MAX_ATTEMPTS = 12
+MAX_BACKOFF = 600.0
+IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the sender
+_THREAD_GONE = ("thread not found", "topic_deleted", "topic deleted", "topic_closed")
+
+
+@dataclass
+class Pacing:
+    """Minimum seconds between two sends to one group (≈20/min) and to one private chat (≈1/s)."""
+
+    group_interval: float = 3.0
+    chat_interval: float = 1.0
+
+    def interval(self, chat_id: int) -> float:
+        return self.group_interval if chat_id < 0 else self.chat_interval
+
+
+class TopicGone(Exception):
+    """The client's topic was deleted by someone: create it again and resend."""
+
+
+class NotSentYet(Exception):
+    """A send that cannot happen now for a reason of ours (worth retrying later)."""
+
+
+class Sender:
+    def __init__(
+        self,
+        bot: Bot,
+        db: Database,
+        *,
+        managers_chat_id: int | None,
+        zone: ZoneInfo,
+        pacing: Pacing | None = None,
+    ) -> None:
+        self.bot = bot
+        self.db = db
+        self.managers_chat_id = managers_chat_id
+        self.zone = zone
+        self.pacing = pacing or Pacing()
+        self._ready_at: dict[int, float] = {}  # chat id → monotonic time it may be sent to again
+        self._lock = asyncio.Lock()
+        self._topic_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    # --- the managers' group topics -------------------------------------------------------
+
+    async def ensure_topic(self, client_id: int) -> int | None:
+        topic = await self._topic(client_id)
+        return topic.message_thread_id if topic is not None else None
+
+    async def _topic(self, client_id: int) -> TelegramTopic | None:
+        """The client's topic, created (with its card on top) when missing."""
+        if self.managers_chat_id is None:
+            return None
+        chat_id = self.managers_chat_id
+        async with self._topic_lock:
+            async with self.db.session() as session:
+                topic = await session.get(TelegramTopic, client_id)
+                client = await session.get(Client, client_id)
+            if topic is not None or client is None:
+                return topic
+            await self._pace(chat_id)
+            created = await self.bot.create_forum_topic(chat_id, topic_title(client))
+            self._sent(chat_id)
+            topic = TelegramTopic(
+                client_id=client_id,
+                chat_id=chat_id,
+                message_thread_id=created.message_thread_id,
+                created_at=utcnow(),
+            )
+            async with self.db.session() as session:
+                session.add(topic)
+            topic.card_message_id = await self._send_card(topic)
+            if topic.card_message_id is not None:
+                async with self.db.session() as session:
+                    session.add(topic)
+            return topic
+
+    async def _send_card(self, topic: TelegramTopic) -> int | None:
+        async with self.db.session() as session:
+            client = await session.get(Client, topic.client_id)
+            if client is None:
+                return None
+            text, keyboard = await render_card(session, client, self.zone)
+        await self._pace(topic.chat_id)
+        try:
+            message = await self.bot.send_message(
+                topic.chat_id,
+                text,
+                message_thread_id=topic.message_thread_id,
+                parse_mode="HTML",
+                reply_markup=keyboard,
+            )
+        except TelegramRetryAfter as exc:
+            self._block(topic.chat_id, exc.retry_after)
+            log.warning("card for client %s postponed: 429", topic.client_id)
+            return None
+        finally:
+            self._sent(topic.chat_id)
+        return message.message_id
+
+    async def _forget_topic(self, client_id: int, thread_id: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                delete(TelegramTopic).where(
+                    col(TelegramTopic.client_id) == client_id,
+                    col(TelegramTopic.message_thread_id) == thread_id,
+                )
+            )
+
+    # --- pacing --------------------------------------------------------------------------
+
+    async def _pace(self, chat_id: int) -> None:
+        wait = self._ready_at.get(chat_id, 0.0) - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _sent(self, chat_id: int) -> None:
+        ready = time.monotonic() + self.pacing.interval(chat_id)
+        self._ready_at[chat_id] = max(self._ready_at.get(chat_id, 0.0), ready)
+
+    def _block(self, chat_id: int, seconds: float) -> None:
+        self._ready_at[chat_id] = max(self._ready_at.get(chat_id, 0.0), time.monotonic() + seconds)
+
+    # --- the queue -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self, *, include_waiting: bool = False) -> None:
+        """Send everything that is due; with `include_waiting`, also wait out 429s and backoffs
+        until the queue is empty (tests, shutdown)."""
+        while True:
+            next_due = await self._pass()
+            if next_due is None:
+                return
+            delay = next_due - time.monotonic()
+            if delay > 0 and not include_waiting:
+                return
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def run(self) -> None:
+        """The background worker: drain, then sleep until woken or something is due."""
+        while True:
+            self._wake.clear()
+            try:
+                next_due = await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("telegram send queue pass failed")
+                next_due = time.monotonic() + IDLE_POLL
+            timeout = IDLE_POLL if next_due is None else max(0.0, next_due - time.monotonic())
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _pass(self) -> float | None:
+        """One pass over pending deliveries. Returns when (monotonic) the next one may go, or
+        None when nothing is pending."""
+        async with self._lock:
+            now = utcnow()
+            async with self.db.session() as session:
+                rows = list(
+                    (
+                        await session.exec(
+                            select(TelegramDelivery)
+                            .where(TelegramDelivery.status == "pending")
+                            .order_by(col(TelegramDelivery.id))
+                            .limit(BATCH)
+                        )
+                    ).all()
+                )
+            if not rows:
+                return None
+            held: dict[int, float] = {}  # chats skipped in this pass → when they may go
+            for row in rows:
+                chat = row.chat_id
+                if chat in held:
+                    continue
+                due_in = max(
+                    (row.next_attempt_at - now).total_seconds(),
+                    self._ready_at.get(chat, 0.0) - time.monotonic(),
+                )
+                if due_in > 0:
+                    held[chat] = time.monotonic() + due_in
+                    continue
+                await self._deliver(row)
+                if row.status == "pending":  # postponed (429, backoff): hold its chat
+                    held[chat] = time.monotonic() + max(
+                        0.0, (row.next_attempt_at - utcnow()).total_seconds()
+                    )
+            if held:
+                return min(held.values())
+            return time.monotonic() if len(rows) == BATCH else None
+
+    async def _deliver(self, row: TelegramDelivery) -> None:
+        try:
+            for _ in range(2):  # a second try after re-creating a deleted topic
+                try:
+                    message_id = await self._send(row)
+                except TopicGone:
+                    continue
+                await self._finish(row, sent_message_id=message_id)
+                return
+            raise NotSentYet("the topic was deleted again")
+        except TelegramRetryAfter as exc:
+            self._block(row.chat_id, exc.retry_after)
+            await self._postpone(row, float(exc.retry_after), count=False, error=exc.message)
+        except (TelegramForbiddenError, TelegramUnauthorizedError, TelegramNotFound) as exc:
+            await self._finish(row, failed=exc.message)
+        except TelegramBadRequest as exc:
+            await self._finish(row, failed=exc.message)
+        except (TelegramAPIError, NotSentYet, OSError, TimeoutError) as exc:
+            backoff = min(MAX_BACKOFF, 2.0 ** (row.attempts + 1))
+            await self._postpone(row, backoff, count=True, error=str(exc))
+
+    async def _send(self, row: TelegramDelivery) -> int:
+        chat_id, thread_id = row.chat_id, None
+        if row.target == "topic":
+            assert row.client_id is not None
+            topic = await self._topic(row.client_id)
+            if topic is None:
+                raise NotSentYet("no managers' group or no client for the topic")
+            chat_id, thread_id = topic.chat_id, topic.message_thread_id
+        await self._pace(chat_id)
+        try:
+            if row.method == "copy":
+                assert row.from_chat_id is not None and row.from_message_id is not None
+                copied = await self.bot.copy_message(
+                    chat_id, row.from_chat_id, row.from_message_id, message_thread_id=thread_id
+                )
+                return copied.message_id
+            markup = (
+                InlineKeyboardMarkup.model_validate_json(row.reply_markup)
+                if row.reply_markup
+                else None
+            )
+            message = await self.bot.send_message(
+                chat_id,
+                row.text,
+                message_thread_id=thread_id,
+                parse_mode="HTML",
+                reply_markup=markup,
+            )
+            return message.message_id
+        except TelegramBadRequest as exc:
+            if thread_id is not None and any(s in exc.message.lower() for s in _THREAD_GONE):
+                assert row.client_id is not None
+                log.info("topic %s of client %s is gone: re-creating", thread_id, row.client_id)
+                await self._forget_topic(row.client_id, thread_id)
+                raise TopicGone from None
+            raise
+        finally:
+            self._sent(chat_id)
+
+    async def _finish(
+        self,
+        row: TelegramDelivery,
+        *,
+        sent_message_id: int | None = None,
+        failed: str | None = None,
+    ) -> None:
+        row.status = "failed" if failed is not None else "sent"
+        row.error = failed
+        row.sent_message_id = sent_message_id
+        row.sent_at = utcnow() if failed is None else None
+        row.attempts += 1
+        if failed is not None:
+            log.warning("telegram delivery %s failed for good: %s", row.id, failed)
+        async with self.db.session() as session:
+            session.add(row)
+
+    async def _postpone(
+        self, row: TelegramDelivery, seconds: float, *, count: bool, error: str
+    ) -> None:
+        if count:
+            row.attempts += 1
+        row.error = error
+        row.next_attempt_at = utcnow() + timedelta(seconds=seconds)
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+        async with self.db.session() as session:
+            session.add(row)
