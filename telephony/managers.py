@@ -88,6 +88,8 @@ async def bind_pbx(
             await session.flush()
             pbx_row.telegram_user_id = telegram_id
             pbx_row.call_mode = mode
+            if not pbx_row.name or pbx_row.name == login:
+                pbx_row.name = manager.name  # the login says less than the person's name
             target = pbx_row
     target.pbx_login, target.pbx_ext, target.pbx_telnum = login, ext, telnum
     if name:

@@ -51,6 +51,7 @@ class Pacing:
 
     group_interval: float = 3.0
     chat_interval: float = 1.0
+    retry_base: float = 2.0  # backoff after a failed send: base, base², … capped at MAX_BACKOFF
 
     def interval(self, chat_id: int) -> float:
         return self.group_interval if chat_id < 0 else self.chat_interval
@@ -88,7 +89,13 @@ class Sender:
 
     async def ensure_topic(self, client_id: int) -> int | None:
         topic = await self._topic(client_id)
-        return topic.message_thread_id if topic is not None else None
+        if topic is None:
+            return None
+        try:
+            await self._ensure_card(topic)
+        except TelegramAPIError as exc:  # the queue sends the card before the next message
+            log.warning("card for client %s not sent yet: %s", client_id, exc)
+        return topic.message_thread_id
 
     async def _topic(self, client_id: int) -> TelegramTopic | None:
         """The client's topic, created (with its card on top) when missing."""
@@ -112,17 +119,28 @@ class Sender:
             )
             async with self.db.session() as session:
                 session.add(topic)
-            topic.card_message_id = await self._send_card(topic)
-            if topic.card_message_id is not None:
-                async with self.db.session() as session:
-                    session.add(topic)
             return topic
 
-    async def _send_card(self, topic: TelegramTopic) -> int | None:
+    async def _ensure_card(self, topic: TelegramTopic) -> None:
+        """The client card opens the topic: sent before anything else goes into it.
+
+        A 429 or a network error propagates, so the delivery waiting behind it is postponed and
+        the card is tried again first. A refused card (400) is given up (0) and logged.
+        """
+        if topic.card_message_id is not None:
+            return
+        async with self._topic_lock:
+            await self._send_card(topic)
+
+    async def _send_card(self, topic: TelegramTopic) -> None:
         async with self.db.session() as session:
+            stored = await session.get(TelegramTopic, topic.client_id)
+            if stored is not None and stored.card_message_id is not None:
+                topic.card_message_id = stored.card_message_id
+                return  # sent meanwhile
             client = await session.get(Client, topic.client_id)
             if client is None:
-                return None
+                return
             text, keyboard = await render_card(session, client, self.zone)
         await self._pace(topic.chat_id)
         try:
@@ -133,13 +151,16 @@ class Sender:
                 parse_mode="HTML",
                 reply_markup=keyboard,
             )
-        except TelegramRetryAfter as exc:
-            self._block(topic.chat_id, exc.retry_after)
-            log.warning("card for client %s postponed: 429", topic.client_id)
-            return None
+            topic.card_message_id = message.message_id
+        except TelegramBadRequest as exc:
+            if any(s in exc.message.lower() for s in _THREAD_GONE):
+                raise
+            log.warning("card for client %s refused: %s", topic.client_id, exc.message)
+            topic.card_message_id = 0
         finally:
             self._sent(topic.chat_id)
-        return message.message_id
+        async with self.db.session() as session:
+            session.add(topic)
 
     async def _forget_topic(self, client_id: int, thread_id: int) -> None:
         async with self.db.session() as session:
@@ -255,19 +276,22 @@ class Sender:
         except TelegramBadRequest as exc:
             await self._finish(row, failed=exc.message)
         except (TelegramAPIError, NotSentYet, OSError, TimeoutError) as exc:
-            backoff = min(MAX_BACKOFF, 2.0 ** (row.attempts + 1))
+            backoff = min(MAX_BACKOFF, self.pacing.retry_base ** (row.attempts + 1))
             await self._postpone(row, backoff, count=True, error=str(exc))
 
     async def _send(self, row: TelegramDelivery) -> int:
         chat_id, thread_id = row.chat_id, None
+        topic: TelegramTopic | None = None
         if row.target == "topic":
             assert row.client_id is not None
             topic = await self._topic(row.client_id)
             if topic is None:
                 raise NotSentYet("no managers' group or no client for the topic")
             chat_id, thread_id = topic.chat_id, topic.message_thread_id
-        await self._pace(chat_id)
         try:
+            if topic is not None:
+                await self._ensure_card(topic)
+            await self._pace(chat_id)
             if row.method == "copy":
                 assert row.from_chat_id is not None and row.from_message_id is not None
                 copied = await self.bot.copy_message(

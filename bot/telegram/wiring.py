@@ -37,7 +37,12 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 def build_dispatcher(context: TelegramContext) -> Dispatcher:
     dispatcher = Dispatcher(tg=context)
     dispatcher.update.outer_middleware(ManagerMiddleware())
-    dispatcher.include_routers(managers.router, calls.router, chats.group, chats.private)
+    dispatcher.include_routers(
+        managers.build_router(),
+        calls.build_router(),
+        chats.build_group_router(),
+        chats.build_private_router(),
+    )
     return dispatcher
 
 

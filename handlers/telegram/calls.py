@@ -20,7 +20,6 @@ from telephony.dialing import CallRequestError, ManagerCannotCall, place_manager
 from telephony.megafon import PbxError
 from telephony.phones import InvalidPhone, normalize_phone
 
-router = Router(name="calls")
 LIST_LIMIT = 15
 
 
@@ -41,7 +40,6 @@ async def dial(tg: TelegramContext, manager: Manager, phone: str) -> tuple[str, 
     return texts.CALL_STARTED, False
 
 
-@router.callback_query(ClientAction.filter(F.action == "call"))
 async def call_button_tapped(
     callback: CallbackQuery,
     callback_data: ClientAction,
@@ -63,7 +61,6 @@ async def call_button_tapped(
         await callback.message.answer(text)
 
 
-@router.callback_query(ClientAction.filter(F.action == "refresh"))
 async def refresh_tapped(
     callback: CallbackQuery,
     callback_data: ClientAction,
@@ -86,7 +83,6 @@ async def refresh_tapped(
     await callback.answer(texts.REFRESHED)
 
 
-@router.message(Command("call"))
 async def call_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
@@ -112,7 +108,6 @@ def topic_link(chat_id: int, thread_id: int) -> str:
     return f"https://t.me/c/{internal}/{thread_id}"
 
 
-@router.message(Command("client"))
 async def client_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
@@ -159,7 +154,6 @@ async def _topic_client(tg: TelegramContext, message: Message) -> int | None:
     return row.client_id if row is not None else None
 
 
-@router.message(Command("calls"))
 async def calls_command(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
     """Recent calls; inside a client's topic, that client's."""
     if manager is None:
@@ -186,7 +180,6 @@ async def calls_command(message: Message, tg: TelegramContext, manager: Manager 
     await message.answer("\n".join(texts.call_line(call, tg.zone) for call in calls))
 
 
-@router.message(Command("missed"))
 async def missed_command(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
     """Today's missed inbound calls, each with a call-back button."""
     if manager is None:
@@ -222,3 +215,15 @@ async def missed_command(message: Message, tg: TelegramContext, manager: Manager
     await message.answer(
         "\n".join(lines), reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons)
     )
+
+
+def build_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="calls")
+    router.callback_query.register(call_button_tapped, ClientAction.filter(F.action == "call"))
+    router.callback_query.register(refresh_tapped, ClientAction.filter(F.action == "refresh"))
+    router.message.register(call_command, Command("call"))
+    router.message.register(client_command, Command("client"))
+    router.message.register(calls_command, Command("calls"))
+    router.message.register(missed_command, Command("missed"))
+    return router

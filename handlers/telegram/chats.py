@@ -25,10 +25,6 @@ from telephony.phones import InvalidPhone, format_phone
 
 CHANNEL = "telegram"
 
-private = Router(name="private chats")
-private.message.filter(F.chat.type == ChatType.PRIVATE)
-group = Router(name="managers group")
-
 
 def _summary(message: Message) -> str:
     """What the dialog keeps of a message: its text, or its kind when it has none."""
@@ -46,7 +42,6 @@ def share_phone_keyboard() -> ReplyKeyboardMarkup:
     )
 
 
-@private.message(CommandStart())
 async def start(message: Message, manager: Manager | None) -> None:
     if manager is not None:
         await message.answer(texts.MANAGER_HELP)
@@ -54,7 +49,6 @@ async def start(message: Message, manager: Manager | None) -> None:
     await message.answer(texts.CLIENT_HELLO, reply_markup=share_phone_keyboard())
 
 
-@private.message(F.contact)
 async def contact_shared(message: Message, tg: TelegramContext) -> None:
     user, contact = message.from_user, message.contact
     assert contact is not None
@@ -80,7 +74,6 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
     await message.answer(texts.PHONE_THANKS, reply_markup=ReplyKeyboardRemove())
 
 
-@private.message()
 async def client_wrote(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
     """Anyone else writing privately is a client (managers get their help instead)."""
     user = message.from_user
@@ -137,7 +130,6 @@ _REPLY_CONTENT = F.content_type.in_(
 )
 
 
-@group.message(F.message_thread_id, _REPLY_CONTENT, ~F.text.startswith("/"))
 async def manager_replied(
     message: Message, tg: TelegramContext, manager: Manager | None, is_admin: bool
 ) -> None:
@@ -173,3 +165,22 @@ async def manager_replied(
             )
         )
     tg.topics.wake()
+
+
+def build_private_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    private = Router(name="private chats")
+    private.message.filter(F.chat.type == ChatType.PRIVATE)
+    private.message.register(start, CommandStart())
+    private.message.register(contact_shared, F.contact)
+    private.message.register(client_wrote)
+    return private
+
+
+def build_group_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    group = Router(name="managers group")
+    group.message.register(
+        manager_replied, F.message_thread_id, _REPLY_CONTENT, ~F.text.startswith("/")
+    )
+    return group

@@ -22,7 +22,6 @@ from telephony.managers import (
 from telephony.megafon import PbxError, PbxUser
 from telephony.phones import Extension, InvalidPhone, parse_party
 
-router = Router(name="managers")
 _MAX_LOGIN = 40  # callback_data holds at most 64 bytes
 
 
@@ -37,7 +36,6 @@ def _target(message: Message, args: str | None) -> tuple[int, str] | None:
     return int(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 
-@router.message(Command("addmanager"))
 async def add_command(
     message: Message, command: CommandObject, tg: TelegramContext, is_admin: bool
 ) -> None:
@@ -53,7 +51,6 @@ async def add_command(
     await message.answer(texts.manager_added(manager, created))
 
 
-@router.message(Command("delmanager"))
 async def remove_command(
     message: Message, command: CommandObject, tg: TelegramContext, is_admin: bool
 ) -> None:
@@ -69,7 +66,6 @@ async def remove_command(
     await message.answer(texts.manager_removed(removed, target[0]))
 
 
-@router.message(Command("managers"))
 async def list_command(message: Message, tg: TelegramContext, is_admin: bool) -> None:
     if not is_admin:
         await message.answer(texts.ADMINS_ONLY)
@@ -94,7 +90,6 @@ def settings_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[modes, [users]])
 
 
-@router.message(Command("me", "settings"))
 async def me_command(message: Message, manager: Manager | None) -> None:
     if manager is None:
         await message.answer(texts.NOT_A_MANAGER)
@@ -102,7 +97,6 @@ async def me_command(message: Message, manager: Manager | None) -> None:
     await message.answer(texts.manager_settings(manager), reply_markup=settings_keyboard())
 
 
-@router.message(Command("pbx"))
 async def pbx_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
@@ -136,7 +130,6 @@ async def pbx_command(
     await message.answer(texts.manager_settings(bound), reply_markup=settings_keyboard())
 
 
-@router.callback_query(ManagerAction.filter())
 async def settings_tapped(
     callback: CallbackQuery,
     callback_data: ManagerAction,
@@ -210,3 +203,15 @@ async def _offer_pbx_users(callback: CallbackQuery, tg: TelegramContext) -> None
             "Выберите ваш логин АТС:", reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons)
         )
     await callback.answer()
+
+
+def build_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="managers")
+    router.message.register(add_command, Command("addmanager"))
+    router.message.register(remove_command, Command("delmanager"))
+    router.message.register(list_command, Command("managers"))
+    router.message.register(me_command, Command("me", "settings"))
+    router.message.register(pbx_command, Command("pbx"))
+    router.callback_query.register(settings_tapped, ManagerAction.filter())
+    return router
