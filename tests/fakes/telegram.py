@@ -4,6 +4,7 @@ deletes topics and fails (429, 400, 500) on demand, and serves getUpdates for po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -101,10 +102,10 @@ class FakeTelegram:
     def answers(self) -> list[dict[str, Any]]:
         return [call.params for call in self.called("answerCallbackQuery")]
 
-    async def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Any) -> None:
         """Wait until `predicate()` holds (woken by each API call, no polling sleeps)."""
-        async with self.changed:
-            await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
+        async with asyncio.timeout(5), self.changed:
+            await self.changed.wait_for(predicate)
 
     # --- the API ---------------------------------------------------------------------------
 
@@ -220,10 +221,8 @@ class FakeTelegram:
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
         timeout = float(params.get("timeout", 0) or 0)
         updates: list[dict[str, Any]] = []
-        try:
+        with contextlib.suppress(TimeoutError):
             updates.append(await asyncio.wait_for(self.updates.get(), max(timeout, 0.01)))
-        except TimeoutError:
-            pass
         while not self.updates.empty():
             updates.append(self.updates.get_nowait())
         return self._ok(updates)
