@@ -8,9 +8,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.app import build_app
+from bot.settings import ConfigurationError
 from bot.telegram.wiring import TELEGRAM
 from handlers.telegram import texts
 from storage.db import Database
+from tests import conftest
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import TOKEN, FakeTelegram, Sent
@@ -425,3 +428,11 @@ async def test_without_a_token_nothing_telegram_starts(
     assert TELEGRAM not in app_of(client)
     assert (await client.get("/healthz")).status == 200
     assert fake_telegram.calls == []
+
+
+async def test_webhook_mode_needs_a_secret(telegram_settings: dict[str, Any], db: Database) -> None:
+    settings = conftest.test_settings(
+        **telegram_settings, telegram_webhook_url="https://bot.example.com/h"
+    )
+    with pytest.raises(ConfigurationError, match="TRUBKA_TELEGRAM_WEBHOOK_SECRET"):
+        await build_app(settings, db=db, migrate=False)

@@ -18,7 +18,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
-from bot.settings import Settings
+from bot.settings import ConfigurationError, Settings
 from bot.telegram.notifier import TopicNotifier
 from bot.telegram.sender import Pacing, Sender
 from handlers.telegram import calls, chats, managers
@@ -85,6 +85,10 @@ class TelegramBot:
         else:
             self._tasks.append(asyncio.create_task(self._poll(), name="telegram-polling"))
         yield
+        if not self.webhook_url:
+            # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
+            with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
+                await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -119,6 +123,14 @@ def build_telegram(
     token = _secret(settings.telegram_token)
     if not token:
         return None
+    webhook_secret = _secret(settings.telegram_webhook_secret)
+    if settings.telegram_webhook_url and not webhook_secret:
+        # Without it anyone who guesses the URL could feed us fake updates.
+        raise ConfigurationError(
+            "TRUBKA_TELEGRAM_WEBHOOK_SECRET: required when TRUBKA_TELEGRAM_WEBHOOK_URL is set"
+        )
+    if settings.telegram_managers_chat_id is None:
+        log.warning("TRUBKA_TELEGRAM_MANAGERS_CHAT_ID is not set: no client topics, no call notes")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     bot = Bot(token, session=session)
     sender = Sender(
@@ -152,5 +164,5 @@ def build_telegram(
         context=context,
         notifier=notifier,
         webhook_url=settings.telegram_webhook_url,
-        webhook_secret=_secret(settings.telegram_webhook_secret),
+        webhook_secret=webhook_secret,
     )
