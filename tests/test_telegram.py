@@ -47,8 +47,9 @@ def telegram_settings(fake_telegram: FakeTelegram) -> dict[str, Any]:
 
 @pytest.fixture
 async def app_client(
-    telegram_settings: dict[str, Any], make_client: AppFactory, db: Database
+    telegram_settings: dict[str, Any], db: Database, make_client: AppFactory
 ) -> Client:
+    # Fixture order matters: the app (and its send queue) stops before the database closes.
     return await make_client(db, **telegram_settings)
 
 
@@ -89,8 +90,8 @@ def with_phone(pushes: list[dict[str, str]], phone: str) -> list[dict[str, str]]
 async def test_call_button_rings_the_pbx_and_the_call_shows_up_in_the_topic(
     telegram_settings: dict[str, Any],
     fake_telegram: FakeTelegram,
-    make_client: AppFactory,
     any_db: Database,
+    make_client: AppFactory,
     fake_pbx: FakePbx,
     auth: dict[str, str],
 ) -> None:
@@ -387,8 +388,8 @@ async def test_client_and_calls_commands(app_client: Client, fake_telegram: Fake
 async def test_webhook_mode_checks_the_secret(
     telegram_settings: dict[str, Any],
     fake_telegram: FakeTelegram,
-    make_client: AppFactory,
     db: Database,
+    make_client: AppFactory,
 ) -> None:
     client = await make_client(
         db,

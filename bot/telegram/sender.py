@@ -84,6 +84,7 @@ class Sender:
         self._lock = asyncio.Lock()
         self._topic_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._stopping = False
 
     # --- the managers' group topics -------------------------------------------------------
 
@@ -190,6 +191,17 @@ class Sender:
     def wake(self) -> None:
         self._wake.set()
 
+    async def stop(self, task: asyncio.Task[None], grace: float = 5.0) -> None:
+        """End `run()` between two sends (a cancel mid-query could leak a DB connection)."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def drain(self, *, include_waiting: bool = False) -> None:
         """Send everything that is due; with `include_waiting`, also wait out 429s and backoffs
         until the queue is empty (tests, shutdown)."""
@@ -205,7 +217,7 @@ class Sender:
 
     async def run(self) -> None:
         """The background worker: drain, then sleep until woken or something is due."""
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 next_due = await self._pass()
@@ -239,6 +251,8 @@ class Sender:
                 return None
             held: dict[int, float] = {}  # chats skipped in this pass → when they may go
             for row in rows:
+                if self._stopping:
+                    return None
                 chat = row.chat_id
                 if chat in held:
                     continue

@@ -72,7 +72,7 @@ class TelegramBot:
         app.cleanup_ctx.append(self.lifetime)
 
     async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
-        self._tasks.append(asyncio.create_task(self.sender.run(), name="telegram-sender"))
+        sender = asyncio.create_task(self.sender.run(), name="telegram-sender")
         if self.webhook_url:
             try:
                 await self.bot.set_webhook(
@@ -89,6 +89,7 @@ class TelegramBot:
             # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
             with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
                 await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        await self.sender.stop(sender)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
