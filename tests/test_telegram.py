@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from bot.settings import ConfigurationError
 from bot.telegram.wiring import TELEGRAM
 from handlers.telegram import texts
 from storage.db import Database
+from telephony.clients import create_client, set_variables
 from tests import conftest
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
@@ -133,6 +135,13 @@ async def test_call_button_rings_the_pbx_and_the_call_shows_up_in_the_topic(
     assert "Андрей" in status and "1 мин 35 с" in status
     assert "https://vats123456.megapbx.ru/api/v2/call-records/record/2024-12-02/out-5521/" in status
     assert len(fake_telegram.called("createForumTopic")) == 1
+
+    # andy (now bound to Telegram) is responsible for this client: a new call mentions him.
+    before = len(fake_telegram.texts_in(GROUP, thread))
+    await replay(client, with_phone(load("inbound_missed"), "79101234567"))
+    await flush(app)
+    incoming = next(t for t in fake_telegram.texts_in(GROUP, thread)[before:] if "INCOMING" in t)
+    assert f'Ответственный: <a href="tg://user?id={MANAGER}">Андрей (andy)</a>' in incoming
 
 
 async def test_missed_call_is_an_alert_with_a_call_back_button_and_listed_by_missed(
@@ -360,12 +369,19 @@ async def test_foreign_contact_is_not_taken(
     assert fake_telegram.in_thread(CLIENT_USER, None)[-1].text == texts.OWN_CONTACT_ONLY
 
 
-async def test_client_and_calls_commands(app_client: Client, fake_telegram: FakeTelegram) -> None:
+async def test_client_and_calls_commands(
+    app_client: Client, fake_telegram: FakeTelegram, db: Database
+) -> None:
     app = app_of(app_client)
     await add_manager(app)
+    async with db.session() as session:  # a client a site form brought in, with its UTM
+        person = await create_client(session, phone="79101234567")
+        await set_variables(session, person, {"utm_source": "yandex", "utm_campaign": "spring"})
     await replay(app_client, load("inbound_answered"))
     await flush(app)
     thread = thread_of(fake_telegram, "+7 910 123-45-67")
+    card = fake_telegram.texts_in(GROUP, thread)[0]
+    assert "Источник: utm_source=yandex, utm_campaign=spring" in card
 
     await feed(app, message(MANAGER, "/client 8 (910) 123-45-67"))
     assert (
@@ -437,3 +453,17 @@ async def test_webhook_mode_needs_a_secret(telegram_settings: dict[str, Any], db
     )
     with pytest.raises(ConfigurationError, match="TRUBKA_TELEGRAM_WEBHOOK_SECRET"):
         await build_app(settings, db=db, migrate=False)
+
+
+async def test_sends_to_the_group_are_paced(
+    telegram_settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+) -> None:
+    client = await make_client(db, **{**telegram_settings, "telegram_group_interval": 0.2})
+    await replay(client, load("inbound_missed"))
+    await flush(app_of(client))
+    moments = [c.at for c in fake_telegram.calls if c.method in ("createForumTopic", "sendMessage")]
+    assert len(moments) == 5  # topic, card, INCOMING, CANCELLED, Missed
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(moments))
