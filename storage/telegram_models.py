@@ -50,7 +50,10 @@ class TelegramDelivery(SQLModel, table=True):
     dialog_message_id: int | None = Field(
         default=None,
         sa_column=Column(
-            Integer, ForeignKey("dialog_messages.id", ondelete="SET NULL"), nullable=True
+            Integer,
+            ForeignKey("dialog_messages.id", ondelete="SET NULL"),
+            nullable=True,
+            index=True,  # the start-up catch-up looks lines up by it
         ),
     )
     call_id: int | None = Field(

@@ -467,3 +467,29 @@ async def test_sends_to_the_group_are_paced(
     moments = [c.at for c in fake_telegram.calls if c.method in ("createForumTopic", "sendMessage")]
     assert len(moments) == 5  # topic, card, INCOMING, CANCELLED, Missed
     assert all(b - a >= 0.2 for a, b in itertools.pairwise(moments))
+
+
+async def test_call_notes_stored_while_the_bot_was_down_are_sent_at_start(
+    telegram_settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+) -> None:
+    pushes = load("inbound_missed")
+    first = await make_client(db, **telegram_settings)
+    await replay(first, pushes[:1])
+    await flush(app_of(first))
+    await first.close()
+    # The PBX keeps pushing while the bot is down (here: an instance without Telegram).
+    await replay(await make_client(db), pushes[1:])
+
+    restarted = await make_client(db, **telegram_settings)
+    await flush(app_of(restarted))
+    thread = thread_of(fake_telegram, "+7 916 999-88-77")
+    topic = fake_telegram.texts_in(GROUP, thread)
+    assert [w for w in ("INCOMING", "CANCELLED", "Missed") if any(w in t for t in topic)] == [
+        "INCOMING",
+        "CANCELLED",
+        "Missed",
+    ]
+    assert sum("INCOMING" in t for t in topic[1:]) == 1  # nothing sent twice (0 is the card)

@@ -72,6 +72,11 @@ class TelegramBot:
         app.cleanup_ctx.append(self.lifetime)
 
     async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        if self.notifier is not None:
+            try:
+                await self.notifier.catch_up()
+            except Exception:  # a catch-up problem must not stop the service from starting
+                log.exception("catching up on call notes failed")
         sender = asyncio.create_task(self.sender.run(), name="telegram-sender")
         if self.webhook_url:
             try:

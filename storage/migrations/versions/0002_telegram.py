@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 19:20:58.727438
+Create Date: 2026-11-21 19:33:58.380499
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_telegram_deliveries")),
     )
     with op.batch_alter_table("telegram_deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_telegram_deliveries_dialog_message_id"),
+            ["dialog_message_id"],
+            unique=False,
+        )
         batch_op.create_index("ix_telegram_deliveries_status_id", ["status", "id"], unique=False)
 
 
@@ -88,6 +93,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("telegram_deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_telegram_deliveries_status_id")
+        batch_op.drop_index(batch_op.f("ix_telegram_deliveries_dialog_message_id"))
 
     op.drop_table("telegram_deliveries")
     with op.batch_alter_table("telegram_topics", schema=None) as batch_op:
