@@ -22,12 +22,12 @@ from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.telegram.sender import Pacing, Sender  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.telegram_models import TelegramDelivery  # noqa: E402
-from telephony.clients import create_client  # noqa: E402
-from tests.fakes.telegram import TOKEN, FakeTelegram  # noqa: E402
+from bot.telegram.sender import Pacing, Sender
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.telegram_models import TelegramDelivery
+from telephony.clients import create_client
+from tests.fakes.telegram import TOKEN, FakeTelegram
 
 GROUP = -1001
 
