@@ -51,9 +51,7 @@ async def main(deliveries: int, clients: int) -> None:
                 session.add(
                     TelegramDelivery(chat_id=GROUP, client_id=ids[n % clients], text=f"note {n}")
                 )
-        sender = Sender(
-            bot, db, managers_chat_id=GROUP, zone=ZoneInfo("UTC"), pacing=Pacing(0, 0)
-        )
+        sender = Sender(bot, db, managers_chat_id=GROUP, zone=ZoneInfo("UTC"), pacing=Pacing(0, 0))
         started = time.perf_counter()
         await sender.drain(include_waiting=True)
         queued = time.perf_counter() - started

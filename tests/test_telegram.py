@@ -493,3 +493,18 @@ async def test_call_notes_stored_while_the_bot_was_down_are_sent_at_start(
         "Missed",
     ]
     assert sum("INCOMING" in t for t in topic[1:]) == 1  # nothing sent twice (0 is the card)
+
+
+async def test_polling_starts_once_telegram_answers(
+    telegram_settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+) -> None:
+    fake_telegram.fail("getMe", 502, "Bad Gateway")  # Telegram down while we start
+    await make_client(db, **telegram_settings)
+    await fake_telegram.updates.put(message(STRANGER, "/calls"))
+    await fake_telegram.wait_for(
+        lambda: any(s.text == texts.NOT_A_MANAGER for s in fake_telegram.sent)
+    )
+    assert len(fake_telegram.called("getMe")) == 2

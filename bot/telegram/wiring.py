@@ -104,12 +104,23 @@ class TelegramBot:
         await self.bot.session.close()
 
     async def _poll(self) -> None:
-        await self.dispatcher.start_polling(
-            self.bot,
-            handle_signals=False,
-            close_bot_session=False,
-            allowed_updates=ALLOWED_UPDATES,
-        )
+        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal."""
+        delay = 1.0
+        while True:
+            try:
+                await self.dispatcher.start_polling(
+                    self.bot,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+                return  # stopped by stop_polling()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
