@@ -508,3 +508,17 @@ async def test_polling_starts_once_telegram_answers(
         lambda: any(s.text == texts.NOT_A_MANAGER for s in fake_telegram.sent)
     )
     assert len(fake_telegram.called("getMe")) == 2
+
+
+async def test_a_client_who_blocked_the_bot_is_reported_in_the_topic(
+    app_client: Client, fake_telegram: FakeTelegram
+) -> None:
+    app = app_of(app_client)
+    await add_manager(app)
+    await feed(app, message(CLIENT_USER, "Жду ответа", name="Ольга"))
+    thread = thread_of(fake_telegram, "Ольга")
+    fake_telegram.fail("copyMessage", 403, "Forbidden: bot was blocked by the user")
+    await feed(app, message(MANAGER, "Ответ", chat_id=GROUP, thread_id=thread))
+    assert fake_telegram.texts_in(GROUP, thread)[-1] == (
+        "⚠️ Сообщение не доставлено клиенту: Forbidden: bot was blocked by the user"
+    )

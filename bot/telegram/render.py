@@ -105,3 +105,7 @@ def render_requested(call: Call, people: People) -> Notification:
         else escape(call.requested_user or "—")
     )
     return Notification(f"📞 {who} звонит клиенту через АТС · REQUESTED")
+
+
+def undelivered(reason: str) -> str:
+    return f"⚠️ Сообщение не доставлено клиенту: {escape(reason)}"

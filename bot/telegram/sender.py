@@ -29,6 +29,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from bot.telegram.render import undelivered
 from handlers.telegram.cards import render_card
 from handlers.telegram.texts import topic_title
 from storage.db import Database
@@ -99,7 +100,7 @@ class Sender:
         return topic.message_thread_id
 
     async def _topic(self, client_id: int) -> TelegramTopic | None:
-        """The client's topic, created (with its card on top) when missing."""
+        """The client's topic, created when missing (its card is sent by `_ensure_card`)."""
         if self.managers_chat_id is None:
             return None
         chat_id = self.managers_chat_id
@@ -232,7 +233,7 @@ class Sender:
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _pass(self) -> float | None:
-        """One pass over pending deliveries. Returns when (monotonic) the next one may go, or
+        """One pass over pending deliveries. Returns when (monotonic) the next pass is due, or
         None when nothing is pending."""
         async with self._lock:
             now = utcnow()
@@ -270,7 +271,8 @@ class Sender:
                     )
             if held:
                 return min(held.values())
-            return time.monotonic() if len(rows) == BATCH else None
+            # Everything fetched was settled; sends may have queued more (a note): look again.
+            return time.monotonic()
 
     async def _deliver(self, row: TelegramDelivery) -> None:
         try:
@@ -285,13 +287,37 @@ class Sender:
         except TelegramRetryAfter as exc:
             self._block(row.chat_id, exc.retry_after)
             await self._postpone(row, float(exc.retry_after), count=False, error=exc.message)
-        except (TelegramForbiddenError, TelegramUnauthorizedError, TelegramNotFound) as exc:
-            await self._finish(row, failed=exc.message)
+        except TelegramForbiddenError as exc:
+            if row.target == "chat":  # the person blocked the bot: nothing will get through
+                await self._finish(row, failed=exc.message)
+                await self._tell_managers(row, exc.message)
+            else:  # the bot lost its rights in the managers' group: an admin can fix that
+                await self._retry_later(row, exc)
         except TelegramBadRequest as exc:
             await self._finish(row, failed=exc.message)
+        except (TelegramUnauthorizedError, TelegramNotFound) as exc:
+            # A wrong token or API URL: settings get fixed, the messages should then go out.
+            await self._retry_later(row, exc)
         except (TelegramAPIError, NotSentYet, OSError, TimeoutError) as exc:
-            backoff = min(MAX_BACKOFF, self.pacing.retry_base ** (row.attempts + 1))
-            await self._postpone(row, backoff, count=True, error=str(exc))
+            await self._retry_later(row, exc)
+
+    async def _tell_managers(self, row: TelegramDelivery, reason: str) -> None:
+        """A reply that cannot reach the client: say so in the client's topic."""
+        if row.client_id is None or self.managers_chat_id is None:
+            return
+        async with self.db.session() as session:
+            session.add(
+                TelegramDelivery(
+                    target="topic",
+                    chat_id=self.managers_chat_id,
+                    client_id=row.client_id,
+                    text=undelivered(reason),
+                )
+            )
+
+    async def _retry_later(self, row: TelegramDelivery, exc: Exception) -> None:
+        backoff = min(MAX_BACKOFF, self.pacing.retry_base ** (row.attempts + 1))
+        await self._postpone(row, backoff, count=True, error=str(exc))
 
     async def _send(self, row: TelegramDelivery) -> int:
         chat_id, thread_id = row.chat_id, None
