@@ -34,7 +34,9 @@ class TelegramDelivery(SQLModel, table=True):
 
     `target` is "topic" (the client's topic in the managers' group, resolved at send time so a
     deleted topic is re-created) or "chat" (`chat_id` as is: a client's private chat).
-    `method` is "send" (our text, HTML) or "copy" (copyMessage of `from_chat_id`/`from_message_id`).
+    `method` is "send" (our text, HTML), "copy" (copyMessage of `from_chat_id`/`from_message_id`)
+    or "live": a line of the call's live message — the call's live lines so far, joined, are sent
+    once and then edited into that one message as the call progresses.
     """
 
     __tablename__ = "telegram_deliveries"
@@ -70,6 +72,8 @@ class TelegramDelivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
     sent_message_id: int | None = None
+    # The topic it went into: a "live" message is edited only while its topic still exists.
+    sent_thread_id: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

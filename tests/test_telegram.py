@@ -119,19 +119,19 @@ async def test_call_button_rings_the_pbx_and_the_call_shows_up_in_the_topic(
     assert [r.json for r in fake_pbx.makecalls()] == [{"phone": "79101234567", "user": "andy"}]
     assert fake_telegram.answers()[-1]["text"] == texts.CALL_STARTED
     # The PBX's pushes about that call arrive and are written into the same topic.
+    live = fake_telegram.in_thread(GROUP, thread)[-1]
+    assert "REQUESTED" in (live.text or "") and "Андрей" in (live.text or "")
     before = len(fake_telegram.texts_in(GROUP, thread))
     await replay(client, with_phone(load("outbound_requested"), "79101234567"))
     await flush(app)
+    # One live message per call, edited as the call goes on; the outcome comes as a new message.
+    assert live.edits == 3
+    text = live.text or ""
+    positions = [text.index(w) for w in ("REQUESTED", "OUTGOING", "ACCEPTED", "COMPLETED")]
+    assert positions == sorted(positions)
     new = fake_telegram.texts_in(GROUP, thread)[before:]
-    assert [
-        w for w in ("OUTGOING", "ACCEPTED", "COMPLETED", "Success") if any(w in t for t in new)
-    ] == [
-        "OUTGOING",
-        "ACCEPTED",
-        "COMPLETED",
-        "Success",
-    ]
-    status = next(t for t in new if "Success" in t)
+    assert len(new) == 1
+    status = new[0]
     assert "Андрей" in status and "1 мин 35 с" in status
     assert "https://vats123456.megapbx.ru/api/v2/call-records/record/2024-12-02/out-5521/" in status
     assert len(fake_telegram.called("createForumTopic")) == 1
@@ -187,6 +187,7 @@ async def test_a_deleted_topic_is_created_again(
     texts_ = fake_telegram.texts_in(GROUP, second)
     assert texts_[0].startswith("👤")  # a new card on top
     assert any("Success" in t for t in texts_)
+    assert any("ACCEPTED" in t and "COMPLETED" in t for t in texts_)  # the live message, anew
     assert len(fake_telegram.called("createForumTopic")) == 2
 
 
@@ -464,8 +465,9 @@ async def test_sends_to_the_group_are_paced(
     client = await make_client(db, **{**telegram_settings, "telegram_group_interval": 0.2})
     await replay(client, load("inbound_missed"))
     await flush(app_of(client))
-    moments = [c.at for c in fake_telegram.calls if c.method in ("createForumTopic", "sendMessage")]
-    assert len(moments) == 5  # topic, card, INCOMING, CANCELLED, Missed
+    sends = ("createForumTopic", "sendMessage", "editMessageText")
+    moments = [c.at for c in fake_telegram.calls if c.method in sends]
+    assert len(moments) == 5  # topic, card, the live message: INCOMING, edited: CANCELLED, Missed
     assert all(b - a >= 0.2 for a, b in itertools.pairwise(moments))
 
 

@@ -103,16 +103,18 @@ class TopicNotifier:
         call = await session.get(Call, stale_call.id) or stale_call
         client = await session.get(Client, stale_client.id) or stale_client
         people = await _people(session, call, client.responsible_manager_id)
-        sends: list[tuple[int | None, Notification]] = []
+        # Events are lines of the call's one live message; the outcome is a message of its own
+        # (managers get notified, a missed call carries its call-back button).
+        sends: list[tuple[int | None, str, Notification]] = []
         if requested:
-            sends.append((None, render_requested(call, people)))
+            sends.append((None, "live", render_requested(call, people)))
         for line in dialog:
             if line.kind == "call_event":
                 event = line.text.partition(EVENT_PREFIX)[2] or "?"
-                sends.append((line.id, render_event(event, call, client, people)))
+                sends.append((line.id, "live", render_event(event, call, client, people)))
             elif line.kind == "call_status":
-                sends.append((line.id, render_status(call, client, people)))
-        for dialog_id, note in sends:
+                sends.append((line.id, "send", render_status(call, client, people)))
+        for dialog_id, method, note in sends:
             session.add(
                 TelegramDelivery(
                     target="topic",
@@ -120,7 +122,7 @@ class TopicNotifier:
                     client_id=client.id,
                     dialog_message_id=dialog_id,
                     call_id=call.id,
-                    method="send",
+                    method=method,
                     text=note.text,
                     reply_markup=note.keyboard.model_dump_json(exclude_none=True)
                     if note.keyboard

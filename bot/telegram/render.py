@@ -59,7 +59,13 @@ def is_missed(call: Call) -> bool:
 
 
 def render_event(event: str, call: Call, client: Client | None, people: People) -> Notification:
+    """A line of the call's live message: a block for the call's start, one line afterwards."""
     heading = EVENT_HEADINGS.get(event, "ℹ️ <b>Событие звонка</b>")
+    if event not in ("INCOMING", "OUTGOING"):
+        who = ""
+        if call.manager_user or people.call_manager:
+            who = " — " + _manager_line(call, people).removeprefix("Менеджер: ")
+        return Notification(f"{heading} · {escape(event)}{who}")
     lines = [f"{heading} · {escape(event)}", f"Клиент: {escape(client_label(client, call.phone))}"]
     if call.manager_user or people.call_manager:
         lines.append(_manager_line(call, people))

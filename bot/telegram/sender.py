@@ -43,6 +43,8 @@ BATCH = 100
 MAX_ATTEMPTS = 12
 MAX_BACKOFF = 600.0
 IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the sender
+MAX_TEXT = 4096
+_MESSAGE_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic deleted", "topic_closed")
 
 
@@ -328,10 +330,13 @@ class Sender:
             if topic is None:
                 raise NotSentYet("no managers' group or no client for the topic")
             chat_id, thread_id = topic.chat_id, topic.message_thread_id
+        row.sent_thread_id = thread_id
         try:
             if topic is not None:
                 await self._ensure_card(topic)
             await self._pace(chat_id)
+            if row.method == "live":
+                return await self._send_live(row, chat_id, thread_id)
             if row.method == "copy":
                 assert row.from_chat_id is not None and row.from_message_id is not None
                 copied = await self.bot.copy_message(
@@ -360,6 +365,55 @@ class Sender:
             raise
         finally:
             self._sent(chat_id)
+
+    async def _send_live(self, row: TelegramDelivery, chat_id: int, thread_id: int | None) -> int:
+        """Edit the call's live message to hold every live line so far; send it if none is
+        standing in this topic (first line, deleted topic, message gone)."""
+        async with self.db.session() as session:
+            lines = list(
+                (
+                    await session.exec(
+                        select(TelegramDelivery)
+                        .where(
+                            TelegramDelivery.call_id == row.call_id,
+                            TelegramDelivery.method == "live",
+                            col(TelegramDelivery.id) <= row.id,
+                        )
+                        .order_by(col(TelegramDelivery.id))
+                    )
+                ).all()
+            )
+        text = "\n".join(line.text for line in lines)
+        if len(text) > MAX_TEXT:  # keep the opening block and the latest lines
+            text = lines[0].text + "\n…\n" + text[-(MAX_TEXT - len(lines[0].text) - 3) :]
+        standing = next(
+            (
+                line
+                for line in reversed(lines)
+                if line.id != row.id
+                and line.status == "sent"
+                and line.sent_message_id
+                and line.sent_thread_id == thread_id
+            ),
+            None,
+        )
+        if standing is not None and standing.sent_message_id is not None:
+            try:
+                await self.bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=standing.sent_message_id, parse_mode="HTML"
+                )
+                return standing.sent_message_id
+            except TelegramBadRequest as exc:
+                reason = exc.message.lower()
+                if "not modified" in reason:
+                    return standing.sent_message_id
+                if not any(s in reason for s in _MESSAGE_GONE):
+                    raise
+                log.info("live message of call %s is gone: sending it again", row.call_id)
+        message = await self.bot.send_message(
+            chat_id, text, message_thread_id=thread_id, parse_mode="HTML"
+        )
+        return message.message_id
 
     async def _finish(
         self,

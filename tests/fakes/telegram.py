@@ -36,6 +36,7 @@ class Sent:
     reply_markup: Any = None
     from_chat_id: int | None = None
     from_message_id: int | None = None
+    edits: int = 0  # editMessageText calls that changed it (text holds the latest)
 
 
 def _decode(value: str) -> Any:
@@ -208,8 +209,18 @@ class FakeTelegram:
         return self._ok({"message_id": message_id})
 
     def _editMessageText(self, params: dict[str, Any]) -> web.Response:
-        chat_id = int(params["chat_id"])
-        return self._ok(self._message(chat_id, int(params["message_id"]), params))
+        chat_id, message_id = int(params["chat_id"]), int(params["message_id"])
+        edited = next(
+            (s for s in self.sent if (s.chat_id, s.message_id) == (chat_id, message_id)), None
+        )
+        if edited is not None:
+            if edited.thread_id in self.deleted_topics:
+                return self._error(400, "Bad Request: message to edit not found")
+            if edited.text == params.get("text"):
+                return self._error(400, "Bad Request: message is not modified")
+            edited.text = str(params.get("text", ""))
+            edited.edits += 1
+        return self._ok(self._message(chat_id, message_id, params))
 
     def _createForumTopic(self, params: dict[str, Any]) -> web.Response:
         thread_id = next(self._threads)
