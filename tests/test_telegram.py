@@ -348,6 +348,14 @@ async def test_shared_phone_merges_with_the_telephony_client_keeping_both_histor
     await feed(app, message(CLIENT_USER, None, name="Ольга", contact=contact))
     assert fake_telegram.in_thread(CLIENT_USER, None)[-1].text == texts.PHONE_THANKS
 
+    # The phone's topic now carries the person's name; their own topic points there, closed.
+    phone_thread = thread_of(fake_telegram, "+7 910 123-45-67")
+    assert fake_telegram.topics[phone_thread] == "Ольга · +7 910 123-45-67"
+    own_thread = next(t for t, name in fake_telegram.topics.items() if name == "Ольга")
+    assert fake_telegram.texts_in(GROUP, own_thread)[-1] == texts.merged_away(
+        f"https://t.me/c/1234567890/{phone_thread}"
+    )
+    assert fake_telegram.called("closeForumTopic")[-1].params["message_thread_id"] == own_thread
     after = await client_by_phone(app_client, "79101234567", auth)
     assert after["id"] == before["id"]
     assert after["channel"] == "telegram"
@@ -356,7 +364,6 @@ async def test_shared_phone_merges_with_the_telephony_client_keeping_both_histor
     lines = [m["text"] for m in dialog["messages"]]
     assert "megafon_call_status Success" in lines and "Добрый день" in lines
     # The person's next message lands in the telephony client's topic.
-    phone_thread = thread_of(fake_telegram, "+7 910 123-45-67")
     await feed(app, message(CLIENT_USER, "Перезвоните мне", name="Ольга"))
     assert fake_telegram.in_thread(GROUP, phone_thread)[-1].method == "copyMessage"
 

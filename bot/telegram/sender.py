@@ -31,7 +31,7 @@ from sqlmodel import col, select
 
 from bot.telegram.render import undelivered
 from handlers.telegram.cards import render_card
-from handlers.telegram.texts import topic_title
+from handlers.telegram.texts import merged_away, topic_link, topic_title
 from storage.db import Database
 from storage.models import Client
 from storage.telegram_models import TelegramDelivery, TelegramTopic
@@ -100,6 +100,48 @@ class Sender:
         except TelegramAPIError as exc:  # the queue sends the card before the next message
             log.warning("card for client %s not sent yet: %s", client_id, exc)
         return topic.message_thread_id
+
+    async def refresh(self, client_id: int) -> None:
+        """Best effort: a failure here leaves the old title or card, nothing else."""
+        async with self.db.session() as session:
+            topic = await session.get(TelegramTopic, client_id)
+            client = await session.get(Client, client_id)
+            if topic is None or client is None:
+                return
+            text, keyboard = await render_card(session, client, self.zone)
+        try:
+            await self._pace(topic.chat_id)
+            await self.bot.edit_forum_topic(
+                topic.chat_id, topic.message_thread_id, name=topic_title(client)
+            )
+            if topic.card_message_id:
+                await self.bot.edit_message_text(
+                    text,
+                    chat_id=topic.chat_id,
+                    message_id=topic.card_message_id,
+                    parse_mode="HTML",
+                    reply_markup=keyboard,
+                )
+        except TelegramAPIError as exc:
+            log.info("refreshing the topic of client %s: %s", client_id, exc)
+        finally:
+            self._sent(topic.chat_id)
+
+    async def retire(self, thread_id: int, client_id: int) -> None:
+        """Best effort, like `refresh`: the old topic only loses its pointer if this fails."""
+        chat_id = self.managers_chat_id
+        current = await self.ensure_topic(client_id)
+        if chat_id is None or current is None or current == thread_id:
+            return
+        try:
+            await self._pace(chat_id)
+            await self.bot.send_message(
+                chat_id, merged_away(topic_link(chat_id, current)), message_thread_id=thread_id
+            )
+            self._sent(chat_id)
+            await self.bot.close_forum_topic(chat_id, thread_id)
+        except TelegramAPIError as exc:
+            log.info("retiring topic %s: %s", thread_id, exc)
 
     async def _topic(self, client_id: int) -> TelegramTopic | None:
         """The client's topic, created when missing (its card is sent by `_ensure_card`)."""

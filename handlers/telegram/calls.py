@@ -102,12 +102,6 @@ async def call_command(
     await message.answer(text)
 
 
-def topic_link(chat_id: int, thread_id: int) -> str:
-    """`-1001234567890` → `https://t.me/c/1234567890/<thread>` (opens the topic for members)."""
-    internal = str(chat_id).removeprefix("-100")
-    return f"https://t.me/c/{internal}/{thread_id}"
-
-
 async def client_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
@@ -134,7 +128,7 @@ async def client_command(
     if thread_id is None:
         await message.answer(texts.NO_TOPICS)
         return
-    link = topic_link(tg.managers_chat_id, thread_id)
+    link = texts.topic_link(tg.managers_chat_id, thread_id)
     await message.answer(f"{texts.client_label(client)}: {link}")
 
 

@@ -18,7 +18,7 @@ from handlers.telegram import texts
 from handlers.telegram.context import TelegramContext
 from storage.models import Client, Manager
 from storage.telegram_models import TelegramDelivery, TelegramTopic
-from storage.telegram_queries import move_client_rows
+from storage.telegram_queries import move_client_rows, topic_of
 from telephony.calls import append_dialog
 from telephony.chats import attach_phone, messenger_client, record_message
 from telephony.phones import InvalidPhone, format_phone
@@ -57,6 +57,9 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
         return
     async with tg.db.session() as session:
         client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+        assert client.id is not None
+        own_topic = await topic_of(session, client.id)
+        old_thread = own_topic.message_thread_id if own_topic is not None else None
         try:
             client, merged = await attach_phone(
                 session, client, contact.phone_number, before_merge=move_client_rows
@@ -72,6 +75,9 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
         _to_topic(session, tg, client.id, line.id, text=note)
     tg.topics.wake()
     await message.answer(texts.PHONE_THANKS, reply_markup=ReplyKeyboardRemove())
+    await tg.topics.refresh(client.id)
+    if merged is not None and old_thread is not None:
+        await tg.topics.retire(old_thread, client.id)
 
 
 async def client_wrote(message: Message, tg: TelegramContext, manager: Manager | None) -> None:

@@ -25,6 +25,14 @@ class Topics(Protocol):
         """The client's topic thread id, created when missing; None without a managers' group."""
         ...
 
+    async def refresh(self, client_id: int) -> None:
+        """The client changed (phone, merge): rename their topic and redraw the card."""
+        ...
+
+    async def retire(self, thread_id: int, client_id: int) -> None:
+        """A merged-away client's topic: point it to the client's topic and close it."""
+        ...
+
     def wake(self) -> None:
         """New deliveries were stored: send them."""
         ...

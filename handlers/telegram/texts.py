@@ -161,3 +161,16 @@ def call_line(call: Call, zone: ZoneInfo) -> str:
     who = call.manager_user or call.requested_user or "—"
     moment = when(call.started_at or call.created_at, zone)
     return f"{arrow} {moment} {number} {status}, {who}, {duration(call.duration)}"
+
+
+def topic_link(chat_id: int, thread_id: int) -> str:
+    """`-1001234567890` → `https://t.me/c/1234567890/<thread>` (opens the topic for members)."""
+    internal = str(chat_id).removeprefix("-100")
+    return f"https://t.me/c/{internal}/{thread_id}"
+
+
+def merged_away(link: str) -> str:
+    return (
+        "🔗 Клиент поделился номером: это наш клиент по телефону. "
+        f"Переписка продолжается здесь: {link}"
+    )

@@ -229,6 +229,13 @@ class FakeTelegram:
             {"message_thread_id": thread_id, "name": params["name"], "icon_color": 7322096}
         )
 
+    def _editForumTopic(self, params: dict[str, Any]) -> web.Response:
+        thread_id = int(params["message_thread_id"])
+        if thread_id in self.deleted_topics or thread_id not in self.topics:
+            return self._error(400, "Bad Request: message thread not found")
+        self.topics[thread_id] = str(params["name"])
+        return self._ok(True)
+
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
         timeout = float(params.get("timeout", 0) or 0)
         updates: list[dict[str, Any]] = []
