@@ -531,3 +531,39 @@ async def test_a_client_who_blocked_the_bot_is_reported_in_the_topic(
     assert fake_telegram.texts_in(GROUP, thread)[-1] == (
         "⚠️ Сообщение не доставлено клиенту: Forbidden: bot was blocked by the user"
     )
+
+
+async def test_the_call_button_explains_why_it_cannot_call(
+    app_client: Client, fake_telegram: FakeTelegram, fake_pbx: FakePbx, auth: dict[str, str]
+) -> None:
+    app = app_of(app_client)
+    await replay(app_client, load("inbound_missed"))
+    await flush(app)
+    thread = thread_of(fake_telegram, "+7 916 999-88-77")
+    person = await client_by_phone(app_client, "79169998877", auth)
+    tap = f"c:call:{person['id']}"
+
+    await feed(app, message(ADMIN, f"/addmanager {MANAGER} Андрей"))
+    await feed(app, callback(MANAGER, tap, thread_id=thread))
+    assert fake_telegram.answers()[-1] == {
+        "callback_query_id": fake_telegram.answers()[-1]["callback_query_id"],
+        "text": texts.CALL_UNBOUND,
+        "show_alert": True,
+    }
+
+    await feed(app, message(MANAGER, "/pbx andy"))
+    await feed(app, callback(MANAGER, "m:mode:disabled", chat_id=MANAGER))
+    await feed(app, callback(MANAGER, tap, thread_id=thread))
+    assert fake_telegram.answers()[-1]["text"] == texts.CALL_DISABLED
+
+    await feed(app, callback(MANAGER, "m:mode:app", chat_id=MANAGER))
+    await feed(app, callback(MANAGER, tap, thread_id=thread))
+    assert fake_telegram.answers()[-1]["text"] == "Наберите с телефона: +7 916 999-88-77"
+    # The number as text in the topic: the phone's Telegram app makes it a dialable link.
+    assert fake_telegram.texts_in(GROUP, thread)[-1] == "Наберите с телефона: +7 916 999-88-77"
+
+    await feed(app, callback(MANAGER, "m:mode:api", chat_id=MANAGER))
+    fake_pbx.fail(503, {"message": "Сервис временно недоступен"})
+    await feed(app, callback(MANAGER, tap, thread_id=thread))
+    assert fake_telegram.answers()[-1]["text"] == "АТС отказала: Сервис временно недоступен"
+    assert len(fake_pbx.makecalls()) == 1  # only the last tap reached the PBX
