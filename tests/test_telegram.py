@@ -567,3 +567,16 @@ async def test_the_call_button_explains_why_it_cannot_call(
     await feed(app, callback(MANAGER, tap, thread_id=thread))
     assert fake_telegram.answers()[-1]["text"] == "АТС отказала: Сервис временно недоступен"
     assert len(fake_pbx.makecalls()) == 1  # only the last tap reached the PBX
+
+
+async def test_a_group_without_topic_rights_gets_the_notes_once_fixed(
+    app_client: Client, fake_telegram: FakeTelegram
+) -> None:
+    app = app_of(app_client)
+    app[TELEGRAM].sender.pacing.retry_base = 0.05
+    fake_telegram.fail("createForumTopic", 400, "Bad Request: not enough rights to create a topic")
+    await replay(app_client, load("inbound_missed"))
+    await flush(app)
+    assert len(fake_telegram.called("createForumTopic")) == 2  # refused, then (rights given) ok
+    thread = thread_of(fake_telegram, "+7 916 999-88-77")
+    assert any("Missed" in t for t in fake_telegram.texts_in(GROUP, thread))

@@ -44,6 +44,8 @@ MAX_ATTEMPTS = 12
 MAX_BACKOFF = 600.0
 IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the sender
 MAX_TEXT = 4096
+# Refusals about the message itself: sending it again cannot help.
+_POISON = ("can't parse entities", "message is too long", "text must be non-empty", "button_")
 _MESSAGE_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic deleted", "topic_closed")
 
@@ -338,7 +340,13 @@ class Sender:
             else:  # the bot lost its rights in the managers' group: an admin can fix that
                 await self._retry_later(row, exc)
         except TelegramBadRequest as exc:
-            await self._finish(row, failed=exc.message)
+            if row.target == "topic" and not any(s in exc.message.lower() for s in _POISON):
+                # The managers' group refuses (topics off, no rights, wrong id): an admin fixes
+                # the group and the notes go out then.
+                log.warning("the managers' group refused a send: %s", exc.message)
+                await self._retry_later(row, exc)
+            else:
+                await self._finish(row, failed=exc.message)
         except (TelegramUnauthorizedError, TelegramNotFound) as exc:
             # A wrong token or API URL: settings get fixed, the messages should then go out.
             await self._retry_later(row, exc)
