@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.settings import Settings
+from bot.telegram.wiring import TELEGRAM, build_telegram
 from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
@@ -114,4 +115,10 @@ async def build_app(
     app.add_routes(novofon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
+    # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
+    # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
+    telegram = build_telegram(settings, database, observers, context.dialers)
+    if telegram is not None:
+        app[TELEGRAM] = telegram
+        telegram.register(app)
     return app

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     telegram_admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
+    # Seconds between two sends to one group (Telegram allows ≈20/min) and one private chat.
+    telegram_group_interval: float = Field(default=3.0, ge=0)
+    telegram_chat_interval: float = Field(default=1.0, ge=0)
 
     megafon_url: str | None = None
     megafon_api_key: SecretStr | None = None

@@ -240,4 +240,5 @@ class CallAttribution(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
+import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

@@ -141,7 +141,14 @@ async def _request_call(
 
 
 class ManagerCannotCall(CallRequestError):
-    """The manager's settings forbid a PBX call (mode disabled or app, no PBX identity)."""
+    """The manager's settings forbid a PBX call (mode disabled or app, no PBX identity).
+
+    `reason` is "disabled", "app" or "unbound", for the shell to word it for the manager.
+    """
+
+    def __init__(self, message: str, reason: str = "unbound") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def pbx_identity(manager: Manager) -> str | None:
@@ -163,10 +170,13 @@ async def place_manager_call(
 ) -> RequestedCall:
     """A manager's "call" button: the manager's PBX rings them, then the client."""
     if manager.call_mode != "api":
-        raise ManagerCannotCall(f"call mode is {manager.call_mode!r}, not PBX API")
+        reason = "app" if manager.call_mode == "app" else "disabled"
+        raise ManagerCannotCall(f"call mode is {manager.call_mode!r}, not PBX API", reason)
     identity = pbx_identity(manager)
     if identity is None:
-        raise ManagerCannotCall("no PBX login, extension or number is bound to this manager")
+        raise ManagerCannotCall(
+            "no PBX login, extension or number is bound to this manager", "unbound"
+        )
     if manager.call_provider == PROVIDER:
         return await megafon_call(db, dialers.megafon, client_phone, identity, observer)
     if manager.call_provider == NOVOFON:

@@ -29,6 +29,7 @@ from storage.db import Database
 from storage.migrate import upgrade
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
+from tests.fakes.telegram import FakeTelegram
 
 POSTGRES_URL = os.environ.get(
     "TRUBKA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -226,3 +227,14 @@ async def client(make_client: AppFactory, any_db: Database) -> AppClient:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+async def fake_telegram() -> AsyncIterator[FakeTelegram]:
+    """A fake Bot API server (tests/fakes/telegram.py) over real HTTP."""
+    telegram = FakeTelegram()
+    server = TestServer(telegram.app())
+    await server.start_server()
+    telegram.url = str(server.make_url("")).rstrip("/")
+    yield telegram
+    await server.close()

@@ -1,0 +1,1 @@
+"""The Telegram shell: the bot and dispatcher, the send queue and the call notifier."""

@@ -1,0 +1,184 @@
+"""The bot inside `trubka serve`: long polling by default, a webhook when a URL is set.
+
+Without TRUBKA_TELEGRAM_TOKEN nothing here is built and the rest of Trubka runs as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot.settings import ConfigurationError, Settings
+from bot.telegram.notifier import TopicNotifier
+from bot.telegram.sender import Pacing, Sender
+from handlers.telegram import calls, chats, managers
+from handlers.telegram.context import ManagerMiddleware, TelegramContext
+from storage.db import Database
+from telephony.dialing import Dialers
+from telephony.notify import CallObservers
+
+log = logging.getLogger("trubka.telegram")
+
+DEFAULT_WEBHOOK_PATH = "/telegram_webhook"
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def build_dispatcher(context: TelegramContext) -> Dispatcher:
+    dispatcher = Dispatcher(tg=context)
+    dispatcher.update.outer_middleware(ManagerMiddleware())
+    dispatcher.include_routers(
+        managers.build_router(),
+        calls.build_router(),
+        chats.build_group_router(),
+        chats.build_private_router(),
+    )
+    return dispatcher
+
+
+@dataclass
+class TelegramBot:
+    """Everything Telegram in one process: bot, dispatcher, send queue, call notifier."""
+
+    bot: Bot
+    dispatcher: Dispatcher
+    sender: Sender
+    context: TelegramContext
+    notifier: TopicNotifier | None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def webhook_path(self) -> str:
+        path = urlsplit(self.webhook_url).path if self.webhook_url else ""
+        return path or DEFAULT_WEBHOOK_PATH
+
+    def register(self, app: web.Application) -> None:
+        if self.webhook_url:
+            SimpleRequestHandler(
+                self.dispatcher, self.bot, secret_token=self.webhook_secret
+            ).register(app, path=self.webhook_path)
+        app.cleanup_ctx.append(self.lifetime)
+
+    async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        if self.notifier is not None:
+            try:
+                await self.notifier.catch_up()
+            except Exception:  # a catch-up problem must not stop the service from starting
+                log.exception("catching up on call notes failed")
+        sender = asyncio.create_task(self.sender.run(), name="telegram-sender")
+        if self.webhook_url:
+            try:
+                await self.bot.set_webhook(
+                    self.webhook_url,
+                    secret_token=self.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except Exception:  # Telegram down must not stop the PBX side from starting
+                log.exception("setWebhook failed; updates will not arrive until it succeeds")
+        else:
+            self._tasks.append(asyncio.create_task(self._poll(), name="telegram-polling"))
+        yield
+        if not self.webhook_url:
+            # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
+            with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
+                await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        await self.sender.stop(sender)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.bot.session.close()
+
+    async def _poll(self) -> None:
+        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal."""
+        delay = 1.0
+        while True:
+            try:
+                await self.dispatcher.start_polling(
+                    self.bot,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+                return  # stopped by stop_polling()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter is not None else None
+
+
+def build_telegram(
+    settings: Settings,
+    db: Database,
+    observers: CallObservers,
+    dialers: Dialers,
+) -> TelegramBot | None:
+    token = _secret(settings.telegram_token)
+    if not token:
+        return None
+    webhook_secret = _secret(settings.telegram_webhook_secret)
+    if settings.telegram_webhook_url and not webhook_secret:
+        # Without it anyone who guesses the URL could feed us fake updates.
+        raise ConfigurationError(
+            "TRUBKA_TELEGRAM_WEBHOOK_SECRET: required when TRUBKA_TELEGRAM_WEBHOOK_URL is set"
+        )
+    if settings.telegram_managers_chat_id is None:
+        log.warning("TRUBKA_TELEGRAM_MANAGERS_CHAT_ID is not set: no client topics, no call notes")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    bot = Bot(token, session=session)
+    sender = Sender(
+        bot,
+        db,
+        managers_chat_id=settings.telegram_managers_chat_id,
+        zone=settings.zone,
+        pacing=Pacing(
+            group_interval=settings.telegram_group_interval,
+            chat_interval=settings.telegram_chat_interval,
+        ),
+    )
+    context = TelegramContext(
+        db=db,
+        dialers=dialers,
+        observer=observers,
+        topics=sender,
+        zone=settings.zone,
+        managers_chat_id=settings.telegram_managers_chat_id,
+        admin_ids=frozenset(settings.telegram_admin_ids),
+        pbx=dialers.megafon,
+    )
+    notifier = None
+    if settings.telegram_managers_chat_id is not None:
+        notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake)
+        observers.add(notifier)
+    return TelegramBot(
+        bot=bot,
+        dispatcher=build_dispatcher(context),
+        sender=sender,
+        context=context,
+        notifier=notifier,
+        webhook_url=settings.telegram_webhook_url,
+        webhook_secret=webhook_secret,
+    )

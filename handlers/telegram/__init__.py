@@ -1,0 +1,1 @@
+"""aiogram routers: the managers' forum supergroup, manager commands and clients' private chats."""
