@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.settings import Settings
-from bot.telegram.wiring import TELEGRAM, build_telegram
 from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
@@ -117,8 +116,12 @@ async def build_app(
     app.add_routes(ops.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
-    telegram = build_telegram(settings, database, observers, context.dialers)
-    if telegram is not None:
-        app[TELEGRAM] = telegram
-        telegram.register(app)
+    if settings.telegram_token is not None:
+        # Imported only when used: aiogram's types take seconds to load.
+        from bot.telegram.wiring import TELEGRAM, build_telegram
+
+        telegram = build_telegram(settings, database, observers, context.dialers)
+        if telegram is not None:
+            app[TELEGRAM] = telegram
+            telegram.register(app)
     return app

@@ -7,7 +7,6 @@ import logging
 
 from aiohttp import web
 
-from bot.app import build_app
 from bot.commands import EXIT_OK, Subparsers
 from bot.settings import ConfigurationError, Settings
 
@@ -23,6 +22,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     port: int = args.port or settings.http_port
     if not 1 <= port <= 65535:
         raise ConfigurationError("--port: must be 1..65535")
+    from bot.app import build_app  # the whole app, only for the command that serves it
+
     web.run_app(
         build_app(settings),
         host=args.host or settings.http_host,
