@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.leads import LEADS, build_leads
 from bot.settings import Settings
-from handlers.web import api, megafon, ops
+from handlers.web import api, leads, megafon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
+from telephony.leads.clock import Clock
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObservers, CallUpdate
 
@@ -47,9 +49,14 @@ def megafon_client(settings: Settings) -> MegafonClient | None:
 
 
 async def build_app(
-    settings: Settings, *, db: Database | None = None, migrate: bool = True
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    migrate: bool = True,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """`db` may be given by tests (already migrated); otherwise it is made from the settings."""
+    """`db` may be given by tests (already migrated); otherwise it is made from the settings.
+    `clock` drives the lead outbox's retry times (tests move a fake one)."""
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
     context = WebContext(
@@ -63,6 +70,10 @@ async def build_app(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
+    leads_room = build_leads(settings, database, registry=context.metrics.registry, clock=clock)
+    app[LEADS] = leads_room
+    context.leads = leads_room.service
+    observers.add(leads_room.service)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
@@ -74,7 +85,9 @@ async def build_app(
             await database.dispose()
 
     app.cleanup_ctx.append(lifetime)
+    app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
     app.add_routes(megafon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
+    app.add_routes(leads.routes)
     return app

@@ -232,3 +232,6 @@ class CallAttribution(SQLModel, table=True):
     landing_url: str | None = Field(default=None, sa_type=Text)
     referrer: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+from storage import leads_models as _leads_models  # noqa: E402, F401

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 
 class UpstreamError(Exception):
@@ -23,6 +24,7 @@ class UpstreamError(Exception):
 class UpstreamResponse:
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON (some PBX answers are bare text)."""
@@ -59,13 +61,21 @@ class UpstreamClient:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        query: str | None = None,
+        data: aiohttp.FormData | bytes | None = None,
     ) -> UpstreamResponse:
-        url = f"{self.base_url}{path}"
+        """`query` is an already encoded query string, sent byte for byte (PHP-style APIs)."""
+        url: str | URL = f"{self.base_url}{path}"
+        if query is not None:
+            url = URL(f"{url}?{query}", encoded=True)
+        body: Any = data if data is not None else form
         try:
             async with self._client().request(
-                method, url, json=json_body, data=form, params=params, headers=headers
+                method, url, json=json_body, data=body, params=params, headers=headers
             ) as response:
-                return UpstreamResponse(response.status, await response.read())
+                return UpstreamResponse(
+                    response.status, await response.read(), dict(response.headers)
+                )
         except TimeoutError:
             raise UpstreamError(f"{self.name} did not answer in time") from None
         except aiohttp.ClientError as exc:

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from storage.db import Database
+from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver
 
@@ -39,6 +40,7 @@ class WebContext:
     megafon_crm_token: str | None = None
     api_token: str | None = None
     metrics: WebMetrics = field(default_factory=WebMetrics)
+    leads: LeadService | None = None
 
 
 CONTEXT = web.AppKey("trubka_context", WebContext)

@@ -68,7 +68,7 @@ def call_detail_json(call: Call, events: list[CallEvent]) -> dict[str, Any]:
         for event in events
     ]
     detail["attribution"] = {}
-    detail["flags"] = {}
+    detail["flags"] = {"first_time_caller": call.first_time_caller, "targeted": call.targeted}
     return detail
 
 
