@@ -93,9 +93,7 @@ async def make_harness(
         db: Database, toml: str = "", *, workers: bool = False, **overrides: Any
     ) -> Harness:
         config = tmp_path / f"trubka{len(clients)}.toml"
-        config.write_text(
-            f"[leads]\nworkers = {str(workers).lower()}\n{toml}\n", encoding="utf-8"
-        )
+        config.write_text(f"[leads]\nworkers = {str(workers).lower()}\n{toml}\n", encoding="utf-8")
         values: dict[str, Any] = {
             "config": str(config),
             "megafon_url": fake_pbx.url,

@@ -82,9 +82,7 @@ async def test_answered_call_becomes_one_lead_with_the_exact_php_query(
 async def test_call_tracking_attribution_fills_the_visit_and_utm(
     make_harness: HarnessFactory, db: Database
 ) -> None:
-    h = await make_harness(
-        db, TEMPLATES, roistat_api_key=API_KEY, roistat_project="12345"
-    )
+    h = await make_harness(db, TEMPLATES, roistat_api_key=API_KEY, roistat_project="12345")
     pushes = load("inbound_answered")
     await replay(h.client, pushes[:-1])
     call = await call_detail(h, "79101234567")
@@ -219,7 +217,9 @@ async def test_recording_arriving_after_the_lead_is_appended_with_messages_add(
         "title": "Итог",
         "message": f"Success, 124 s: {RECORD}",
     }
-    assert message.raw_query.startswith("key=test-roistat-key&id=1001&title=%D0%98%D1%82%D0%BE%D0%B3")
+    assert message.raw_query.startswith(
+        "key=test-roistat-key&id=1001&title=%D0%98%D1%82%D0%BE%D0%B3"
+    )
     await replay(h.client, pushes)  # duplicates: no second message
     assert await h.drain() == 0
 
@@ -274,7 +274,9 @@ async def test_form_lead_with_callback_is_sent_with_its_fields(
         "&is_need_callback=1&sync=0&is_need_check_order_in_processing=1"
         "&is_need_check_order_in_processing_append=1&is_skip_sending=0"
     )
-    person = await (await h.client.get(f"/api/v1/clients/{answer['client_id']}", headers=AUTH)).json()
+    person = await (
+        await h.client.get(f"/api/v1/clients/{answer['client_id']}", headers=AUTH)
+    ).json()
     assert person["phone"] == "79101234567" and person["name"] == "Анна"
 
 
@@ -288,13 +290,19 @@ async def test_form_lead_validation_and_idempotency(
     nothing = await post("/api/v1/leads", json={"name": "x"}, headers=AUTH)
     assert nothing.status == 400
     assert (await post("/api/v1/leads", data="[", headers=AUTH)).status == 400
-    flag = await post("/api/v1/leads", json={"email": "a@b.c", "is_need_callback": "yes"}, headers=AUTH)
+    flag = await post(
+        "/api/v1/leads", json={"email": "a@b.c", "is_need_callback": "yes"}, headers=AUTH
+    )
     assert flag.status == 400 and (await flag.json())["field"] == "is_need_callback"
     assert (await post("/api/v1/leads", json={"phone": "79101234567"})).status == 401
 
     key = {**AUTH, "Idempotency-Key": "form-42"}
-    first = await post("/api/v1/leads", json={"phone": "79101234567", "is_need_callback": 0}, headers=key)
-    again = await post("/api/v1/leads", json={"phone": "79101234567", "is_need_callback": 0}, headers=key)
+    first = await post(
+        "/api/v1/leads", json={"phone": "79101234567", "is_need_callback": 0}, headers=key
+    )
+    again = await post(
+        "/api/v1/leads", json={"phone": "79101234567", "is_need_callback": 0}, headers=key
+    )
     assert first.status == 201 and again.status == 200
     assert (await first.json()) == (await again.json())
     await h.drain()
@@ -338,7 +346,9 @@ async def test_rules_first_time_targeted_missed_and_skipped_numbers(
     assert await h.drain() == 0
     assert h.roistat.leads() == []
     listing = await (await h.client.get("/api/v1/calls?phone=79101234567", headers=AUTH)).json()
-    second = await (await h.client.get(f"/api/v1/calls/{listing['calls'][0]['id']}", headers=AUTH)).json()
+    second = await (
+        await h.client.get(f"/api/v1/calls/{listing['calls'][0]['id']}", headers=AUTH)
+    ).json()
     assert second["flags"] == {"first_time_caller": False, "targeted": True}
 
 
@@ -357,7 +367,9 @@ async def test_only_tracking_numbers(make_harness: HarnessFactory, db: Database)
     h = await make_harness(
         db, 'tracking_numbers_only = true\ntracking_numbers = ["+7 495 000-11-22"]\n'
     )
-    other = [{**p, "diversion": "74959999999"} if "diversion" in p else p for p in load("inbound_missed")]
+    other = [
+        {**p, "diversion": "74959999999"} if "diversion" in p else p for p in load("inbound_missed")
+    ]
     await replay(h.client, other)
     await replay(h.client, load("inbound_answered"))  # diversion 74950001122 is tracked
     await h.drain()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from bot.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from bot.leads import leads_config, retry_policy
@@ -64,7 +65,7 @@ async def _retry(settings: Settings, row_id: int | None) -> int:
 
 def run_retry(settings: Settings, args: argparse.Namespace) -> int:
     if (args.row_id is None) == (not args.all_dead):
-        print("error: give a row id or --all-dead (not both)")
+        print("error: give a row id or --all-dead (not both)", file=sys.stderr)
         return EXIT_USAGE
     revived = asyncio.run(_retry(settings, args.row_id))
     print(f"{revived} dead row(s) will be retried")
