@@ -23,6 +23,7 @@ from telephony.leads.outbox import OutboxWorker, RetryPolicy, Sink
 from telephony.leads.service import LeadService, Sinks
 
 log = logging.getLogger("trubka.leads")
+STOP_TIMEOUT = 15.0
 
 
 def _secret(value: object) -> str | None:
@@ -59,16 +60,20 @@ class Leads:
     def start(self) -> None:
         if not self.config.workers:
             return
-        self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox-worker"))
+        if self.worker.sinks:
+            self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox-worker"))
         if self.metrika is not None:
             self._tasks.append(asyncio.create_task(self.metrika.run(), name="metrika-batches"))
 
     async def stop(self) -> None:
+        """Let the loops finish their current pass (a delivery in flight completes), then go."""
+        self.worker.stop()
+        if self.metrika is not None:
+            self.metrika.stop()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # On timeout the task is cancelled: its rows stay leased and are retried later.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
         self._tasks.clear()
         if self.roistat is not None:
             await self.roistat.close()

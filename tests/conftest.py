@@ -29,6 +29,9 @@ from storage.db import Database
 from storage.migrate import upgrade
 from tests.fakes.megafon import FakePbx
 
+# Fixtures of the leads room (fake Roistat and Metrika, the app on a fake clock).
+pytest_plugins = ["tests.leads_harness"]
+
 POSTGRES_URL = os.environ.get(
     "TRUBKA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

@@ -9,13 +9,7 @@ from storage.leads_models import MetrikaUpload
 from storage.models import CallAttribution
 from tests.conftest import API_TOKEN
 from tests.fakes.metrika import COUNTER, TOKEN
-from tests.leads_harness import (  # noqa: F401  (fixtures)
-    Harness,
-    HarnessFactory,
-    fake_metrika,
-    fake_roistat,
-    make_harness,
-)
+from tests.leads_harness import Harness, HarnessFactory
 from tests.megafon_replay import load, replay
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -10,13 +10,7 @@ from storage.models import CallAttribution
 from telephony.leads.outbox import claim
 from tests.conftest import API_TOKEN
 from tests.fakes.roistat import API_KEY
-from tests.leads_harness import (  # noqa: F401  (fixtures)
-    Harness,
-    HarnessFactory,
-    fake_metrika,
-    fake_roistat,
-    make_harness,
-)
+from tests.leads_harness import Harness, HarnessFactory
 from tests.megafon_replay import load, push, replay
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

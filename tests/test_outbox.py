@@ -170,7 +170,7 @@ def test_cli_shows_dead_rows_and_retries_them(
     assert main(["outbox", "--problems"]) == 0
     out = capsys.readouterr().out
     assert "pending" in out and "dead" in out
-    [header, line, *problems] = out.splitlines()
+    [_header, line, *problems] = out.splitlines()
     assert line.split() == ["roistat", "0", "0", "1", "0", "1"]
     assert problems == [problems[0]] and "#1 roistat lead:1 dead" in problems[0]
     assert "error=HTTP 500" in problems[0]

@@ -9,6 +9,7 @@ finishes processing them, and LINKAGE_FAILURE is reported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
@@ -192,6 +193,7 @@ class MetrikaBatcher:
         self.interval = interval
         self.status_poll = timedelta(hours=status_poll_hours)
         self.rng = rng or random.Random()
+        self._stop = asyncio.Event()
 
     async def upload_due(self) -> int:
         """One batch: claim due rows, one upload per visitor-id type. Rows uploaded."""
@@ -279,11 +281,16 @@ class MetrikaBatcher:
                 session.add(row)
         return changed
 
+    def stop(self) -> None:
+        self._stop.set()
+
     async def run(self) -> None:
-        while True:
+        self._stop.clear()
+        while not self._stop.is_set():
             try:
                 await self.upload_due()
                 await self.poll_statuses()
             except Exception:
                 log.exception("Metrika batch failed")
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)

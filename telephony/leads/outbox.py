@@ -283,6 +283,7 @@ class OutboxWorker:
         self.poll_interval = poll_interval
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self._stopped = False
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
@@ -343,19 +344,25 @@ class OutboxWorker:
             for state, count in states.items():
                 self.metrics.rows.labels(sink, state).set(count)
 
+    def stop(self) -> None:
+        """Ask `run()` to return after the current pass (no delivery is cut in half)."""
+        self._stopped = True
+        self._wake.set()
+
     async def run(self) -> None:
+        self._stopped = False
         ticks = 0
-        while True:
+        while not self._stopped:
             self._wake.clear()
             try:
                 handled = await self.run_once()
-                if ticks % 30 == 0:
+                if ticks % 30 == 0 and self.sinks:
                     await self.refresh_gauges()
             except Exception:
                 log.exception("outbox worker pass failed")
                 handled = 0
             ticks += 1
-            if handled >= self.batch_size:
+            if handled >= self.batch_size or self._stopped:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
