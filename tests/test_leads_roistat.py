@@ -380,6 +380,7 @@ async def test_serve_runs_the_worker_in_the_background(
     assert status == 200
     await asyncio.wait_for(h.roistat.received.wait(), timeout=10)
     assert [r.params["phone"] for r in h.roistat.leads()] == ["79101234567"]
+    await h.client.close()  # stop the loops before the database fixture goes away
 
 
 async def test_a_sink_error_is_retried_not_lost(make_harness: HarnessFactory, db: Database) -> None:

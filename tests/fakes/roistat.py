@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,6 +23,7 @@ class Received:
     params: dict[str, str]
     headers: dict[str, str]
     json: Any = None
+    at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
