@@ -81,6 +81,12 @@ class Leads:
             await self.metrika.client.close()
 
     async def lifetime(self) -> AsyncIterator[None]:
+        if self.config.workers:
+            try:
+                if decided := await self.service.sweep():
+                    log.info("decided %s call(s) the last run left undecided", decided)
+            except Exception:
+                log.exception("sweeping undecided calls failed")
         self.start()
         yield
         await self.stop()

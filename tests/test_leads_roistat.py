@@ -396,3 +396,21 @@ async def test_a_sink_error_is_retried_not_lost(make_harness: HarnessFactory, db
     assert 'trubka_outbox_dead_total{sink="roistat"} 1.0' in await h.metrics_text()
     # 600 s base, doubling, capped at 30 min, jittered: 3 or 4 attempts fit in the hour.
     assert 3 <= len(h.roistat.leads()) <= 4
+
+
+async def test_a_call_stored_while_the_observer_never_ran_is_decided_at_start(
+    make_harness: HarnessFactory, db: Database
+) -> None:
+    from telephony.calls import record_push
+    from telephony.megafon import dedup_key, parse_push
+    from telephony.notify import CallObservers
+
+    fields = load("inbound_answered")[-1]
+    push_ = parse_push(fields)
+    # Stored by a process that stopped before its observers ran.
+    await record_push(db, push_, fields, dedup_key(fields), CallObservers(), "megafon")  # type: ignore[arg-type]
+    h = await make_harness(db)
+    assert await h.leads.service.sweep() == 1
+    assert await h.leads.service.sweep() == 0
+    await h.drain()
+    assert [r.params["phone"] for r in h.roistat.leads()] == ["79101234567"]

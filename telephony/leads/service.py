@@ -6,10 +6,11 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
@@ -115,6 +116,32 @@ class LeadService:
             queued = await self._on_call(session, call.id, ended=ended)
         if queued:
             self._wake()
+
+    async def sweep(self, *, window: timedelta = timedelta(hours=1)) -> int:
+        """Decide ended calls the observer never saw (the process stopped between the webhook's
+        commit and the observer). Run at start; the number of calls decided."""
+        since = self.clock.now() - window
+        async with self.db.session() as session:
+            ids = (
+                await session.exec(
+                    select(Call.id).where(
+                        col(Call.ended).is_(True),
+                        col(Call.status).is_not(None),
+                        col(Call.targeted).is_(None),
+                        Call.direction == "in",
+                        col(Call.updated_at) >= since,
+                    )
+                )
+            ).all()
+        queued = False
+        for call_id in ids:
+            if call_id is None:
+                continue
+            async with self.db.session() as session:
+                queued |= await self._on_call(session, call_id, ended=True)
+        if queued:
+            self._wake()
+        return len(ids)
 
     async def _on_call(self, session: AsyncSession, call_id: int, *, ended: bool) -> bool:
         now = self.clock.now()
