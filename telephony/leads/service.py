@@ -112,6 +112,8 @@ class LeadService:
         if call.id is None or (call.internal and self.config.skip_internal):
             return
         ended = update.trigger == "history"
+        if not ended and self.config.create_on == "end":
+            return  # nothing to decide before the history (it alone carries status and record)
         async with self.db.session() as session:
             queued = await self._on_call(session, call.id, ended=ended)
         if queued:
