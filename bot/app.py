@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.leads import LEADS, build_leads
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, megafon, novofon, ops
+from handlers.web import api, leads, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
 from telephony.inbox import CallInbox
+from telephony.leads.clock import Clock
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
 from telephony.notify import CallObservers, CallUpdate
@@ -66,9 +68,14 @@ def novofon_client(settings: Settings) -> NovofonClient | None:
 
 
 async def build_app(
-    settings: Settings, *, db: Database | None = None, migrate: bool = True
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    migrate: bool = True,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """`db` may be given by tests (already migrated); otherwise it is made from the settings."""
+    """`db` may be given by tests (already migrated); otherwise it is made from the settings.
+    `clock` drives the lead outbox's retry times (tests move a fake one)."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
@@ -94,6 +101,9 @@ async def build_app(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
+    leads_room = build_leads(settings, database, registry=context.metrics.registry, clock=clock)
+    app[LEADS] = leads_room
+    context.leads = leads_room.service
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
@@ -110,10 +120,14 @@ async def build_app(
 
     app.cleanup_ctx.append(lifetime)
     setup_tracking(app, settings, tracking, database, observers)
+    # After tracking's observer: a call is attributed to its visit before leads decide on it.
+    observers.add(leads_room.service)
+    app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
     app.add_routes(megafon.routes)
     app.add_routes(novofon.routes)
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
+    app.add_routes(leads.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
     if settings.telegram_token is not None:

@@ -63,17 +63,20 @@ class UpstreamClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         raw_query: str | None = None,
+        data: aiohttp.FormData | bytes | None = None,
     ) -> UpstreamResponse:
-        """`raw_query` is sent byte for byte (signed queries: yarl would re-quote `%7E` to `~`)."""
+        """`raw_query` is sent byte for byte (signed or PHP-style queries: yarl would re-quote
+        `%7E` to `~`); `data` is a multipart form or raw bytes, instead of `form`."""
         url: str | URL = f"{self.base_url}{path}"
         if raw_query is not None:
             url = URL(f"{url}?{raw_query}", encoded=True)
+        body: Any = data if data is not None else form
         try:
             async with self._client().request(
-                method, url, json=json_body, data=form, params=params, headers=headers
+                method, url, json=json_body, data=body, params=params, headers=headers
             ) as response:
-                body = await response.read()
-                return UpstreamResponse(response.status, body, CIMultiDict(response.headers))
+                payload = await response.read()
+                return UpstreamResponse(response.status, payload, CIMultiDict(response.headers))
         except TimeoutError:
             raise UpstreamError(f"{self.name} did not answer in time") from None
         except aiohttp.ClientError as exc:

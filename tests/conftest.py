@@ -20,6 +20,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
@@ -30,6 +32,15 @@ from storage.migrate import upgrade
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram
+
+# Fixtures of the leads room (fake Roistat and Metrika, the app on a fake clock).
+pytest_plugins = ["tests.leads_harness"]
+
+# Generated inputs are checked for what they prove, not for speed: CI machines are shared.
+hypothesis_settings.register_profile(
+    "trubka", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("trubka")
 
 POSTGRES_URL = os.environ.get(
     "TRUBKA_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter
 from storage.db import Database
 from telephony.dialing import Dialers
 from telephony.inbox import CallInbox
+from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver
 from telephony.novofon import NovofonClient
@@ -54,6 +55,8 @@ class WebContext:
     def dialers(self) -> Dialers:
         """Every configured PBX a manager's call can go through."""
         return Dialers(megafon=self.pbx, novofon=self.novofon)
+
+    leads: LeadService | None = None
 
 
 CONTEXT = web.AppKey("trubka_context", WebContext)

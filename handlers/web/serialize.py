@@ -78,7 +78,7 @@ def call_detail_json(
         for event in events
     ]
     detail["attribution"] = attribution_json(attribution)
-    detail["flags"] = {}
+    detail["flags"] = {"first_time_caller": call.first_time_caller, "targeted": call.targeted}
     return detail
 
 

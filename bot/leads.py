@@ -1,0 +1,168 @@
+"""Wiring of the leads room: clients, sinks, the outbox worker and the Metrika batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from bot.config import FileConfig, load_file_config
+from bot.settings import Settings
+from storage.db import Database
+from telephony.leads import metrika, roistat
+from telephony.leads.clock import Clock, SystemClock
+from telephony.leads.config import LeadsConfig
+from telephony.leads.metrics import LeadMetrics
+from telephony.leads.outbox import OutboxWorker, RetryPolicy, Sink
+from telephony.leads.service import LeadService, Sinks
+
+log = logging.getLogger("trubka.leads")
+STOP_TIMEOUT = 15.0
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter is not None else None
+
+
+def leads_config(settings: Settings, file_config: FileConfig | None = None) -> LeadsConfig:
+    return (file_config or load_file_config(settings)).section("leads", LeadsConfig)
+
+
+def retry_policy(config: LeadsConfig) -> RetryPolicy:
+    options = config.outbox
+    return RetryPolicy(
+        base_delay=options.base_delay,
+        max_delay=options.max_delay,
+        give_up_after=timedelta(hours=options.give_up_after_hours),
+        lease=timedelta(seconds=options.lease_seconds),
+    )
+
+
+@dataclass
+class Leads:
+    """Everything the leads room needs at run time; `lifetime` runs its background loops."""
+
+    config: LeadsConfig
+    service: LeadService
+    worker: OutboxWorker
+    metrics: LeadMetrics
+    roistat: roistat.RoistatClient | None = None
+    metrika: metrika.MetrikaBatcher | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        if not self.config.workers:
+            return
+        if self.worker.sinks:
+            self._tasks.append(asyncio.create_task(self.worker.run(), name="outbox-worker"))
+        if self.metrika is not None:
+            self._tasks.append(asyncio.create_task(self.metrika.run(), name="metrika-batches"))
+
+    async def stop(self) -> None:
+        """Let the loops finish their current pass (a delivery in flight completes), then go."""
+        self.worker.stop()
+        if self.metrika is not None:
+            self.metrika.stop()
+        for task in self._tasks:
+            # On timeout the task is cancelled: its rows stay leased and are retried later.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=STOP_TIMEOUT)
+        self._tasks.clear()
+        if self.roistat is not None:
+            await self.roistat.close()
+        if self.metrika is not None:
+            await self.metrika.client.close()
+
+    async def lifetime(self) -> AsyncIterator[None]:
+        if self.config.workers:
+            try:
+                if decided := await self.service.sweep():
+                    log.info("decided %s call(s) the last run left undecided", decided)
+            except Exception:
+                log.exception("sweeping undecided calls failed")
+        self.start()
+        yield
+        await self.stop()
+
+
+def build_leads(
+    settings: Settings,
+    db: Database,
+    *,
+    config: LeadsConfig | None = None,
+    registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
+) -> Leads:
+    config = config or leads_config(settings)
+    clock = clock or SystemClock()
+    policy = retry_policy(config)
+    metrics = LeadMetrics(registry)
+    sinks: dict[str, Sink] = {}
+    roistat_client: roistat.RoistatClient | None = None
+    key, api_key = _secret(settings.roistat_key), _secret(settings.roistat_api_key)
+    if key or api_key:
+        roistat_client = roistat.RoistatClient(
+            settings.roistat_url,
+            key,
+            api_key=api_key,
+            project=settings.roistat_project,
+            timeout=config.roistat.timeout,
+        )
+        if key:
+            sinks[roistat.SINK_LEAD] = roistat.RoistatLeadSink(db, roistat_client)
+            sinks[roistat.SINK_MESSAGE] = roistat.RoistatMessageSink(db, roistat_client)
+        if api_key and settings.roistat_project:
+            sinks[roistat.SINK_CALL] = roistat.RoistatCallSink(roistat_client)
+    batcher: metrika.MetrikaBatcher | None = None
+    token = _secret(settings.metrika_token)
+    if token and settings.metrika_counter_id:
+        batcher = metrika.MetrikaBatcher(
+            db,
+            metrika.MetrikaClient(
+                settings.metrika_url,
+                token,
+                settings.metrika_counter_id,
+                timeout=config.metrika.timeout,
+            ),
+            clock=clock,
+            policy=policy,
+            metrics=metrics,
+            comment=config.metrika.comment,
+            goal=config.metrika.new_goal_name,
+            interval=settings.metrika_upload_interval,
+            status_poll_hours=config.metrika.status_poll_hours,
+        )
+    worker = OutboxWorker(
+        db,
+        sinks,
+        clock=clock,
+        policy=policy,
+        metrics=metrics,
+        batch_size=config.outbox.batch_size,
+        poll_interval=config.outbox.poll_interval,
+    )
+    service = LeadService(
+        db,
+        config,
+        sinks=Sinks(
+            roistat=roistat.SINK_LEAD in sinks,
+            roistat_calls=roistat.SINK_CALL in sinks,
+            metrika=batcher is not None,
+        ),
+        clock=clock,
+        policy=policy,
+        metrics=metrics,
+        zone=settings.zone,
+        worker=worker,
+    )
+    return Leads(config, service, worker, metrics, roistat_client, batcher)
+
+
+LEADS = web.AppKey("trubka_leads", Leads)

@@ -1,0 +1,368 @@
+"""The durable outbox: one row per (sink, key), delivered at least once, claimed exclusively.
+
+A worker claims due rows in one atomic UPDATE … RETURNING: on PostgreSQL the candidate rows are
+selected `FOR UPDATE SKIP LOCKED`, so two workers never take the same row; on SQLite the
+statement runs under `BEGIN IMMEDIATE` (one writer at a time), which makes it atomic there too.
+A claim is a lease: a worker that dies mid-delivery leaves the row to be claimed again when the
+lease ends. Only the holder of the current claim token can finish a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database
+from storage.leads_models import OutboxItem
+from storage.queries import insert_or_ignore
+from telephony.leads.clock import Clock
+from telephony.leads.metrics import LeadMetrics
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERING, DONE, DEAD = "pending", "delivering", "done", "dead"
+
+
+class DeliveryError(Exception):
+    """A delivery failed and should be retried; `retry_after` is the upstream's own hint."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_delay: float = 10.0
+    max_delay: float = 1800.0
+    give_up_after: timedelta = timedelta(hours=48)
+    lease: timedelta = timedelta(minutes=5)
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
+        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker holds until its lease ends."""
+
+    id: int
+    sink: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+    claim_token: str
+    lead_id: int | None
+    call_id: int | None
+    give_up_at: datetime
+
+
+class Sink(Protocol):
+    async def deliver(self, item: Claimed) -> str | None:
+        """Deliver or raise DeliveryError; the returned text is kept as the row's result."""
+        ...
+
+
+async def enqueue(
+    session: AsyncSession,
+    sink: str,
+    key: str,
+    payload: Mapping[str, Any],
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    lead_id: int | None = None,
+    call_id: int | None = None,
+) -> int | None:
+    """Add a row unless (sink, key) exists. The new id, or None for a repeat."""
+    return await insert_or_ignore(
+        session,
+        OutboxItem,
+        {
+            "sink": sink,
+            "key": key,
+            "lead_id": lead_id,
+            "call_id": call_id,
+            "payload": json.dumps(payload, ensure_ascii=False),
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "give_up_at": now + policy.give_up_after,
+            "created_at": now,
+        },
+    )
+
+
+async def claim(
+    db: Database, sinks: Iterable[str], *, now: datetime, limit: int, lease: timedelta
+) -> list[Claimed]:
+    token = uuid.uuid4().hex
+    due = or_(
+        and_(col(OutboxItem.status) == PENDING, col(OutboxItem.next_attempt_at) <= now),
+        and_(col(OutboxItem.status) == DELIVERING, col(OutboxItem.lease_until) < now),
+    )
+    candidates = (
+        select(OutboxItem.id)
+        .where(col(OutboxItem.sink).in_(list(sinks)), due)
+        .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(candidates.scalar_subquery()), due)
+        .values(
+            status=DELIVERING,
+            claim_token=token,
+            lease_until=now + lease,
+            attempts=col(OutboxItem.attempts) + 1,
+        )
+        .returning(
+            col(OutboxItem.id),
+            col(OutboxItem.sink),
+            col(OutboxItem.key),
+            col(OutboxItem.payload),
+            col(OutboxItem.attempts),
+            col(OutboxItem.lead_id),
+            col(OutboxItem.call_id),
+            col(OutboxItem.give_up_at),
+        )
+    )
+    async with db.session() as session:
+        rows = (await session.exec(statement)).all()
+    claimed = [
+        Claimed(
+            id=row.id,
+            sink=row.sink,
+            key=row.key,
+            payload=json.loads(row.payload),
+            attempts=row.attempts,
+            claim_token=token,
+            lead_id=row.lead_id,
+            call_id=row.call_id,
+            give_up_at=row.give_up_at,
+        )
+        for row in rows
+    ]
+    return sorted(claimed, key=lambda item: item.id)
+
+
+async def _finish(db: Database, item: Claimed, **values: Any) -> bool:
+    """Update the row only if this claim still holds it (a lease may have passed it on)."""
+    async with db.session() as session:
+        result = await session.exec(
+            update(OutboxItem)
+            .where(
+                col(OutboxItem.id) == item.id,
+                col(OutboxItem.claim_token) == item.claim_token,
+                col(OutboxItem.status) == DELIVERING,
+            )
+            .values(claim_token=None, lease_until=None, **values)
+        )
+        return bool(result.rowcount)
+
+
+async def complete(db: Database, item: Claimed, *, now: datetime, result: str | None) -> bool:
+    return await _finish(db, item, status=DONE, delivered_at=now, result=result, last_error=None)
+
+
+async def fail(
+    db: Database,
+    item: Claimed,
+    error: DeliveryError,
+    *,
+    now: datetime,
+    policy: RetryPolicy,
+    rng: random.Random,
+) -> str:
+    """Schedule the next attempt, or mark the row dead after the give-up moment. Its new status."""
+    delay = policy.delay(item.attempts, rng)
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    next_at = now + timedelta(seconds=delay)
+    status = DEAD if next_at > item.give_up_at else PENDING
+    await _finish(db, item, status=status, next_attempt_at=next_at, last_error=error.message[:2000])
+    return status
+
+
+async def stats(db: Database) -> dict[str, dict[str, int]]:
+    """Counts per sink: pending (never failed), failed (pending after a failure), delivering,
+    done, dead."""
+    state = func.coalesce(col(OutboxItem.status), "")
+    failed = and_(col(OutboxItem.status) == PENDING, col(OutboxItem.attempts) > 0)
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxItem.sink, state, failed, func.count())
+                .group_by(col(OutboxItem.sink), state, failed)
+                .order_by(col(OutboxItem.sink))
+            )
+        ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for sink, status, was_failed, count in rows:
+        name = "failed" if was_failed else status
+        per_sink = counts.setdefault(
+            sink, dict.fromkeys((PENDING, "failed", DELIVERING, DONE, DEAD), 0)
+        )
+        per_sink[name] = per_sink.get(name, 0) + int(count)
+    return counts
+
+
+async def problem_rows(db: Database, *, limit: int = 50) -> list[OutboxItem]:
+    """Dead rows and rows that failed at least once, newest first."""
+    async with db.session() as session:
+        rows = await session.exec(
+            select(OutboxItem)
+            .where(
+                or_(
+                    col(OutboxItem.status) == DEAD,
+                    and_(col(OutboxItem.status) == PENDING, col(OutboxItem.attempts) > 0),
+                )
+            )
+            .order_by(col(OutboxItem.id).desc())
+            .limit(limit)
+        )
+        return list(rows.all())
+
+
+async def retry_dead(
+    db: Database, *, now: datetime, policy: RetryPolicy, row_id: int | None = None
+) -> int:
+    """Give dead rows (one, or all) a fresh retry window. The number revived."""
+    statement = update(OutboxItem).where(col(OutboxItem.status) == DEAD)
+    if row_id is not None:
+        statement = statement.where(col(OutboxItem.id) == row_id)
+    async with db.session() as session:
+        result = await session.exec(
+            statement.values(
+                status=PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                give_up_at=now + policy.give_up_after,
+            )
+        )
+        return int(result.rowcount)
+
+
+class OutboxWorker:
+    """Delivers due rows of its sinks; `run()` loops until cancelled, `run_once()` is one pass."""
+
+    def __init__(
+        self,
+        db: Database,
+        sinks: Mapping[str, Sink],
+        *,
+        clock: Clock,
+        policy: RetryPolicy,
+        metrics: LeadMetrics,
+        batch_size: int = 20,
+        poll_interval: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.sinks = dict(sinks)
+        self.clock = clock
+        self.policy = policy
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopped = False
+
+    def wake(self) -> None:
+        """New rows were enqueued in this process: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and deliver them. The number of rows handled."""
+        if not self.sinks:
+            return 0
+        items = await claim(
+            self.db,
+            self.sinks,
+            now=self.clock.now(),
+            limit=self.batch_size,
+            lease=self.policy.lease,
+        )
+        await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def drain(self) -> int:
+        """Passes until nothing is due (tests, the CLI)."""
+        total = 0
+        while handled := await self.run_once():
+            total += handled
+        return total
+
+    async def _deliver(self, item: Claimed) -> None:
+        sink = self.sinks[item.sink]
+        try:
+            result = await sink.deliver(item)
+        except DeliveryError as exc:
+            error = exc
+        except Exception as exc:  # a bug in a sink must not kill the worker or lose the row
+            log.exception("outbox %s row %s: unexpected error", item.sink, item.id)
+            error = DeliveryError(f"internal error: {exc.__class__.__name__}")
+        else:
+            if await complete(self.db, item, now=self.clock.now(), result=result):
+                self.metrics.delivered.labels(item.sink).inc()
+            return
+        status = await fail(
+            self.db, item, error, now=self.clock.now(), policy=self.policy, rng=self.rng
+        )
+        if status == DEAD:
+            self.metrics.dead.labels(item.sink).inc()
+            log.error("outbox %s row %s is dead: %s", item.sink, item.id, error.message)
+        else:
+            self.metrics.failures.labels(item.sink).inc()
+            log.warning(
+                "outbox %s row %s attempt %s failed: %s",
+                item.sink,
+                item.id,
+                item.attempts,
+                error.message,
+            )
+
+    async def refresh_gauges(self) -> None:
+        for sink, states in (await stats(self.db)).items():
+            for state, count in states.items():
+                self.metrics.rows.labels(sink, state).set(count)
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the current pass (no delivery is cut in half)."""
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._stopped = False
+        ticks = 0
+        while not self._stopped:
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+                if ticks % 30 == 0 and self.sinks:
+                    await self.refresh_gauges()
+            except Exception:
+                log.exception("outbox worker pass failed")
+                handled = 0
+            ticks += 1
+            if handled >= self.batch_size or self._stopped:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)

@@ -1,0 +1,84 @@
+"""What becomes a lead, and the call flags the rules (and Metrika's goals) are built on.
+
+first-time caller: no earlier inbound call from this number (within the window, 0 = ever);
+targeted: answered, and the talk (duration minus waiting) lasted at least `targeted_seconds`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Call
+from telephony.leads.attribution import Attribution
+from telephony.leads.config import LeadsConfig
+
+SUCCESS = "Success"
+
+
+def answered(call: Call) -> bool:
+    return call.status == SUCCESS if call.status is not None else call.answered
+
+
+def talk_seconds(call: Call) -> int:
+    if not answered(call):
+        return 0
+    return max((call.duration or 0) - (call.wait or 0), 0)
+
+
+def hold_seconds(call: Call) -> int:
+    if call.wait is not None:
+        return call.wait
+    return 0 if answered(call) else call.duration or 0
+
+
+def is_targeted(call: Call, config: LeadsConfig) -> bool:
+    return answered(call) and talk_seconds(call) >= config.targeted_seconds
+
+
+async def is_first_time(
+    session: AsyncSession, call: Call, config: LeadsConfig, *, now: datetime
+) -> bool:
+    if not call.phone:
+        return False
+    query = select(func.count()).where(
+        Call.phone == call.phone,
+        Call.direction == "in",
+        col(Call.internal).is_(False),
+        col(Call.id) < call.id,
+    )
+    if config.first_time_window_days:
+        query = query.where(
+            col(Call.created_at) >= now - timedelta(days=config.first_time_window_days)
+        )
+    return int((await session.exec(query)).one()) == 0
+
+
+def rejection(
+    call: Call, attribution: Attribution, config: LeadsConfig, *, ended: bool
+) -> str | None:
+    """Why this call is not a lead, or None when it is one."""
+    if not config.calls:
+        return "call leads are off"
+    if call.direction != "in":
+        return "not inbound"
+    if call.internal and config.skip_internal:
+        return "internal"
+    if not call.phone:
+        return "no caller number"
+    if call.phone in config.skip_numbers:
+        return "skipped number"
+    if config.tracking_numbers_only:
+        dialed = attribution.tracking_number or call.diversion
+        if dialed not in config.tracking_numbers and attribution.tracking_number is None:
+            return "not a tracking number"
+    if config.first_time_only and not call.first_time_caller:
+        return "not a first-time caller"
+    if ended:
+        if not config.include_missed and not answered(call):
+            return "missed"
+        if config.targeted_only and not call.targeted:
+            return "not targeted"
+    return None
