@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.scenarios.actions import TelegramOutlet
+from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.telegram.wiring import TELEGRAM, build_telegram
 from bot.tracking import load_tracking, setup_tracking
@@ -15,10 +17,11 @@ from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
+from telephony.clock import Clock
 from telephony.inbox import CallInbox
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
-from telephony.notify import CallObservers, CallUpdate
+from telephony.notify import CallObservers, CallUpdate, MessageObservers
 from telephony.novofon import PROVIDER as NOVOFON
 from telephony.novofon import NovofonClient
 from telephony.novofon_events import stored_pushes
@@ -67,10 +70,16 @@ def novofon_client(settings: Settings) -> NovofonClient | None:
 
 
 async def build_app(
-    settings: Settings, *, db: Database | None = None, migrate: bool = True
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    migrate: bool = True,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """`db` may be given by tests (already migrated); otherwise it is made from the settings."""
+    """`db` may be given by tests (already migrated); otherwise it is made from the settings.
+    `clock` drives scenario waits and working hours (tests move a fake one)."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
+    scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
     inbox = CallInbox(
@@ -117,8 +126,25 @@ async def build_app(
     app.add_routes(ops.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
-    telegram = build_telegram(settings, database, observers, context.dialers)
+    messages = MessageObservers()
+    telegram = build_telegram(settings, database, observers, context.dialers, messages=messages)
     if telegram is not None:
         app[TELEGRAM] = telegram
         telegram.register(app)
+    # Scenarios (issue 6): after Telegram, so the scheduler stops before the send queue.
+    setup_scenarios(
+        app,
+        settings,
+        scenarios,
+        database,
+        calls=observers,
+        messages=messages,
+        leads=context.lead_observers,
+        pbx=context.pbx,
+        telegram=TelegramOutlet(settings.telegram_managers_chat_id, telegram.sender.wake)
+        if telegram is not None
+        else None,
+        registry=context.metrics.registry,
+        clock=clock,
+    )
     return app

@@ -241,4 +241,5 @@ class CallAttribution(SQLModel, table=True):
 
 
 import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
+from storage.scenario_models import ScenarioJob  # noqa: E402, F401  (issue 6)
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401
