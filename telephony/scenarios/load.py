@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,20 @@ from pydantic import ValidationError
 
 from telephony.scenarios.hours import WorkingHours
 from telephony.scenarios.spec import Rule, ScenarioFile
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. In YAML 1.1 `on:` (the trigger key) would be True,
+    and `yes`/`no`/`off` would stop being the words a user wrote."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class ScenarioError(ValueError):
@@ -35,7 +50,7 @@ class Scenarios:
 def parse_scenarios(text: str, zone: ZoneInfo, path: Path | None = None) -> Scenarios:
     where = str(path) if path else "scenarios"
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{where} is not valid YAML: {exc}") from None
     if data is None:
