@@ -22,7 +22,6 @@ from tests.scenario_support import (
     EXAMPLES,
     FRIDAY_19,
     MONDAY_9,
-    MONDAY_10,
     Harness,
     jobs,
     start_app,
