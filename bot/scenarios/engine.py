@@ -388,7 +388,7 @@ class ScenarioEngine:
             try:
                 requested = await megafon_call(self.db, self.pbx, phone, user, self.call_observer)
             except (CallRequestError, PbxError) as exc:
-                raise ActionFailed(f"{where}: megafon_call({phone!r}, {user!r}): {exc}") from None
+                raise ActionFailed(f"{where}({phone!r}, {user!r}): {exc}") from None
             log.info(
                 "scenarios: rule %r: megafon_call(%s, %s) → call %s",
                 rule.name,
@@ -401,7 +401,9 @@ class ScenarioEngine:
                 raise ActionFailed(f"{where}: no lead store or no client")
             spec = action.create_lead
             fields: dict[str, str | bool | None] = {}
-            for name in spec.model_fields_set:
+            for name in type(spec).model_fields:  # in the declared order
+                if name not in spec.model_fields_set:
+                    continue
                 value = getattr(spec, name)
                 fields[name] = (
                     render(value, context, f"{where}.{name}") if isinstance(value, str) else value
