@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from handlers.telegram import texts
+from handlers.web.context import CONTEXT
 from storage.db import Database
 from storage.models import Client
 from telephony.clients import set_variables
+from telephony.notify import LeadInfo
 from tests.conftest import AppClient
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import FakeTelegram
@@ -279,3 +281,26 @@ async def test_template_and_action_errors_are_reported_and_other_rules_run(
     assert 'trubka_scenario_errors_total{kind="template",rule="broken"} 1.0' in metrics
     assert 'trubka_scenario_errors_total{kind="action",rule="pbx refuses"} 1.0' in metrics
     assert 'trubka_scenario_jobs_total{outcome="done",rule="still works"} 1.0' in metrics
+
+
+CALL_LEAD = """
+rules:
+  - name: call lead
+    on: {lead: call}
+    if: [{call.status: Missed}]
+    do: [{notify_managers: "Лид со звонка {{ call.callid }}, источник {{ lead.utm_source }}"}]
+"""
+
+
+async def test_a_call_lead_sees_its_call(start: Start, db: Database) -> None:
+    h = await start(db, CALL_LEAD)
+    await h.replay(load("inbound_missed"))
+    person = await h.person(MISSED)
+    call = (await h.get(f"/api/v1/calls?phone={MISSED}"))["calls"][0]
+    # What the leads room calls after making a lead of a call.
+    lead = LeadInfo(
+        "call", person["id"], lead_id=7, call_id=call["id"], fields={"utm_source": "ya"}
+    )
+    await h.app[CONTEXT].lead_observers.lead_created(lead)
+    await h.settle()
+    assert "Лид со звонка 4F1C2A-MISSED-77, источник ya" in h.in_group()

@@ -4,6 +4,7 @@ of calls, client messages and leads, and the scheduler loop inside `trubka serve
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from telephony.notify import CallObservers, LeadMaker, LeadObservers, MessageObs
 from telephony.scenarios.load import ScenarioError, Scenarios, load_scenarios, parse_scenarios
 
 DEFAULT_PATH = Path("scenarios.yaml")
+log = logging.getLogger("trubka.scenarios")
 SCENARIOS = web.AppKey("trubka_scenarios", ScenarioEngine)
 
 
@@ -67,6 +69,9 @@ def setup_scenarios(
     messages.add(engine)
     leads.add(engine)
     app[SCENARIOS] = engine
+
+    if scenarios.path is not None:
+        log.info("scenarios: %d rules from %s", len(scenarios.rules), scenarios.path)
 
     async def scheduler(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(engine.run(), name="scenario-scheduler")
