@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from handlers.telegram import texts
 from handlers.web.context import CONTEXT
 from storage.db import Database
 from storage.models import Client
+from storage.scenario_models import ScenarioJob
 from telephony.clients import set_variables
 from telephony.notify import LeadInfo
 from tests.conftest import AppClient
@@ -304,3 +307,40 @@ async def test_a_call_lead_sees_its_call(start: Start, db: Database) -> None:
     await h.app[CONTEXT].lead_observers.lead_created(lead)
     await h.settle()
     assert "Лид со звонка 4F1C2A-MISSED-77, источник ya" in h.in_group()
+
+
+TWO_STEPS = """
+rules:
+  - name: two steps
+    on: message
+    do:
+      - send_message: "Первое"
+      - send_message: "Второе"
+"""
+
+
+async def test_a_run_cut_short_goes_on_after_its_lease_without_repeating(
+    start: Start, db: Database
+) -> None:
+    h = await start(db, TWO_STEPS)
+    await h.feed(message(CLIENT_USER, "привет", name="Ольга"))
+    assert h.to_client()[-2:] == ["Первое", "Второе"]
+    # A process died after the first action of a run: the job is "running" at step 1.
+    async with db.session() as session:
+        session.add(
+            ScenarioJob(
+                rule="two steps",
+                client_id=1,
+                payload=json.dumps(
+                    {"occurrence": {"kind": "message", "value": "x", "client_id": 1}, "mark": {}}
+                ),
+                step=1,
+                status="running",
+                lease_until=h.clock.now() + timedelta(minutes=5),
+            )
+        )
+    await h.advance(4)
+    assert h.to_client().count("Второе") == 1  # still leased to the dead run
+    await h.advance(2)
+    assert h.to_client()[-1] == "Второе" and h.to_client().count("Первое") == 1
+    assert [j.status for j in await jobs(db)] == ["done", "done"]

@@ -310,6 +310,10 @@ class ScenarioEngine:
                     continue
                 context = await self._context(occurrence, mark)
                 await self._act(rule, step - 1, action, occurrence, context)
+                if action.set_variable is None and step < len(rule.do):
+                    # Done is done: a run cut short after this (the process died) goes on from
+                    # the next action instead of sending or calling twice.
+                    await self._progress(job, step)
             await self._finish(job, "done")
         except TemplateFailure as exc:
             await self._failed(job, rule, occurrence, "template", f"ошибка шаблона в {exc}")
@@ -468,6 +472,12 @@ class ScenarioEngine:
                     lease_until=None,
                     finished_at=self.clock.now(),
                 )
+            )
+
+    async def _progress(self, job: ScenarioJob, step: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(
+                update(ScenarioJob).where(col(ScenarioJob.id) == job.id).values(step=step)
             )
 
     async def _reschedule(self, job: ScenarioJob, step: int, due: datetime) -> None:
