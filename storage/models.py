@@ -240,6 +240,6 @@ class CallAttribution(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
+import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)
 import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
-from storage.scenario_models import ScenarioJob  # noqa: E402, F401  (issue 6)
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

@@ -108,7 +108,7 @@ class DialogLeads:
                 session, client, None, "lead", "📝 Заявка" + (f" ({shown})" if shown else "")
             )
         lead = LeadInfo(
-            source="scenario", client_id=client_id, lead_id=line.id, call_id=call_id, fields=fields
+            source="scenario", client_id=client_id, lead_id=None, call_id=call_id, fields=fields
         )
         await self.observer.lead_created(lead)
         return lead
