@@ -104,7 +104,7 @@ class DialogLeads:
             if client is None:
                 raise ActionFailed(f"client {client_id} no longer exists")
             shown = ", ".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
-            line = await append_dialog(
+            await append_dialog(
                 session, client, None, "lead", "📝 Заявка" + (f" ({shown})" if shown else "")
             )
         lead = LeadInfo(
