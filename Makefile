@@ -12,7 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The shipped scenarios run unless TRUBKA_SCENARIOS (environment or .env) or ./scenarios.yaml says otherwise.
 run: $(STAMP)
+	@if [ -z "$$TRUBKA_SCENARIOS" ] && [ ! -f scenarios.yaml ] && ! grep -qs '^TRUBKA_SCENARIOS=' .env; then \
+		export TRUBKA_SCENARIOS=examples/scenarios.yaml; fi; \
 	$(PY) -m bot serve
 
 test: $(STAMP)

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.leads import LEADS, build_leads
+from bot.scenarios.actions import TelegramOutlet
+from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, leads, megafon, novofon, ops
@@ -15,11 +17,11 @@ from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
+from telephony.clock import Clock
 from telephony.inbox import CallInbox
-from telephony.leads.clock import Clock
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
-from telephony.notify import CallObservers, CallUpdate
+from telephony.notify import CallObservers, CallUpdate, MessageObservers
 from telephony.novofon import PROVIDER as NOVOFON
 from telephony.novofon import NovofonClient
 from telephony.novofon_events import stored_pushes
@@ -75,8 +77,10 @@ async def build_app(
     clock: Clock | None = None,
 ) -> web.Application:
     """`db` may be given by tests (already migrated); otherwise it is made from the settings.
-    `clock` drives the lead outbox's retry times (tests move a fake one)."""
+    `clock` drives the lead outbox's retry times, scenario waits and working hours (tests move
+    a fake one)."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
+    scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
     inbox = CallInbox(
@@ -130,12 +134,30 @@ async def build_app(
     app.add_routes(leads.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
+    messages = MessageObservers()
+    telegram = None
     if settings.telegram_token is not None:
         # Imported only when used: aiogram's types take seconds to load.
         from bot.telegram.wiring import TELEGRAM, build_telegram
 
-        telegram = build_telegram(settings, database, observers, context.dialers)
+        telegram = build_telegram(settings, database, observers, context.dialers, messages=messages)
         if telegram is not None:
             app[TELEGRAM] = telegram
             telegram.register(app)
+    # Scenarios (issue 6): after Telegram, so the scheduler stops before the send queue.
+    setup_scenarios(
+        app,
+        settings,
+        scenarios,
+        database,
+        calls=observers,
+        messages=messages,
+        leads=context.lead_observers,
+        pbx=context.pbx,
+        telegram=TelegramOutlet(settings.telegram_managers_chat_id, telegram.sender.wake)
+        if telegram is not None
+        else None,
+        registry=context.metrics.registry,
+        clock=clock,
+    )
     return app

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from bot.config import FileConfig, load_file_config
 from bot.settings import Settings
 from storage.db import Database
+from telephony.clock import Clock, SystemClock
 from telephony.leads import metrika, roistat
-from telephony.leads.clock import Clock, SystemClock
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import OutboxWorker, RetryPolicy, Sink

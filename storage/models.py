@@ -240,6 +240,7 @@ class CallAttribution(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
+import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)
 import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
 from storage import leads_models as _leads_models  # noqa: E402, F401
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

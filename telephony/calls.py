@@ -73,7 +73,7 @@ async def apply_push(
     if client is not None:
         if line is not None:
             update_.dialog.append(await append_dialog(session, client, call, kind, line))
-        await set_variables(session, client, call_variables(call, prefix))
+        update_.variables = await set_variables(session, client, call_variables(call, prefix))
         await _assign_responsible(session, client, call)
     await session.flush()
     return update_

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Call, Client, ClientVariable, DialogMessage, PhoneIndexEntry
+from storage.scenario_models import ScenarioJob
 from storage.types import utcnow
 from telephony.calls import append_dialog
 from telephony.clients import create_client, find_client_by_phone, set_client_phone
@@ -65,7 +66,8 @@ async def attach_phone(
 async def merge_clients(session: AsyncSession, *, survivor: Client, absorbed: Client) -> None:
     """Fold `absorbed` into `survivor`, keeping both histories (dialog, calls, variables)."""
     assert survivor.id is not None and absorbed.id is not None
-    for model in (DialogMessage, Call):
+    # Pending scenario jobs follow the person too (a callback must not vanish in a merge).
+    for model in (DialogMessage, Call, ScenarioJob):
         await session.exec(
             update(model).where(col(model.client_id) == absorbed.id).values(client_id=survivor.id)
         )

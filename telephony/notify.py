@@ -21,6 +21,8 @@ class CallUpdate:
     trigger: str  # the event type (INCOMING …), "history", "rating" or "requested"
     dialog: list[DialogMessage] = field(default_factory=list)
     client_created: bool = False
+    # Client variables this push changed (name → new value): the scenarios' `variable` trigger.
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 class CallObserver(Protocol):
@@ -44,3 +46,80 @@ class CallObservers:
                 await observer.call_updated(update)
             except Exception:
                 log.exception("call observer %r failed", observer)
+
+
+@dataclass
+class ClientMessage:
+    """A message a client wrote through a messenger, stored as dialog line `dialog_id`."""
+
+    client_id: int
+    text: str
+    channel: str
+    dialog_id: int | None = None
+
+
+class MessageObserver(Protocol):
+    """Told about every client message, after it is committed."""
+
+    async def message_received(self, message: ClientMessage) -> None: ...
+
+
+class MessageObservers:
+    """Fans a client message out; one failing observer does not stop the others."""
+
+    def __init__(self, observers: Sequence[MessageObserver] = ()) -> None:
+        self._observers = list(observers)
+
+    def add(self, observer: MessageObserver) -> None:
+        self._observers.append(observer)
+
+    async def message_received(self, message: ClientMessage) -> None:
+        for observer in self._observers:
+            try:
+                await observer.message_received(message)
+            except Exception:
+                log.exception("message observer %r failed", observer)
+
+
+@dataclass
+class LeadInfo:
+    """A new lead: `source` is "form" (a site form), "call" (the lead rules made one from a
+    call) or "scenario" (a scenario's create_lead). `fields` are the lead's own values
+    (name, email, comment, is_need_callback, utm_* …) as the lead code has them."""
+
+    source: str
+    client_id: int | None
+    lead_id: int | None = None
+    call_id: int | None = None
+    fields: dict[str, str | bool | None] = field(default_factory=dict)
+
+
+class LeadObserver(Protocol):
+    """Told about every new lead, after it is committed (the lead code calls `lead_created`)."""
+
+    async def lead_created(self, lead: LeadInfo) -> None: ...
+
+
+class LeadObservers:
+    """Fans a new lead out; one failing observer does not stop the others."""
+
+    def __init__(self, observers: Sequence[LeadObserver] = ()) -> None:
+        self._observers = list(observers)
+
+    def add(self, observer: LeadObserver) -> None:
+        self._observers.append(observer)
+
+    async def lead_created(self, lead: LeadInfo) -> None:
+        for observer in self._observers:
+            try:
+                await observer.lead_created(lead)
+            except Exception:
+                log.exception("lead observer %r failed", observer)
+
+
+class LeadMaker(Protocol):
+    """Creates a lead for a client (the leads room); tells LeadObservers itself."""
+
+    async def create_lead(
+        self, client_id: int, fields: dict[str, str | bool | None], call_id: int | None = None
+    ) -> LeadInfo: ...

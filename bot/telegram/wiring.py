@@ -25,7 +25,7 @@ from handlers.telegram import calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.dialing import Dialers
-from telephony.notify import CallObservers
+from telephony.notify import CallObservers, MessageObserver
 
 log = logging.getLogger("trubka.telegram")
 
@@ -135,6 +135,8 @@ def build_telegram(
     db: Database,
     observers: CallObservers,
     dialers: Dialers,
+    *,
+    messages: MessageObserver | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -168,6 +170,7 @@ def build_telegram(
         managers_chat_id=settings.telegram_managers_chat_id,
         admin_ids=frozenset(settings.telegram_admin_ids),
         pbx=dialers.megafon,
+        messages=messages,
     )
     notifier = None
     if settings.telegram_managers_chat_id is not None:

@@ -21,6 +21,7 @@ from storage.telegram_models import TelegramDelivery, TelegramTopic
 from storage.telegram_queries import move_client_rows, topic_of
 from telephony.calls import append_dialog
 from telephony.chats import attach_phone, messenger_client, record_message
+from telephony.notify import ClientMessage
 from telephony.phones import InvalidPhone, format_phone
 
 CHANNEL = "telegram"
@@ -42,11 +43,17 @@ def share_phone_keyboard() -> ReplyKeyboardMarkup:
     )
 
 
-async def start(message: Message, manager: Manager | None) -> None:
+async def start(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
     if manager is not None:
         await message.answer(texts.MANAGER_HELP)
         return
     await message.answer(texts.CLIENT_HELLO, reply_markup=share_phone_keyboard())
+    user = message.from_user
+    if tg.messages is not None and user is not None and message.text:
+        async with tg.db.session() as session:
+            client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+        assert client.id is not None
+        await tg.messages.message_received(ClientMessage(client.id, message.text, CHANNEL))
 
 
 async def contact_shared(message: Message, tg: TelegramContext) -> None:
@@ -101,6 +108,10 @@ async def client_wrote(message: Message, tg: TelegramContext, manager: Manager |
             from_message_id=message.message_id,
         )
     tg.topics.wake()
+    if tg.messages is not None:
+        await tg.messages.message_received(
+            ClientMessage(client.id, _summary(message), CHANNEL, line.id)
+        )
 
 
 def _to_topic(

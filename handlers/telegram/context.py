@@ -15,7 +15,7 @@ from storage.models import Manager
 from telephony.dialing import Dialers
 from telephony.managers import manager_by_telegram
 from telephony.megafon import MegafonClient
-from telephony.notify import CallObserver
+from telephony.notify import CallObserver, MessageObserver
 
 
 class Topics(Protocol):
@@ -48,6 +48,8 @@ class TelegramContext:
     managers_chat_id: int | None = None
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     pbx: MegafonClient | None = None
+    # Told about every client message after it is stored (the scenarios' `message` trigger).
+    messages: MessageObserver | None = None
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.admin_ids

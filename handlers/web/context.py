@@ -13,7 +13,7 @@ from telephony.dialing import Dialers
 from telephony.inbox import CallInbox
 from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
-from telephony.notify import CallObserver
+from telephony.notify import CallObserver, LeadObservers
 from telephony.novofon import NovofonClient
 
 
@@ -50,6 +50,8 @@ class WebContext:
     novofon_route_to_responsible: bool = False
     novofon_calltracking_token: str | None = None
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
+    # New leads are announced here (lead_created) after their commit: scenarios react to them.
+    lead_observers: LeadObservers = field(default_factory=LeadObservers)
 
     @property
     def dialers(self) -> Dialers:

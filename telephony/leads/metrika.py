@@ -24,9 +24,9 @@ from sqlmodel import col, select
 from storage.db import Database
 from storage.leads_models import MetrikaUpload
 from storage.models import Call
+from telephony.clock import Clock
 from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.leads.attribution import Attribution
-from telephony.leads.clock import Clock
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import Claimed, DeliveryError, RetryPolicy, claim, complete, fail
 

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import Database
 from storage.leads_models import OutboxItem
 from storage.queries import insert_or_ignore
-from telephony.leads.clock import Clock
+from telephony.clock import Clock
 from telephony.leads.metrics import LeadMetrics
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from storage.leads_models import Lead
 from storage.models import Call, Manager
 from storage.queries import insert_or_ignore
 from telephony.clients import create_client, match_or_create_client
+from telephony.clock import Clock
 from telephony.leads import metrika, roistat
 from telephony.leads.attribution import Attribution, call_attribution, from_lead
-from telephony.leads.clock import Clock
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import RetryPolicy, enqueue

@@ -1,4 +1,4 @@
-"""Time, injectable: tests move a fake clock instead of sleeping through backoff."""
+"""Time, injectable: tests move a fake clock instead of sleeping through waits."""
 
 from __future__ import annotations
 
@@ -29,3 +29,6 @@ class FakeClock:
     def advance(self, seconds: float) -> datetime:
         self._now += timedelta(seconds=seconds)
         return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment

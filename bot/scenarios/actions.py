@@ -1,0 +1,114 @@
+"""What a scenario's actions do outside the engine: Telegram sends, PBX calls, leads."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database
+from storage.models import Client
+from storage.telegram_models import TelegramDelivery
+from telephony.calls import append_dialog
+from telephony.chats import record_message
+from telephony.notify import LeadInfo, LeadObserver
+
+log = logging.getLogger(__name__)
+
+TELEGRAM = "telegram"
+
+
+class ActionFailed(Exception):
+    """An action could not be done (the PBX refused, no such client); the message says why."""
+
+
+@dataclass
+class TelegramOutlet:
+    """The Telegram send queue: rows stored in the caller's transaction, then `wake()`."""
+
+    managers_chat_id: int | None
+    wake: Callable[[], None]
+
+
+def can_message(client: Client) -> bool:
+    return client.channel == TELEGRAM and bool(client.external_id)
+
+
+async def queue_client_message(
+    session: AsyncSession, outlet: TelegramOutlet, client: Client, text: str, rule: str
+) -> None:
+    """The same path as a manager's reply: the dialog line first, then the queued send.
+    Managers see in the client's topic what the bot sent."""
+    assert client.id is not None and client.external_id is not None
+    line = await record_message(session, client, text, "out")
+    session.add(
+        TelegramDelivery(
+            target="chat",
+            chat_id=int(client.external_id),
+            client_id=client.id,
+            dialog_message_id=line.id,
+            method="send",
+            text=html.escape(text, quote=False),
+        )
+    )
+    if outlet.managers_chat_id is not None:
+        session.add(
+            TelegramDelivery(
+                target="topic",
+                chat_id=outlet.managers_chat_id,
+                client_id=client.id,
+                method="send",
+                text=f"🤖 Сценарий «{html.escape(rule)}» → клиенту:\n"
+                + html.escape(text, quote=False),
+            )
+        )
+
+
+async def queue_topic_note(
+    session: AsyncSession, outlet: TelegramOutlet | None, client: Client, text: str
+) -> None:
+    """A note into the client's topic, kept in their dialog too."""
+    assert client.id is not None
+    line = await append_dialog(session, client, None, "note", text)
+    if outlet is None or outlet.managers_chat_id is None:
+        log.warning("notify_managers: no Telegram managers' group; the note is in the dialog only")
+        return
+    session.add(
+        TelegramDelivery(
+            target="topic",
+            chat_id=outlet.managers_chat_id,
+            client_id=client.id,
+            dialog_message_id=line.id,
+            method="send",
+            text=html.escape(text, quote=False),
+        )
+    )
+
+
+class DialogLeads:
+    """create_lead until the leads room provides its own LeadMaker: the lead is a dialog line
+    and the `lead` trigger fires (LeadObservers), as the leads room does for its leads."""
+
+    def __init__(self, db: Database, observer: LeadObserver) -> None:
+        self.db = db
+        self.observer = observer
+
+    async def create_lead(
+        self, client_id: int, fields: dict[str, str | bool | None], call_id: int | None = None
+    ) -> LeadInfo:
+        async with self.db.session() as session:
+            client = await session.get(Client, client_id)
+            if client is None:
+                raise ActionFailed(f"client {client_id} no longer exists")
+            shown = ", ".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
+            await append_dialog(
+                session, client, None, "lead", "📝 Заявка" + (f" ({shown})" if shown else "")
+            )
+        lead = LeadInfo(
+            source="scenario", client_id=client_id, lead_id=None, call_id=call_id, fields=fields
+        )
+        await self.observer.lead_created(lead)
+        return lead

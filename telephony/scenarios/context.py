@@ -1,0 +1,186 @@
+"""What conditions and templates see: the trigger, the client and their variables, the call,
+the lead or message, and what happened `since` the trigger (built afresh when a wait ends)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Call, Client, DialogMessage, Manager
+from telephony.clients import get_variables
+from telephony.dialing import pbx_identity
+from telephony.scenarios.conditions import SECTIONS
+
+SUCCESS = "Success"
+
+
+@dataclass
+class Occurrence:
+    """One trigger firing: `kind` as in `on:`, `value` what matched (the event type, the status,
+    the message text, the lead source, the variable name), `fields` its details."""
+
+    kind: str
+    value: str
+    client_id: int | None
+    call_id: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "client_id": self.client_id,
+            "call_id": self.call_id,
+            "fields": self.fields,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Occurrence:
+        return cls(
+            kind=str(data["kind"]),
+            value=str(data["value"]),
+            client_id=data.get("client_id"),
+            call_id=data.get("call_id"),
+            fields=dict(data.get("fields") or {}),
+        )
+
+
+async def marks(session: AsyncSession, client_id: int | None) -> dict[str, int]:
+    """Where `since` starts counting: the client's newest call and dialog line now.
+
+    Ids, not times: rows are ordered by id whatever the clocks say."""
+    if client_id is None:
+        return {"after_call_id": 0, "after_dialog_id": 0}
+    last_call = (
+        await session.exec(select(func.max(Call.id)).where(Call.client_id == client_id))
+    ).one()
+    last_line = (
+        await session.exec(
+            select(func.max(DialogMessage.id)).where(DialogMessage.client_id == client_id)
+        )
+    ).one()
+    return {"after_call_id": int(last_call or 0), "after_dialog_id": int(last_line or 0)}
+
+
+async def _since(session: AsyncSession, client_id: int, mark: dict[str, int]) -> dict[str, int]:
+    calls = (
+        await session.exec(
+            select(Call.status).where(
+                Call.client_id == client_id, col(Call.id) > mark.get("after_call_id", 0)
+            )
+        )
+    ).all()
+    messages = (
+        await session.exec(
+            select(func.count())
+            .select_from(DialogMessage)
+            .where(
+                DialogMessage.client_id == client_id,
+                col(DialogMessage.id) > mark.get("after_dialog_id", 0),
+                DialogMessage.kind == "message",
+                DialogMessage.direction == "in",
+            )
+        )
+    ).one()
+    return {
+        "calls": len(calls),
+        "successful_calls": sum(1 for status in calls if status == SUCCESS),
+        "client_messages": int(messages),
+    }
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if moment else None
+
+
+def call_fields(call: Call, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "callid": call.callid,
+        "provider": call.provider,
+        "direction": call.direction,
+        "status": call.status,
+        "phone": call.phone,
+        "user": call.manager_user or call.requested_user,
+        "ext": call.manager_ext,
+        "telnum": call.manager_telnum,
+        "answered": call.answered,
+        "ended": call.ended,
+        "last_event": call.last_event,
+        "duration": call.duration,
+        "wait": call.wait,
+        "record_link": call.record_link,
+        "requested": call.requested,
+        "diversion": call.diversion,
+        "group": call.group_name,
+        "started_at": _local(call.started_at or call.created_at, zone),
+    }
+
+
+async def client_fields(session: AsyncSession, client: Client) -> dict[str, Any]:
+    responsible = (
+        await session.get(Manager, client.responsible_manager_id)
+        if client.responsible_manager_id
+        else None
+    )
+    return {
+        "id": client.id,
+        "name": client.name,
+        "phone": client.phone,
+        "channel": client.channel,
+        "has_messenger": client.channel != "telephony" and bool(client.external_id),
+        # What megafon_call accepts as `user` for the responsible manager (None: nobody).
+        "responsible": pbx_identity(responsible) if responsible is not None else None,
+        "responsible_name": responsible.name if responsible is not None else None,
+    }
+
+
+async def build_context(
+    session: AsyncSession,
+    occurrence: Occurrence,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    duty_manager: str | None,
+    mark: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    client = (
+        await session.get(Client, occurrence.client_id, populate_existing=True)
+        if occurrence.client_id is not None
+        else None
+    )
+    call = (
+        await session.get(Call, occurrence.call_id, populate_existing=True)
+        if occurrence.call_id is not None
+        else None
+    )
+    variables = await get_variables(session, client.id) if client and client.id else {}
+    context: dict[str, Any] = {
+        name: value for name, value in variables.items() if name not in SECTIONS
+    }
+    kind = occurrence.kind
+    context.update(
+        {
+            "trigger": {"kind": kind, "value": occurrence.value},
+            "client": await client_fields(session, client) if client is not None else {},
+            "vars": variables,
+            "call": call_fields(call, zone) if call is not None else {},
+            "message": occurrence.fields if kind == "message" else {},
+            "lead": occurrence.fields if kind == "lead" else {},
+            "variable": occurrence.fields if kind == "variable" else {},
+            "since": (
+                await _since(session, client.id, mark or {})
+                if client is not None and client.id is not None
+                else {"calls": 0, "successful_calls": 0, "client_messages": 0}
+            ),
+            "now": now.astimezone(zone),
+            "duty_manager": duty_manager,
+        }
+    )
+    return context
