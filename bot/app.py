@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.leads import LEADS, build_leads
+from bot.leads import LEADS, ScenarioLeads, build_leads
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
@@ -105,7 +105,13 @@ async def build_app(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
-    leads_room = build_leads(settings, database, registry=context.metrics.registry, clock=clock)
+    leads_room = build_leads(
+        settings,
+        database,
+        registry=context.metrics.registry,
+        clock=clock,
+        observer=context.lead_observers,
+    )
     app[LEADS] = leads_room
     context.leads = leads_room.service
 
@@ -159,5 +165,6 @@ async def build_app(
         else None,
         registry=context.metrics.registry,
         clock=clock,
+        lead_maker=ScenarioLeads(leads_room.service),
     )
     return app

@@ -15,12 +15,14 @@ from prometheus_client import CollectorRegistry
 from bot.config import FileConfig, load_file_config
 from bot.settings import Settings
 from storage.db import Database
+from storage.models import Client
 from telephony.clock import Clock, SystemClock
 from telephony.leads import metrika, roistat
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import OutboxWorker, RetryPolicy, Sink
-from telephony.leads.service import LeadService, Sinks
+from telephony.leads.service import FormLead, LeadService, Sinks
+from telephony.notify import LeadInfo, LeadObserver
 
 log = logging.getLogger("trubka.leads")
 STOP_TIMEOUT = 15.0
@@ -99,6 +101,7 @@ def build_leads(
     config: LeadsConfig | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
+    observer: LeadObserver | None = None,
 ) -> Leads:
     config = config or leads_config(settings)
     clock = clock or SystemClock()
@@ -161,8 +164,48 @@ def build_leads(
         metrics=metrics,
         zone=settings.zone,
         worker=worker,
+        observer=observer,
     )
     return Leads(config, service, worker, metrics, roistat_client, batcher)
 
 
 LEADS = web.AppKey("trubka_leads", Leads)
+
+
+class ScenarioLeads:
+    """A scenario's `create_lead`: a real lead (queued to Roistat like a form's), source
+    "scenario"; the lead service tells the lead observers itself."""
+
+    def __init__(self, service: LeadService) -> None:
+        self.service = service
+
+    async def create_lead(
+        self, client_id: int, fields: dict[str, str | bool | None], call_id: int | None = None
+    ) -> LeadInfo:
+        async with self.service.db.session() as session:
+            client = await session.get(Client, client_id)
+        if client is None:
+            raise LookupError(f"client {client_id} no longer exists")
+
+        def text(name: str) -> str | None:
+            value = fields.get(name)
+            return str(value) if value not in (None, "") else None
+
+        callback = fields.get("is_need_callback")
+        created = await self.service.create_form_lead(
+            FormLead(
+                phone=client.phone,
+                name=text("name") or client.name or None,
+                email=text("email"),
+                comment=text("comment"),
+                is_need_callback=None if callback is None else callback in (True, "1", "true"),
+            ),
+            source="scenario",
+        )
+        return LeadInfo(
+            source="scenario",
+            client_id=created.client_id,
+            lead_id=created.lead_id,
+            call_id=call_id,
+            fields=fields,
+        )

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from handlers.telegram import texts
 from handlers.web.context import CONTEXT
 from storage.db import Database
+from storage.leads_models import Lead
 from storage.models import Client
 from storage.scenario_models import ScenarioJob
 from telephony.clients import set_variables
@@ -141,8 +143,13 @@ async def test_set_variable_fires_variable_create_lead_fires_lead(
     assert person["variables"]["interest"] == "Хочу диван"
     assert "📝 Интерес: Хочу диван" in h.in_group()
     assert h.makecalls() == [{"phone": MISSED, "user": "701"}]
-    assert "📝 Заявка (comment: Интерес: Хочу диван, is_need_callback: True)" in await h.dialog(
-        person["id"]
+    async with db.session() as session:
+        [lead] = (await session.exec(select(Lead))).all()
+    assert (lead.source, lead.client_id, lead.comment, lead.is_need_callback) == (
+        "scenario",
+        person["id"],
+        "Интерес: Хочу диван",
+        True,
     )
 
 

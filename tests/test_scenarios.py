@@ -19,6 +19,7 @@ from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import FakeTelegram
 from tests.megafon_replay import load
 from tests.scenario_support import (
+    AUTH,
     EXAMPLES,
     FRIDAY_19,
     MONDAY_9,
@@ -139,6 +140,27 @@ async def test_a_site_form_asking_for_a_callback_is_called_at_once_in_working_ho
     await h.app[CONTEXT].lead_observers.lead_created(plain)
     await h.settle()
     assert len(h.makecalls()) == 1
+
+
+async def test_a_form_posted_to_the_leads_api_with_a_callback_is_called_back(
+    start: Start, db: Database
+) -> None:
+    """The whole path: the site posts a form, the leads room stores it and tells the scenarios,
+    the shipped rule calls the client through the PBX."""
+    h = await start(db)
+    form = {"phone": "8 (912) 345-67-89", "name": "Ирина", "is_need_callback": True}
+    response = await h.client.post("/api/v1/leads", json=form, headers=AUTH)
+    assert response.status == 201, await response.text()
+    created = await response.json()
+    await h.settle()
+    assert h.makecalls() == [{"phone": "79123456789", "user": DUTY}]
+
+    plain = {"phone": "+7 912 000-11-22", "name": "Пётр", "is_need_callback": False}
+    assert (await h.client.post("/api/v1/leads", json=plain, headers=AUTH)).status == 201
+    await h.settle()
+    assert len(h.makecalls()) == 1  # no callback asked, nobody called
+    person = await h.get(f"/api/v1/clients/{created['client_id']}")
+    assert person["phone"] == "79123456789"
 
 
 async def test_a_site_form_after_hours_is_called_when_the_next_working_day_starts(

@@ -9,12 +9,10 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import Database
 from storage.models import Client
 from storage.telegram_models import TelegramDelivery
 from telephony.calls import append_dialog
 from telephony.chats import record_message
-from telephony.notify import LeadInfo, LeadObserver
 
 log = logging.getLogger(__name__)
 
@@ -86,29 +84,3 @@ async def queue_topic_note(
             text=html.escape(text, quote=False),
         )
     )
-
-
-class DialogLeads:
-    """create_lead until the leads room provides its own LeadMaker: the lead is a dialog line
-    and the `lead` trigger fires (LeadObservers), as the leads room does for its leads."""
-
-    def __init__(self, db: Database, observer: LeadObserver) -> None:
-        self.db = db
-        self.observer = observer
-
-    async def create_lead(
-        self, client_id: int, fields: dict[str, str | bool | None], call_id: int | None = None
-    ) -> LeadInfo:
-        async with self.db.session() as session:
-            client = await session.get(Client, client_id)
-            if client is None:
-                raise ActionFailed(f"client {client_id} no longer exists")
-            shown = ", ".join(f"{k}: {v}" for k, v in fields.items() if v not in (None, ""))
-            await append_dialog(
-                session, client, None, "lead", "📝 Заявка" + (f" ({shown})" if shown else "")
-            )
-        lead = LeadInfo(
-            source="scenario", client_id=client_id, lead_id=None, call_id=call_id, fields=fields
-        )
-        await self.observer.lead_created(lead)
-        return lead

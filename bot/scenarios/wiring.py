@@ -11,7 +11,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from bot.scenarios.actions import DialogLeads, TelegramOutlet
+from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.engine import ScenarioEngine, ScenarioMetrics
 from bot.settings import ConfigurationError, Settings
 from storage.db import Database
@@ -51,8 +51,8 @@ def setup_scenarios(
     pbx: MegafonClient | None,
     telegram: TelegramOutlet | None,
     registry: CollectorRegistry,
+    lead_maker: LeadMaker,
     clock: Clock | None = None,
-    lead_maker: LeadMaker | None = None,
 ) -> ScenarioEngine:
     engine = ScenarioEngine(
         db,
@@ -61,7 +61,7 @@ def setup_scenarios(
         clock=clock or SystemClock(),
         call_observer=calls,
         pbx=pbx,
-        leads=lead_maker or DialogLeads(db, leads),
+        leads=lead_maker,
         telegram=telegram,
         metrics=ScenarioMetrics(registry),
     )

@@ -33,7 +33,7 @@ from telephony.leads.rules import (
     talk_seconds,
 )
 from telephony.leads.templates import render
-from telephony.notify import CallUpdate
+from telephony.notify import CallUpdate, LeadInfo, LeadObserver, LeadObservers
 from telephony.phones import format_phone
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class LeadService:
         metrics: LeadMetrics,
         zone: ZoneInfo,
         worker: Wakeable | None = None,
+        observer: LeadObserver | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -100,6 +101,8 @@ class LeadService:
         self.metrics = metrics
         self.zone = zone
         self.worker = worker
+        # Told about each new lead after its commit (the scenarios' `lead` trigger).
+        self.observer = observer or LeadObservers()
 
     def _wake(self) -> None:
         if self.worker is not None:
@@ -114,10 +117,13 @@ class LeadService:
         ended = update.trigger == "history"
         if not ended and self.config.create_on == "end":
             return  # nothing to decide before the history (it alone carries status and record)
+        new_leads: list[LeadInfo] = []
         async with self.db.session() as session:
-            queued = await self._on_call(session, call.id, ended=ended)
+            queued = await self._on_call(session, call.id, ended=ended, new_leads=new_leads)
         if queued:
             self._wake()
+        for lead in new_leads:
+            await self.observer.lead_created(lead)
 
     async def sweep(self, *, window: timedelta = timedelta(hours=1)) -> int:
         """Decide ended calls the observer never saw (the process stopped between the webhook's
@@ -136,16 +142,22 @@ class LeadService:
                 )
             ).all()
         queued = False
+        new_leads: list[LeadInfo] = []
         for call_id in ids:
             if call_id is None:
                 continue
             async with self.db.session() as session:
-                queued |= await self._on_call(session, call_id, ended=True)
+                queued |= await self._on_call(session, call_id, ended=True, new_leads=new_leads)
         if queued:
             self._wake()
+        for lead in new_leads:
+            await self.observer.lead_created(lead)
         return len(ids)
 
-    async def _on_call(self, session: AsyncSession, call_id: int, *, ended: bool) -> bool:
+    async def _on_call(
+        self, session: AsyncSession, call_id: int, *, ended: bool, new_leads: list[LeadInfo]
+    ) -> bool:
+        """Decide a call (flags, lead, updates); a new lead is added to `new_leads`."""
         now = self.clock.now()
         call = (
             await session.exec(select(Call).where(Call.id == call_id).with_for_update())
@@ -168,7 +180,9 @@ class LeadService:
         if lead is None and (ended or self.config.create_on == "start"):
             reason = rejection(call, attribution, self.config, ended=ended)
             if reason is None:
-                queued |= await self._call_lead(session, call, attribution, variables, now)
+                queued |= await self._call_lead(
+                    session, call, attribution, variables, now, new_leads
+                )
             else:
                 log.debug("call %s is not a lead: %s", call.id, reason)
         elif lead is not None:
@@ -208,6 +222,7 @@ class LeadService:
         attribution: Attribution,
         variables: Mapping[str, str | None],
         now: object,
+        new_leads: list[LeadInfo],
     ) -> bool:
         assert call.id is not None
         lead_id = await insert_or_ignore(
@@ -236,6 +251,9 @@ class LeadService:
         if lead_id is None:
             return False
         self.metrics.leads.labels("call").inc()
+        new_leads.append(
+            LeadInfo(source="call", client_id=call.client_id, lead_id=lead_id, call_id=call.id)
+        )
         if not self.sinks.roistat:
             return False
         params = roistat.lead_params(
@@ -349,7 +367,8 @@ class LeadService:
 
     # -- site forms ------------------------------------------------------------------------------
 
-    async def create_form_lead(self, form: FormLead) -> CreatedLead:
+    async def create_form_lead(self, form: FormLead, *, source: str = "form") -> CreatedLead:
+        """A lead from a site form (or, with source "scenario", a scenario's create_lead)."""
         async with self.db.session() as session:
             if form.external_key:
                 existing = (
@@ -365,7 +384,7 @@ class LeadService:
             else:
                 client = await create_client(session, name=(form.name or "")[:300])
             lead = Lead(
-                source="form",
+                source=source,
                 client_id=client.id,
                 external_key=form.external_key,
                 phone=client.phone,
@@ -426,4 +445,22 @@ class LeadService:
             result = CreatedLead(lead.id, client.id, created=True)
         if queued:
             self._wake()
+        await self.observer.lead_created(
+            LeadInfo(
+                source=source,
+                client_id=result.client_id,
+                lead_id=result.lead_id,
+                fields={
+                    "name": form.name,
+                    "email": form.email,
+                    "comment": form.comment,
+                    "is_need_callback": form.is_need_callback,
+                    "utm_source": form.utm_source,
+                    "utm_medium": form.utm_medium,
+                    "utm_campaign": form.utm_campaign,
+                    "utm_content": form.utm_content,
+                    "utm_term": form.utm_term,
+                },
+            )
+        )
         return result
