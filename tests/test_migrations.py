@@ -7,10 +7,12 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from storage.db import Database
+from storage.migrate import alembic_config
 from tests.test_megafon_call import run_cli
 
 
@@ -44,3 +46,10 @@ async def test_db_upgrade_command_creates_the_schema(tmp_path: Path) -> None:
         "dialog_messages",
     } <= tables
     assert journal == "wal"
+
+
+def test_migrations_form_one_line() -> None:
+    """One head: a migration written beside another (a branch) must be chained before landing."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+    assert [rev.revision for rev in script.walk_revisions()][-1] == "0001"
