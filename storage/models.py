@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -170,7 +179,17 @@ class CallEvent(SQLModel, table=True):
     """
 
     __tablename__ = "call_events"
-    __table_args__ = (UniqueConstraint("provider", "dedup_key", name="uq_call_events_dedup"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "dedup_key", name="uq_call_events_dedup"),
+        # The inbox reads the oldest pending pushes: a partial index in id order makes that a
+        # walk of the pending rows only, however large a backlog grows.
+        Index(
+            "ix_call_events_pending",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=16)
@@ -185,7 +204,7 @@ class CallEvent(SQLModel, table=True):
     event_type: str | None = Field(default=None, max_length=32)
     payload: str = Field(sa_type=Text)  # JSON of the fields, the token removed
     received_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
-    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=Text)
 
 

@@ -190,7 +190,11 @@ def upgrade() -> None:
     with op.batch_alter_table("call_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_call_events_call_id"), ["call_id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_call_events_processed_at"), ["processed_at"], unique=False
+            "ix_call_events_pending",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("processed_at IS NULL"),
+            postgresql_where=sa.text("processed_at IS NULL"),
         )
 
     op.create_table(
@@ -245,7 +249,7 @@ def downgrade() -> None:
 
     op.drop_table("call_refs")
     with op.batch_alter_table("call_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_call_events_processed_at"))
+        batch_op.drop_index("ix_call_events_pending")
         batch_op.drop_index(batch_op.f("ix_call_events_call_id"))
 
     op.drop_table("call_events")
