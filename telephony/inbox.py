@@ -208,7 +208,8 @@ class CallInbox:
                     updates.extend(await self._apply_or_set_aside(session, event))
                 else:
                     updates.extend(await self._apply(session, event))
-                if time.monotonic() >= deadline:
+                # New pushes waiting to be stored go first: the PBX is waiting for our answer.
+                if time.monotonic() >= deadline or self._queue:
                     break
         if not one_by_one:
             self._fetch = max(2, min(self._batch_limit, handled * 2))
