@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlmodel import col, select
 
 from handlers.telegram import texts
+from handlers.telegram.arguments import manager_argument
 from handlers.telegram.cards import ClientAction, call_button, render_card
 from handlers.telegram.context import TelegramContext
 from storage.models import Call, Client, Manager
@@ -86,13 +87,10 @@ async def refresh_tapped(
 async def call_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
-    if manager is None:
-        await message.answer(texts.NOT_A_MANAGER)
+    given = await manager_argument(message, command, manager, texts.USAGE_CALL)
+    if given is None:
         return
-    raw = (command.args or "").strip()
-    if not raw:
-        await message.answer(texts.USAGE_CALL)
-        return
+    manager, raw = given
     try:
         normalize_phone(raw)
     except InvalidPhone:
@@ -105,13 +103,10 @@ async def call_command(
 async def client_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
-    if manager is None:
-        await message.answer(texts.NOT_A_MANAGER)
+    given = await manager_argument(message, command, manager, texts.USAGE_CLIENT)
+    if given is None:
         return
-    raw = (command.args or "").strip()
-    if not raw:
-        await message.answer(texts.USAGE_CLIENT)
-        return
+    manager, raw = given
     try:
         async with tg.db.session() as session:
             client = await find_client_by_phone(session, raw)

@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from handlers.telegram import texts
+from handlers.telegram.arguments import manager_argument
 from handlers.telegram.cards import ManagerAction
 from handlers.telegram.context import TelegramContext
 from storage.models import Manager
@@ -101,13 +102,10 @@ async def pbx_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
     """Bind by hand: a login (letters), an extension (short digits) or a direct number."""
-    if manager is None:
-        await message.answer(texts.NOT_A_MANAGER)
+    given = await manager_argument(message, command, manager, texts.USAGE_PBX)
+    if given is None:
         return
-    raw = (command.args or "").strip()
-    if not raw:
-        await message.answer(texts.USAGE_PBX)
-        return
+    manager, raw = given
     login: str | None = None
     ext: str | None = None
     telnum: str | None = None
