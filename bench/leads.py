@@ -4,7 +4,11 @@ Runs the real app (`build_app`, outbox worker in the background) on a local port
 default (`--database-url postgresql+asyncpg://…` for PostgreSQL), with a fake Roistat server.
 Every call is a new first-time caller, so every `history` makes one lead.
 
-    .venv/bin/python bench/leads.py [--calls 1000] [--concurrency 8]
+    .venv/bin/python bench/leads.py [--calls 1000] [--concurrency 8 | --rate 20]
+
+With --rate, calls end at a fixed rate (calls per second, open loop), as a PBX sends them;
+without it, `concurrency` senders push as fast as the server accepts (an overload test: pushes
+are accepted faster than they are applied, and the backlog shows up as latency).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def history(number: int) -> dict[str, str]:
     }
 
 
-async def main(calls: int, concurrency: int, database_url: str | None) -> int:
+async def main(calls: int, concurrency: int, rate: float | None, database_url: str | None) -> int:
     roistat = FakeRoistat()
     roistat_runner, roistat_url = await serve(roistat.app())
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,9 +85,24 @@ async def main(calls: int, concurrency: int, database_url: str | None) -> int:
                     assert response.status == 200, await response.text()
                 accepted[fields["phone"]] = time.perf_counter()
 
+        async def one(session: aiohttp.ClientSession, number: int) -> None:
+            fields = history(number)
+            async with session.post(f"{url}/megafon_webhook", data=fields) as response:
+                assert response.status == 200, await response.text()
+            accepted[fields["phone"]] = time.perf_counter()
+
         started = time.perf_counter()
         async with aiohttp.ClientSession() as session:
-            await asyncio.gather(*(sender(session) for _ in range(concurrency)))
+            if rate is None:
+                await asyncio.gather(*(sender(session) for _ in range(concurrency)))
+            else:
+                tasks = []
+                for number in range(calls):
+                    delay = started + number / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(session, number)))
+                await asyncio.gather(*tasks)
         sent = time.perf_counter() - started
         deadline = time.perf_counter() + 60
         while len(roistat.leads()) < calls and time.perf_counter() < deadline:  # noqa: ASYNC110
@@ -100,7 +119,8 @@ async def main(calls: int, concurrency: int, database_url: str | None) -> int:
     p50 = statistics.median(latencies)
     p99 = latencies[int(0.99 * (len(latencies) - 1))]
     backend = (database_url or "sqlite").split(":")[0]
-    print(f"leads bench: {calls} calls, concurrency {concurrency}, {backend}")
+    load = f"{rate:g} calls/s" if rate is not None else f"concurrency {concurrency}"
+    print(f"leads bench: {calls} calls, {load}, {backend}")
     print(f"  webhooks sent in {sent:.2f} s ({calls / sent:.0f}/s); all leads in {total:.2f} s")
     print(
         f"  accepted history -> Roistat received: p50 {p50 * 1000:.1f} ms, "
@@ -118,6 +138,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate", type=float, help="calls per second, at a fixed pace")
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.calls, args.concurrency, args.database_url)))
+    sys.exit(asyncio.run(main(args.calls, args.concurrency, args.rate, args.database_url)))
