@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import update
 from sqlmodel import col
 
+from bot.background import end_task
 from bot.scenarios.actions import (
     ActionFailed,
     TelegramOutlet,
@@ -268,12 +269,7 @@ class ScenarioEngine:
         """End `run()` between two jobs; a job cut short is claimed again after its lease."""
         self._stopping = True
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await end_task(task, grace)
 
     # --- running one job -----------------------------------------------------------------
 

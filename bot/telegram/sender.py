@@ -29,6 +29,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import delete
 from sqlmodel import col, select
 
+from bot.background import end_task
 from bot.telegram.render import undelivered
 from handlers.telegram.cards import render_card
 from handlers.telegram.texts import merged_away, topic_link, topic_title
@@ -242,12 +243,7 @@ class Sender:
         """End `run()` between two sends (a cancel mid-query could leak a DB connection)."""
         self._stopping = True
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await end_task(task, grace)
 
     async def drain(self, *, include_waiting: bool = False) -> None:
         """Send everything that is due; with `include_waiting`, also wait out 429s and backoffs
