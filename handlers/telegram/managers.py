@@ -37,15 +37,24 @@ def _target(message: Message, args: str | None) -> tuple[int, str] | None:
     return int(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 
+async def _admin_target(
+    message: Message, command: CommandObject, is_admin: bool, usage: str
+) -> tuple[int, str] | None:
+    """The target of an admin command; otherwise answer why and return None."""
+    if not is_admin:
+        await message.answer(texts.ADMINS_ONLY)
+        return None
+    target = _target(message, command.args)
+    if target is None:
+        await message.answer(usage)
+    return target
+
+
 async def add_command(
     message: Message, command: CommandObject, tg: TelegramContext, is_admin: bool
 ) -> None:
-    if not is_admin:
-        await message.answer(texts.ADMINS_ONLY)
-        return
-    target = _target(message, command.args)
+    target = await _admin_target(message, command, is_admin, texts.USAGE_ADD)
     if target is None:
-        await message.answer(texts.USAGE_ADD)
         return
     async with tg.db.session() as session:
         manager, created = await add_manager(session, target[0], target[1])
@@ -55,12 +64,8 @@ async def add_command(
 async def remove_command(
     message: Message, command: CommandObject, tg: TelegramContext, is_admin: bool
 ) -> None:
-    if not is_admin:
-        await message.answer(texts.ADMINS_ONLY)
-        return
-    target = _target(message, command.args)
+    target = await _admin_target(message, command, is_admin, texts.USAGE_DEL)
     if target is None:
-        await message.answer(texts.USAGE_DEL)
         return
     async with tg.db.session() as session:
         removed = await remove_manager(session, target[0])
