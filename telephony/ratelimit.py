@@ -56,3 +56,60 @@ class RateLimiter:
         now = self._clock()
         until = now + seconds - self.period  # entries at `until` expire exactly `seconds` from now
         self._sent = deque([until] * self.limit)
+
+
+class TokenBuckets:
+    """Token buckets per key (a chat, an IP address, a /24 network): `rate` tokens a second up to
+    `burst`. Non-blocking: `take()` says whether the key may go now, `wait_for()` how long until
+    it may. Used where a caller decides itself what to do when a key is over budget (answer 429,
+    send another chat's message first). Idle keys are forgotten once their bucket is full again,
+    so memory follows the active keys, not every key ever seen.
+    """
+
+    def __init__(self, rate: float, burst: float, *, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst ≥ 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        # key → (tokens, since): the bucket held `tokens` at `since` and refills from then on;
+        # `since` lies in the future during a cool-off.
+        self._tokens: dict[object, tuple[float, float]] = {}
+
+    def wait_for(self, key: object, cost: float = 1.0) -> float:
+        """Seconds until `cost` tokens are there for `key` (0 when they are now)."""
+        now = self._clock()
+        tokens, since = self._tokens.get(key, (self.burst, now))
+        start = max(now, since)
+        level = min(self.burst, tokens + (start - since) * self.rate)
+        return (start - now) + max(0.0, cost - level) / self.rate
+
+    def take(self, key: object, cost: float = 1.0) -> bool:
+        """Spend `cost` tokens of `key` if they are there now; False (nothing spent) otherwise."""
+        now = self._clock()
+        tokens, since = self._tokens.get(key, (self.burst, now))
+        if since > now:
+            return False
+        level = min(self.burst, tokens + (now - since) * self.rate)
+        if level < cost:
+            return False
+        self._tokens[key] = (level - cost, now)
+        if len(self._tokens) > 4096:
+            self._forget_full(now)
+        return True
+
+    def cool_off(self, key: object, seconds: float) -> None:
+        """The upstream refused (429 retry_after): nothing for `key` for `seconds`, then an
+        empty bucket that refills at the normal rate."""
+        now = self._clock()
+        _, since = self._tokens.get(key, (0.0, now))
+        self._tokens[key] = (0.0, max(since, now + seconds))
+
+    def _forget_full(self, now: float) -> None:
+        full = [
+            key
+            for key, (tokens, since) in self._tokens.items()
+            if since <= now and tokens + (now - since) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._tokens[key]
