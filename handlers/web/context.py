@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from storage.db import Database
 from telephony.dialing import Dialers
+from telephony.health import HealthChecks
 from telephony.inbox import CallInbox
 from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
@@ -52,6 +53,8 @@ class WebContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
     # New leads are announced here (lead_created) after their commit: scenarios react to them.
     lead_observers: LeadObservers = field(default_factory=LeadObservers)
+    # What /healthz asks besides the database: stuck queues, dead loops, a refused bot token.
+    health: HealthChecks = field(default_factory=HealthChecks)
 
     @property
     def dialers(self) -> Dialers:

@@ -15,11 +15,18 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
     try:
-        await request.app[CONTEXT].db.ping()
+        await context.db.ping()
     except Exception as exc:  # any driver error means the same to a load balancer
         log.warning("health check: database unreachable: %s", exc.__class__.__name__)
         return web.json_response({"status": "error", "error": "database unreachable"}, status=503)
+    problems = await context.health.problems()
+    if problems:
+        reason = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
+        return web.json_response(
+            {"status": "error", "error": reason, "problems": problems}, status=503
+        )
     return web.json_response({"status": "ok"})
 
 
