@@ -15,11 +15,16 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _is_memory(url: str) -> bool:
+    return ":memory:" in url or "mode=memory" in url
+
+
+def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
     """WAL, foreign keys, and write transactions that take the lock up front.
 
     `BEGIN IMMEDIATE` avoids the read-then-write upgrade that SQLite answers with SQLITE_BUSY
-    when another process (a CLI next to `serve`) wrote in between.
+    when another process (a CLI next to `serve`) wrote in between. The read engine's
+    transactions begin deferred: in WAL mode they read a snapshot and never wait for a writer.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -30,11 +35,25 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
+
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
+
+
+def create_read_engine(url: str, **kwargs: Any) -> AsyncEngine | None:
+    """SQLite: a second pool for reads (WAL readers run beside the one writer). None when the
+    main engine should serve reads too (PostgreSQL, an in-memory database)."""
+    if not is_sqlite(url) or _is_memory(url):
+        return None
+    engine = create_async_engine(url, pool_size=2, max_overflow=2, pool_timeout=60, **kwargs)
+    _tune_sqlite(engine, read_only=True)
+    return engine
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -56,6 +75,12 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        self.read_engine = create_read_engine(url, **engine_kwargs)
+        self._reads = (
+            async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
+            if self.read_engine is not None
+            else self._sessions
+        )
 
     @property
     def dialect(self) -> str:
@@ -67,9 +92,18 @@ class Database:
         async with self._sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: takes no write lock and does not wait for the writer
+        (SQLite: its own connections, a snapshot per transaction). Never write in it."""
+        async with self._reads() as session, session.begin():
+            yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
