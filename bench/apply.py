@@ -1,7 +1,7 @@
 """Applying stored pushes in-process: the inbox processor of a real app, every observer on.
 
-Builds the app exactly as `serve` does (call log, call tracking, leads with Roistat and Metrika
-sinks, scenarios from examples/scenarios.yaml), stores N MegaFon call lifecycles in its inbox
+Builds the app exactly as `serve` does (call log, call tracking, the lead decision, scenarios
+from examples/scenarios.yaml), stores N MegaFon call lifecycles in its inbox
 without applying them, then times applying them all. No HTTP: this isolates the apply path, so
 two commits can be compared in the same run of a noisy machine:
 
@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 TOKEN = "bench-token"
 
@@ -76,16 +77,10 @@ async def main() -> None:
         inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
         await inbox.start(process=False)
     else:
-        root = Path(__file__).resolve().parent.parent
         settings = load_settings(
             database_url=url,
             megafon_crm_token=TOKEN,
-            roistat_key="bench",
-            roistat_url="http://127.0.0.1:9",
-            metrika_token="bench",
-            metrika_counter_id="1",
-            metrika_url="http://127.0.0.1:9",
-            scenarios=str(root / "examples" / "scenarios.yaml"),
+            scenarios=str(ROOT / "examples" / "scenarios.yaml"),
         )
         app = await build_app(settings, db=db, migrate=False)
         from aiohttp import web

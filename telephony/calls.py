@@ -22,10 +22,11 @@ from telephony.clients import match_or_create_client, set_variables
 from telephony.notify import CallUpdate
 from telephony.phones import Extension
 from telephony.pushes import EventPush, HistoryPush, RatingPush, RecordPush
+from telephony.statuses import CallStatus
 
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
-SUCCESS = "Success"
+SUCCESS = CallStatus.SUCCESS
 # `user` values that name no person: a missed call's "pbx", an empty field.
 _NOT_A_PERSON = frozenset({"", "pbx"})
 

@@ -443,9 +443,7 @@ class ScenarioEngine:
                         f"⚠️ Сценарий «{rule.name}»: {reason}",
                     )
 
-    async def _finish(
-        self, job: ScenarioJob, status: Status, error: str | None = None
-    ) -> None:
+    async def _finish(self, job: ScenarioJob, status: Status, error: str | None = None) -> None:
         self.metrics.runs.labels(job.rule, status).inc()
         assert job.id is not None
         await JOBS.complete(
