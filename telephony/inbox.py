@@ -32,7 +32,7 @@ from storage.db import Database
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
-from telephony.calls import CallPush, apply_push
+from telephony.calls import CallPush, apply_push, deferred_writes
 from telephony.notify import CallObserver, CallUpdate
 
 log = logging.getLogger(__name__)
@@ -202,18 +202,41 @@ class CallInbox:
                 query = query.with_for_update(skip_locked=True)
             events = list((await session.exec(query)).all())
             deadline = time.monotonic() + self._slice
-            for event in events:
-                handled += 1
-                if one_by_one:
-                    updates.extend(await self._apply_or_set_aside(session, event))
-                else:
-                    updates.extend(await self._apply(session, event))
-                # New pushes waiting to be stored go first: the PBX is waiting for our answer.
-                if time.monotonic() >= deadline or self._queue:
-                    break
+            batched = contextlib.nullcontext() if one_by_one else deferred_writes(session)
+            async with batched:
+                for event in events:
+                    handled += 1
+                    if one_by_one:
+                        updates.extend(await self._apply_or_set_aside(session, event))
+                    else:
+                        updates.extend(await self._apply(session, event))
+                    # New pushes waiting to be stored go first: the PBX waits for our answer.
+                    if time.monotonic() >= deadline or self._queue:
+                        break
+            await self._decide(session, updates, one_by_one=one_by_one)
         if not one_by_one:
             self._fetch = max(2, min(self._batch_limit, handled * 2))
         return handled, updates
+
+    async def _decide(
+        self, session: AsyncSession, updates: list[CallUpdate], *, one_by_one: bool
+    ) -> None:
+        """Deciders (call tracking, leads) in the slice's transaction: no transaction of their
+        own per push. When a slice is retried one by one, a failing decision is left to the
+        observer half after the commit (as if it had no decider), never holding a push back."""
+        decide = getattr(self._observer, "decide", None)
+        if decide is None:
+            return
+        for update_ in updates:
+            if not one_by_one:
+                await decide(session, update_)
+                continue
+            try:
+                async with session.begin_nested():
+                    await decide(session, update_)
+            except Exception:
+                log.exception("inbox: deciding on call %s failed", update_.call.id)
+                update_.decided.clear()
 
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
         assert event.id is not None
