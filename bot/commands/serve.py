@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 
 from aiohttp import web
@@ -18,12 +19,24 @@ def register(commands: Subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def use_uvloop() -> bool:
+    """uvloop when installed (`pip install trubka[fast]`): a faster event loop, same code."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    logging.getLogger("trubka").info("event loop: uvloop")
+    return True
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     port: int = args.port or settings.http_port
     if not 1 <= port <= 65535:
         raise ConfigurationError("--port: must be 1..65535")
     from bot.app import build_app  # the whole app, only for the command that serves it
 
+    use_uvloop()
     web.run_app(
         build_app(settings),
         host=args.host or settings.http_host,
