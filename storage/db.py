@@ -10,6 +10,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import sqlite_hop
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -58,6 +60,7 @@ def create_read_engine(url: str, **kwargs: Any) -> AsyncEngine | None:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
+        sqlite_hop.install()
         # SQLite has one writer at a time; one pooled connection queues requests in asyncio
         # instead of in SQLite's sleeping busy handler.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs)

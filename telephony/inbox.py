@@ -155,17 +155,20 @@ class CallInbox:
                 if not item.done.done():
                     item.done.set_exception(exc)
             return
+        # The processor is woken before the answers go out, so it takes the connection before
+        # any request that follows an answer (a GET right after the webhook sees the push).
+        self._stored.set()
         for item in batch:
             key = _key(item)
             new = key in inserted and rows[key] is item.values
             if not item.done.done():
                 item.done.set_result(new)
-        self._stored.set()
 
     async def _process_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stored.wait(), self._poll)
+                async with asyncio.timeout(self._poll):  # no extra task: wakes at once
+                    await self._stored.wait()
             self._stored.clear()
             try:
                 while await self.process_once():
