@@ -87,6 +87,7 @@ async def build_app(
         database,
         observers,
         {MEGAFON: parse_call_push, NOVOFON: stored_pushes(settings.zone)},
+        stuck_after=settings.inbox_stuck_after,
     )
     context = WebContext(
         db=database,
@@ -105,6 +106,7 @@ async def build_app(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
+    context.health.add("inbox", inbox.health)
     leads_room = build_leads(
         settings,
         database,
