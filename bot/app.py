@@ -17,7 +17,9 @@ from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.queue_stats import QUEUES, QueueShape, queue_stats
 from telephony.clock import Clock
+from telephony.health import HealthCheck
 from telephony.inbox import CallInbox
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
@@ -40,6 +42,16 @@ class CallLog:
         log.info(
             "call %s %s: %s status=%s", call.id, call.callid, update.trigger, call.status or "-"
         )
+
+
+def queue_health(db: Database, shape: QueueShape, stuck_after: float) -> HealthCheck:
+    async def check() -> str | None:
+        stats = await queue_stats(db, shape)
+        if stats.oldest_due_seconds > stuck_after:
+            return f"oldest due item waits {stats.oldest_due_seconds:.0f} s"
+        return None
+
+    return check
 
 
 def secret(value: object) -> str | None:
@@ -107,6 +119,8 @@ async def build_app(
     )
     app[CONTEXT] = context
     context.health.add("inbox", inbox.health)
+    for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)
+        context.health.add(shape.name, queue_health(database, shape, settings.queue_stuck_after))
     leads_room = build_leads(
         settings,
         database,

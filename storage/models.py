@@ -189,6 +189,13 @@ class CallEvent(SQLModel, table=True):
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
         ),
+        # Set-aside pushes are few: `trubka inbox` and /metrics find them without a scan.
+        Index(
+            "ix_call_events_set_aside",
+            "id",
+            sqlite_where=text("error IS NOT NULL"),
+            postgresql_where=text("error IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database
+from storage.inbox_queries import put_back
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
@@ -285,13 +286,7 @@ class CallInbox:
 
     async def reapply(self, event_id: int) -> bool:
         """Put a set-aside push back in line (after a fix); False when there is no such push."""
-        async with self._db.session() as session:
-            result = await session.exec(
-                update(CallEvent)
-                .where(col(CallEvent.id) == event_id, col(CallEvent.error).is_not(None))
-                .values(processed_at=None, error=None)
-            )
-            found = bool(result.rowcount)
+        found = await put_back(self._db, event_id) > 0
         if found:
             self._stored.set()
         return found

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+import pytest
 from sqlmodel import select
 
+from bot.cli import main
 from storage.db import Database
-from storage.models import Call, CallEvent
+from storage.models import Call, CallEvent, DialogMessage
 from telephony.calls import CallPush
 from telephony.inbox import CallInbox
 from telephony.megafon import PROVIDER, dedup_key, parse_call_push
@@ -160,3 +162,39 @@ async def test_a_stopped_processor_and_an_old_push_make_the_inbox_unhealthy(
     await asyncio.sleep(0)
     assert await inbox.health() == "inbox-writer stopped"
     await inbox.stop()
+
+
+async def test_an_operator_lists_a_set_aside_push_and_reapplies_it_after_the_fix(
+    db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def picky(fields: Mapping[str, str]) -> Sequence[CallPush]:
+        if fields.get("type") == "ACCEPTED":
+            raise RuntimeError("the ACCEPTED parser has a bug")
+        return parse_call_push(fields)
+
+    inbox = CallInbox(db, CallObservers(), {PROVIDER: picky})
+    await inbox.start()
+    await submit_all(inbox, _call("FIXME-1", "79161110005"))
+    await inbox.drain()
+    await inbox.stop()
+
+    monkeypatch.setenv("TRUBKA_DATABASE_URL", db.url)
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, main, ["inbox"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "waiting: 0  oldest: 0 s  set aside: 1"
+    assert "#2 megafon event ACCEPTED call=FIXME-1" in out
+    assert "RuntimeError: the ACCEPTED parser has a bug" in out
+
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 0
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 1
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply"]) == 2
+    fixed = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+    await fixed.start()  # a restarted serve with the fix applies what was put back
+    await fixed.drain()
+    await fixed.stop()
+    async with db.session() as session:
+        [call] = (await session.exec(select(Call))).all()
+        lines = (await session.exec(select(DialogMessage.text))).all()
+    assert call.answered is True
+    assert "megafon_call_event ACCEPTED" in lines

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from storage.db import Database
 from telephony.dialing import Dialers
@@ -33,6 +33,25 @@ class WebMetrics:
             "trubka_megafon_calls_requested",
             "megafon_call() requests by outcome",
             ["outcome"],
+            registry=self.registry,
+        )
+        # Refreshed from the database on each scrape (storage/queue_stats.py).
+        self.queue_backlog = Gauge(
+            "trubka_queue_backlog",
+            "Items waiting in a durable queue (due now or later)",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.queue_oldest = Gauge(
+            "trubka_queue_oldest_due_seconds",
+            "How long the oldest due item of a queue has waited",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.queue_set_aside = Gauge(
+            "trubka_queue_set_aside",
+            "Items a queue gave up on (set-aside pushes, dead leads, failed sends and jobs)",
+            ["queue"],
             registry=self.registry,
         )
 
