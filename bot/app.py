@@ -13,8 +13,9 @@ from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, leads, megafon, novofon, ops
+from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
-from handlers.web.errors import json_errors
+from handlers.web.errors import json_errors, quiet_protocol_errors
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.queue_stats import QUEUES, QueueShape, queue_stats
@@ -29,10 +30,6 @@ from telephony.novofon import NovofonClient
 from telephony.novofon_events import stored_pushes
 
 log = logging.getLogger("trubka")
-
-# Webhook bodies are small forms; anything larger is not a PBX.
-MAX_BODY_BYTES = 256 * 1024
-
 
 class CallLog:
     """Logs every call change (ids and statuses only: no secrets, no personal data)."""
@@ -114,6 +111,7 @@ async def build_app(
         novofon_calltracking_token=secret(settings.novofon_calltracking_token),
         timezone=settings.zone,
     )
+    quiet_protocol_errors()
     app = web.Application(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
 from handlers.web.auth import same_secret
-from handlers.web.bodies import read_fields
+from handlers.web.bodies import read_fields, read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
 from telephony.megafon import InvalidPayload
@@ -84,12 +83,7 @@ async def novofon_calltracking(request: web.Request) -> web.Response:
         count.labels(PROVIDER, "call_tracking", "unauthorized").inc()
         return json_error(401, "Invalid token")
     if request.content_type == "application/json":
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return json_error(400, "Invalid parameters", detail="body is not valid JSON")
-        if not isinstance(body, dict):
-            return json_error(400, "Invalid parameters", detail="body must be a JSON object")
+        body = await read_json_object(request)
         fields = {**flatten(body), **{k: v for k, v in request.query.items() if k != "token"}}
     else:
         fields = {k: v for k, v in (await read_fields(request)).items() if k != "token"}

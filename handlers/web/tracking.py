@@ -6,7 +6,6 @@ Bodies are JSON sent as text/plain (a "simple" request, no preflight); bad input
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
 from handlers.web.serialize import iso
@@ -83,17 +83,7 @@ class PingBody(_Body):
 
 
 async def _parse(request: web.Request, model: type[VisitBody] | type[PingBody]) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise JsonError(413, "Body too large")
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
-        raise JsonError(413, "Body too large")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise JsonError(400, "Invalid parameters", detail="body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise JsonError(400, "Invalid parameters", detail="body must be a JSON object")
+    body = await read_json_object(request, max_bytes=MAX_BODY)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
