@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+# How many database sessions the current task holds open. The house rule: no network await
+# (PBX, Telegram, Roistat, Metrika, Novofon) while one is open — on SQLite a transaction holds
+# the single write lock, so one slow upstream would stall every webhook. Upstream clients ask
+# `session_open()` before each request (telephony/http.py, the Telegram session middleware).
+_open_sessions: ContextVar[int] = ContextVar("trubka_open_sessions", default=0)
+
+
+def session_open() -> bool:
+    return _open_sessions.get() > 0
 
 
 def is_sqlite(url: str) -> bool:
@@ -70,9 +81,15 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: committed when the block ends normally, rolled back otherwise."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A unit of work: committed when the block ends normally, rolled back otherwise.
+
+        Keep it short and never wait on the network inside it (see `session_open`)."""
+        token = _open_sessions.set(_open_sessions.get() + 1)
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            _open_sessions.reset(token)
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

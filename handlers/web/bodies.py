@@ -143,14 +143,14 @@ async def _multipart(request: web.Request) -> dict[str, str]:
             "Invalid parameters",
             detail=f"body is not a valid multipart form ({exc.__class__.__name__})",
         ) from None
-    fields: dict[str, str] = {}
-    for key, value in form.items():
-        if not isinstance(value, str):
-            raise _refuse(
-                request, 400, "Invalid parameters", field=key, detail="files are not accepted"
-            )
-        fields[key] = value
-    return _checked(request, fields)
+    files = [value for value in form.values() if isinstance(value, web.FileField)]
+    for upload in files:  # aiohttp spooled them to temporary files: we take none
+        upload.file.close()
+    if files:
+        raise _refuse(
+            request, 400, "Invalid parameters", field=files[0].name, detail="files are not accepted"
+        )
+    return _checked(request, {key: str(value) for key, value in form.items()})
 
 
 def _checked(request: web.Request, fields: dict[str, str]) -> dict[str, str]:

@@ -52,7 +52,8 @@ class _ProtocolErrorsInOneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, HttpProcessingError):
-            record.msg = f"{record.msg}: {error.code} {str(error.message)[:120]!r}"
+            detail = f"{error.code} {str(error.message)[:120]!r}".replace("%", "%%")
+            record.msg = f"{record.msg}: {detail}"
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
