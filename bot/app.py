@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
@@ -22,12 +24,13 @@ from storage.queue_stats import QUEUES, QueueShape, queue_stats
 from telephony.clock import Clock
 from telephony.health import HealthCheck
 from telephony.inbox import CallInbox
+from telephony.leads.outbox import OutboxWorker
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
 from telephony.notify import CallObservers, CallUpdate, MessageObservers
 from telephony.novofon import PROVIDER as NOVOFON
 from telephony.novofon import NovofonClient
-from telephony.novofon_events import stored_pushes
+from telephony.novofon_events import RECORDING_JOB, RecordingFetcher, stored_pushes
 
 log = logging.getLogger("trubka")
 
@@ -128,12 +131,24 @@ async def build_app(
     )
     app[LEADS] = leads_room
     context.leads = leads_room.service
+    context.jobs = OutboxWorker(
+        database,
+        {RECORDING_JOB: RecordingFetcher(context.novofon, inbox)} if context.novofon else {},
+        clock=leads_room.worker.clock,
+        policy=leads_room.worker.policy,
+        metrics=leads_room.metrics,
+    )
+    jobs = context.jobs
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade(database)
         await inbox.start()
+        jobs_task = asyncio.create_task(jobs.run(), name="jobs-worker") if jobs.sinks else None
         yield
+        if jobs_task is not None:
+            jobs.stop()
+            await end_task(jobs_task, grace=10.0)
         await inbox.stop()
         if context.pbx is not None:
             await context.pbx.close()

@@ -12,6 +12,7 @@ from storage.db import Database
 from telephony.dialing import Dialers
 from telephony.health import HealthChecks
 from telephony.inbox import CallInbox
+from telephony.leads.outbox import OutboxWorker
 from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver, LeadObservers
@@ -81,6 +82,8 @@ class WebContext:
         return Dialers(megafon=self.pbx, novofon=self.novofon)
 
     leads: LeadService | None = None
+    # Slow upstream work queued by webhooks (a Novofon recording's link), run off the request.
+    jobs: OutboxWorker | None = None
 
 
 CONTEXT = web.AppKey("trubka_context", WebContext)

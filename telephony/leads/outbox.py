@@ -284,6 +284,7 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._stopped = False
+        self._in_flight: set[asyncio.Future[Any]] = set()  # passes running in this process
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
@@ -300,15 +301,25 @@ class OutboxWorker:
             limit=self.batch_size,
             lease=self.policy.lease,
         )
-        await asyncio.gather(*(self._deliver(item) for item in items))
+        deliveries = asyncio.gather(*(self._deliver(item) for item in items))
+        self._in_flight.add(deliveries)
+        try:
+            await deliveries
+        finally:
+            self._in_flight.discard(deliveries)
         return len(items)
 
     async def drain(self) -> int:
-        """Passes until nothing is due (tests, the CLI)."""
+        """Passes until nothing is due and nothing is being delivered by this process's own
+        loop (tests, the CLI)."""
         total = 0
-        while handled := await self.run_once():
+        while True:
+            handled = await self.run_once()
             total += handled
-        return total
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight))
+            elif not handled:
+                return total
 
     async def _deliver(self, item: Claimed) -> None:
         sink = self.sinks[item.sink]
