@@ -57,6 +57,7 @@ async def test_answered_call_becomes_one_lead_with_the_exact_php_query(
         "&sync=0&is_need_check_order_in_processing=1"
         "&is_need_check_order_in_processing_append=1&is_skip_sending=0"
         "&fields%5Bsource%5D=%7ButmSource%7D&fields%5Bcity%5D=%7Bcity%7D"
+        "&fields%5Btrubka_lead_id%5D=trubka-1"
     )
     [row] = await h.rows("roistat")
     assert row.status == "done" and row.attempts == 1
@@ -267,6 +268,7 @@ async def test_form_lead_with_callback_is_sent_with_its_fields(
         "%D1%81%D0%B0%D0%B9%D1%82%D0%B0"
         "&is_need_callback=1&sync=0&is_need_check_order_in_processing=1"
         "&is_need_check_order_in_processing_append=1&is_skip_sending=0"
+        "&fields%5Btrubka_lead_id%5D=trubka-1"
     )
     person = await (
         await h.client.get(f"/api/v1/clients/{answer['client_id']}", headers=AUTH)
@@ -417,3 +419,26 @@ async def test_a_call_stored_while_the_observer_never_ran_is_decided_at_start(
     assert await h.leads.service.sweep() == 0
     await h.drain()
     assert [r.params["phone"] for r in h.roistat.leads()] == ["79101234567"]
+
+
+async def test_a_repeat_after_roistat_answered_too_late_is_recognised_by_roistat(
+    make_harness: HarnessFactory, any_db: Database
+) -> None:
+    """Roistat answers after our timeout (or we crash before committing its answer): the lead
+    is sent again, with the same stable id, and Roistat's duplicate check keeps one deal."""
+    h = await make_harness(any_db, "[leads.roistat]\ntimeout = 0.3\n")
+    h.roistat.timeout_seconds = 0.6
+    h.roistat.fail_next("timeout")  # it is stored by Roistat, but its answer comes too late
+    await replay(h.client, load("inbound_answered"))
+    assert await h.drain() == 1
+    [row] = await h.rows("roistat")
+    assert row.status == "pending" and "did not answer in time" in (row.last_error or "")
+
+    h.clock.advance(3600)
+    assert await h.drain() == 1
+    first, second = h.roistat.leads()
+    assert first.params["fields[trubka_lead_id]"] == second.params["fields[trubka_lead_id]"]
+    assert second.params["is_need_check_order_in_processing"] == "1"
+    assert len(h.roistat.deals) == 1  # one deal in Roistat
+    [stored] = await h.leads_rows()
+    assert stored.roistat_lead_id == h.roistat.deals[first.params["fields[trubka_lead_id]"]]
