@@ -7,6 +7,7 @@ Bodies are JSON sent as text/plain (a "simple" request, no preflight); bad input
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,10 @@ from telephony.tracking import (
     record_page_view,
 )
 from telephony.tracking import ping as ping_visit
-from telephony.tracking.visitors import client_ip, ga_client_id
+from telephony.tracking.guard import RequestBudget, holder_of
+from telephony.tracking.visitors import client_ip, excluded_address, ga_client_id
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 PREFIX = "/ct/"
@@ -39,6 +43,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class TrackingWeb:
     config: TrackingConfig
     script: bytes
+    budget: RequestBudget
 
 
 TRACKING = web.AppKey("trubka_tracking", TrackingWeb)
@@ -109,6 +114,21 @@ def _tracking(request: web.Request) -> TrackingWeb:
     return tracking
 
 
+def _admit(request: web.Request, tracking: TrackingWeb) -> str | None:
+    """The client's address, once its request budget allows one more request (else a 429)."""
+    config = tracking.config
+    ip = client_ip(config, request.remote, request.headers.get("X-Forwarded-For"))
+    if excluded_address(config, ip):
+        return ip
+    wait = tracking.budget.retry_after(holder_of(ip))
+    if wait:
+        log.debug("call tracking: %s over its request budget on %s", ip, request.path)
+        error = JsonError(429, "Too many requests", retry_after=wait)
+        error.headers["Retry-After"] = str(wait)
+        raise error
+    return ip
+
+
 def _answer(tracking: TrackingWeb, shown: Shown) -> web.Response:
     return web.json_response(
         {
@@ -135,6 +155,7 @@ async def tracker_js(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/visit")
 async def visit(request: web.Request) -> web.Response:
     tracking = _tracking(request)
+    ip = _admit(request, tracking)
     body: VisitBody = await _parse(request, VisitBody)
     ids = body.ids()
     view = PageView(
@@ -142,7 +163,7 @@ async def visit(request: web.Request) -> web.Response:
         visit_id=body.visit_id or None,
         referrer=body.referrer or None,
         user_agent=request.headers.get("User-Agent"),
-        ip=client_ip(tracking.config, request.remote, request.headers.get("X-Forwarded-For")),
+        ip=ip,
         metrika_client_id=ids.metrika_client_id,
         roistat_visit=ids.roistat_visit,
         ga_client_id=ids.ga_client_id,
@@ -160,6 +181,7 @@ async def visit(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/ping")
 async def ping(request: web.Request) -> web.Response:
     tracking = _tracking(request)
+    _admit(request, tracking)
     body: PingBody = await _parse(request, PingBody)
     try:
         shown = await ping_visit(

@@ -89,13 +89,18 @@ def is_excluded(config: TrackingConfig, ip: str | None, user_agent: str | None) 
     agent = (user_agent or "").lower()
     if not agent or any(marker in agent for marker in config.bot_user_agents):
         return True
-    if ip:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in config.networks("exclude_ips"))
-    return False
+    return excluded_address(config, ip)
+
+
+def excluded_address(config: TrackingConfig, ip: str | None) -> bool:
+    """An address of `exclude_ips` (the office): no lease, and no request limits either."""
+    if not ip:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in config.networks("exclude_ips"))
 
 
 def client_ip(config: TrackingConfig, remote: str | None, forwarded_for: str | None) -> str | None:

@@ -13,6 +13,7 @@ from storage.tracking_models import TrackingLease, TrackingVisit
 from storage.tracking_queries import newest_lease
 from telephony.tracking import pool as pool_
 from telephony.tracking.config import TrackingConfig
+from telephony.tracking.guard import holder_of
 from telephony.tracking.visitors import CAMPAIGN_TAGS, PageView, device_type, is_excluded
 
 
@@ -149,7 +150,10 @@ async def _show(
             # A tab left open for hours keeps its number on screen but no longer holds it;
             # the next page view starts a new lease.
             return Shown(visit.id, lease.number)
-    fresh = await pool_.acquire(session, config, pool, visit.id, now, previous=lease)
+    holder = holder_of(visit.ip)
+    if await pool_.over_cap(session, config.limits, holder, now):
+        return Shown(visit.id, pool.static_number or config.default_number)
+    fresh = await pool_.acquire(session, config, pool, visit.id, now, previous=lease, holder=holder)
     if fresh is not None:
         return Shown(visit.id, fresh.number, fresh)
     return Shown(visit.id, pool.static_number or config.default_number)
