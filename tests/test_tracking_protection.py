@@ -148,3 +148,20 @@ async def test_very_short_repeated_calls_to_tracking_numbers_are_flagged(
             detail = await (await client.get(path, headers=auth)).json()
             flags.append(detail["flags"]["suspected_fraud"])
     assert flags == [False, False, True, False, False, None, None, None]
+
+
+async def test_a_refused_address_gives_its_numbers_back_and_takes_none(
+    make_client: AppFactory, any_db: Database, tmp_path: Path
+) -> None:
+    client = await serve(
+        make_client,
+        any_db,
+        tmp_path,
+        LIMITS.replace("leases_per_address = 0", "leases_per_address = 2"),
+    )
+    script = [(await visit(client, headers=from_("95.31.18.7")))[1] for _ in range(3)]
+    assert [answer["number"] for answer in script] == [*SITE_POOL[:2], DEFAULT]
+    assert (await visit(client, headers=from_("95.31.18.7")))[0] == 429
+    # Both numbers went back to the pool at once: the unused one first, then the released ones.
+    others = [(await visit(client, headers=from_(f"178.176.{n}.2")))[1] for n in range(3)]
+    assert [answer["number"] for answer in others] == [SITE_POOL[2], *SITE_POOL[:2]]

@@ -30,6 +30,7 @@ from telephony.tracking import (
 from telephony.tracking import ping as ping_visit
 from telephony.tracking.guard import RequestBudget, holder_of
 from telephony.tracking.visitors import client_ip, excluded_address, ga_client_id
+from telephony.tracking.visits import penalize
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +115,29 @@ def _tracking(request: web.Request) -> TrackingWeb:
     return tracking
 
 
-def _admit(request: web.Request, tracking: TrackingWeb) -> str | None:
-    """The client's address, once its request budget allows one more request (else a 429)."""
+async def _admit(request: web.Request, tracking: TrackingWeb) -> tuple[str | None, bool]:
+    """The client's address and whether it may take a number, once its request budget allows
+    one more request (else a 429; the first refusal also ends the address's leases)."""
     config = tracking.config
     ip = client_ip(config, request.remote, request.headers.get("X-Forwarded-For"))
     if excluded_address(config, ip):
-        return ip
-    wait = tracking.budget.retry_after(holder_of(ip))
-    if wait:
-        log.debug("call tracking: %s over its request budget on %s", ip, request.path)
-        error = JsonError(429, "Too many requests", retry_after=wait)
-        error.headers["Retry-After"] = str(wait)
+        return ip, True
+    holder = holder_of(ip)
+    admission = tracking.budget.admit(holder)
+    if admission.newly_penalized and holder is not None:
+        released = await penalize(
+            request.app[CONTEXT].db, holder, utcnow(), whole_network=admission.network_refused
+        )
+        log.warning(
+            "call tracking: %s over its request budget; penalized, %d lease(s) ended",
+            holder.network if admission.network_refused else holder.address,
+            released,
+        )
+    if admission.retry_after:
+        error = JsonError(429, "Too many requests", retry_after=admission.retry_after)
+        error.headers["Retry-After"] = str(admission.retry_after)
         raise error
-    return ip
+    return ip, not admission.penalized
 
 
 def _answer(tracking: TrackingWeb, shown: Shown) -> web.Response:
@@ -155,7 +166,7 @@ async def tracker_js(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/visit")
 async def visit(request: web.Request) -> web.Response:
     tracking = _tracking(request)
-    ip = _admit(request, tracking)
+    ip, may_lease = await _admit(request, tracking)
     body: VisitBody = await _parse(request, VisitBody)
     ids = body.ids()
     view = PageView(
@@ -173,6 +184,7 @@ async def visit(request: web.Request) -> web.Response:
         utm_content=body.utm_content or None,
         utm_term=body.utm_term or None,
         yclid=body.yclid or None,
+        may_lease=may_lease,
     )
     shown = await record_page_view(request.app[CONTEXT].db, tracking.config, view, utcnow())
     return _answer(tracking, shown)
@@ -181,11 +193,16 @@ async def visit(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/ping")
 async def ping(request: web.Request) -> web.Response:
     tracking = _tracking(request)
-    _admit(request, tracking)
+    _, may_lease = await _admit(request, tracking)
     body: PingBody = await _parse(request, PingBody)
     try:
         shown = await ping_visit(
-            request.app[CONTEXT].db, tracking.config, body.visit_id, body.ids(), utcnow()
+            request.app[CONTEXT].db,
+            tracking.config,
+            body.visit_id,
+            body.ids(),
+            utcnow(),
+            may_lease=may_lease,
         )
     except UnknownVisit:
         raise JsonError(404, "Unknown visit", visit_id=body.visit_id) from None

@@ -93,15 +93,18 @@ class Limits(_Strict):
     per client address and per network (/24 for IPv4, /48 for IPv6) are token buckets (a rate per
     minute, a burst); over it the answer is 429 with Retry-After. Live leases per address and per
     network are capped: beyond the cap a visit sees the pool's static number (its source is still
-    known). 0 turns a limit off. Only public addresses are limited (a proxy missing from
+    known). An address (or network) refused once is penalized for `penalty_minutes`: its live
+    leases end at once and it takes no numbers meanwhile, so a fast script's first burst does not
+    keep numbers. 0 turns a limit off. Only public addresses are limited (a proxy missing from
     `trusted_proxies` shows up as a private or loopback address and would limit everybody)."""
 
     requests_per_minute: int = Field(default=60, ge=0, le=100_000)
-    burst: int = Field(default=30, ge=1, le=100_000)
+    burst: int = Field(default=20, ge=1, le=100_000)
     network_requests_per_minute: int = Field(default=600, ge=0, le=1_000_000)
     network_burst: int = Field(default=200, ge=1, le=1_000_000)
     leases_per_address: int = Field(default=2, ge=0, le=10_000)
     leases_per_network: int = Field(default=6, ge=0, le=10_000)
+    penalty_minutes: int = Field(default=10, ge=0, le=24 * 60)
 
 
 class ShortCalls(_Strict):

@@ -1,10 +1,14 @@
-"""Pool protection: per-address and per-network request budgets and live-lease caps.
+"""Pool protection: per-address and per-network request budgets, penalties and live-lease caps.
 
 One limiter for the house (`telephony.ratelimit.TokenBuckets`); this module only decides the keys:
 the client address, and its /24 (IPv4) or /48 (IPv6) network, since one rented server range has
 many addresses. Addresses that are not public (loopback, private, documentation ranges) are not
 limited: a reverse proxy missing from `trusted_proxies` shows up as one, and limiting it would
 limit every visitor at once.
+
+A key refused is penalized until `penalty_minutes` after its last refused request: it takes no
+numbers (its live leases end at once). People stay far below the budgets; a script draining the
+pool spends its burst within seconds and holds nothing from then on.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from telephony.tracking.config import Limits
 
 IPV4_NETWORK = 24
 IPV6_NETWORK = 48
+# Penalties are forgotten once over; past this many keys the expired ones are swept.
+_SWEEP_AT = 4096
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,14 @@ class Holder:
 
     address: str
     network: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    retry_after: int = 0  # > 0: refused, answer 429 with this Retry-After
+    penalized: bool = False  # the address or its network may take no number now
+    newly_penalized: bool = False  # refused just now for the first time: end its leases
+    network_refused: bool = False  # the network's budget refused (end the network's leases)
 
 
 def holder_of(ip: str | None) -> Holder | None:
@@ -50,24 +64,52 @@ class RequestBudget:
     """Token buckets per address and per network for `/ct/v1/visit` and `/ct/v1/ping`."""
 
     def __init__(self, limits: Limits, *, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
         self._address = _buckets(limits.requests_per_minute, limits.burst, clock)
         self._network = _buckets(limits.network_requests_per_minute, limits.network_burst, clock)
+        self._penalty = 60.0 * limits.penalty_minutes
+        self._penalized: dict[str, float] = {}  # address or network → penalized until
 
-    def retry_after(self, holder: Holder | None) -> int:
-        """0 and one request spent when `holder` may go now; else whole seconds to wait."""
+    def admit(self, holder: Holder | None) -> Admission:
+        """Spend one request of `holder` when both budgets allow it, else refuse (and penalize
+        the refusing key)."""
         if holder is None:
-            return 0
+            return Admission()
         checks = [
             (buckets, key)
             for buckets, key in ((self._address, holder.address), (self._network, holder.network))
             if buckets is not None
         ]
-        wait = max((buckets.wait_for(key) for buckets, key in checks), default=0.0)
-        if wait > 0:
-            return max(1, math.ceil(wait))
+        waits = [(buckets.wait_for(key), key) for buckets, key in checks]
+        refused = [key for wait, key in waits if wait > 0]
+        if refused:
+            wait = max(wait for wait, _ in waits)
+            newly = not self.penalized(holder)
+            for key in refused:
+                self._penalize(key)
+            penalized = self.penalized(holder)
+            return Admission(
+                max(1, math.ceil(wait)),
+                penalized,
+                newly and penalized,
+                network_refused=holder.network in refused,
+            )
         for buckets, key in checks:
             buckets.take(key)
-        return 0
+        return Admission(0, self.penalized(holder))
+
+    def penalized(self, holder: Holder) -> bool:
+        now = self._clock()
+        return any(self._penalized.get(key, 0.0) > now for key in (holder.address, holder.network))
+
+    def _penalize(self, key: str) -> None:
+        if not self._penalty:
+            return
+        now = self._clock()
+        if len(self._penalized) >= _SWEEP_AT:
+            self._penalized = {k: until for k, until in self._penalized.items() if until > now}
+        # Counted from the last refused request: a script that keeps hammering stays penalized.
+        self._penalized[key] = now + self._penalty
 
 
 def _buckets(per_minute: int, burst: int, clock: Clock) -> TokenBuckets | None:

@@ -86,6 +86,29 @@ async def end(session: AsyncSession, lease: TrackingLease, now: datetime) -> Non
     session.add(lease)
 
 
+async def release_holder(
+    session: AsyncSession, holder: Holder, now: datetime, *, whole_network: bool = False
+) -> int:
+    """End every live lease an address (or its whole network) took: a penalized script keeps no
+    number, and later calls to those numbers are not attributed to its visits."""
+    query = (
+        select(TrackingLease)
+        .where(col(TrackingLease.ends_at) > now)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if whole_network:
+        query = query.where(TrackingLease.network == holder.network)
+    else:
+        query = query.where(TrackingLease.address == holder.address)
+    leases = (await session.exec(query)).all()
+    for lease in leases:
+        await end(session, lease, now)
+        lease.counts_until = now
+        session.add(lease)
+    return len(leases)
+
+
 async def over_cap(
     session: AsyncSession, limits: Limits, holder: Holder | None, now: datetime
 ) -> bool:

@@ -35,6 +35,9 @@ class PageView:
     utm_content: str | None = None
     utm_term: str | None = None
     yclid: str | None = None
+    # False for a penalized address (over its request budget): the visit is stored and shown
+    # the pool's static number, and takes no number from the pool.
+    may_lease: bool = True
 
     def tags(self) -> dict[str, str | None]:
         """UTM tags and yclid: given explicitly, else read from the page URL."""
