@@ -107,7 +107,8 @@ IDEAS: dict[str, Ours] = {
 
 def ideas(levels: list[int], days: int, seed: int, target: float) -> None:
     print(
-        f"\n== toward {pct(target).strip()} exact at the formula's size: exact / right source / static"
+        f"\n== toward {pct(target).strip()} exact at the formula's size: "
+        "exact / right source / static"
     )
     print(
         f"{'policy':>36} | "
