@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from storage.db import Database
+from telephony.tracking.guard import holder_of
 from tests.conftest import AppFactory
 from tests.megafon_replay import load, replay
 from tests.tracking_support import DEFAULT, SITE, SITE_POOL, TOML, Client, visit, write_config
@@ -165,3 +168,23 @@ async def test_a_refused_address_gives_its_numbers_back_and_takes_none(
     # Both numbers went back to the pool at once: the unused one first, then the released ones.
     others = [(await visit(client, headers=from_(f"178.176.{n}.2")))[1] for n in range(3)]
     assert [answer["number"] for answer in others] == [SITE_POOL[2], *SITE_POOL[:2]]
+
+
+@pytest.mark.parametrize(
+    ("ip", "holder"),
+    [
+        ("95.31.18.7", ("95.31.18.7", "95.31.18.0/24")),
+        ("2a02:6b8:b010:1::5", ("2a02:6b8:b010:1::5", "2a02:6b8:b010::/48")),
+        ("::ffff:95.31.18.7", ("95.31.18.7", "95.31.18.0/24")),
+        ("10.1.2.3", None),
+        ("127.0.0.1", None),
+        ("192.0.2.10", None),
+        ("not an address", None),
+        (None, None),
+    ],
+)
+def test_limited_addresses_and_their_networks(
+    ip: str | None, holder: tuple[str, str] | None
+) -> None:
+    found = holder_of(ip)
+    assert (None if found is None else (found.address, found.network)) == holder
