@@ -4,6 +4,7 @@ the limits off the same script takes the whole pool (so the test can fail)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,18 @@ async def test_a_script_cannot_drain_the_pool(
     assert result.after and all(number in drain.POOL for number in result.after), result.after
     # The script spent its burst (20 a address, then 1/s) and was refused from then on; the
     # numbers it took went back at its first refusal, it holds none at the end.
-    assert result.attack_admitted <= 10 * (20 + 5)
+    assert result.attack_admitted <= 10 * (20 + math.ceil(result.seconds) + 1)
     assert result.attack_refused == result.attack_sent - result.attack_admitted
     async with db.session() as session:
         for address in drain.ATTACKERS:
             assert await live_leases(session, now=utcnow(), address=address) == 0
-    _, probe = await poster(client)("/ct/v1/visit", {"url": f"{drain.SITE}/"}, drain.ATTACKERS[0])
-    assert probe == {"error": "Too many requests", "retry_after": probe["retry_after"]}
+    # Still penalized: refused, or (once a token refilled) answered with the static number.
+    status, probe = await poster(client)(
+        "/ct/v1/visit", {"url": f"{drain.SITE}/"}, drain.ATTACKERS[0]
+    )
+    assert (status, probe.get("error")) == (429, "Too many requests") or (
+        status == 200 and probe["number"] == drain.STATIC
+    ), probe
 
 
 async def test_without_limits_the_same_script_takes_the_whole_pool(

@@ -91,22 +91,27 @@ async def release_holder(
 ) -> int:
     """End every live lease an address (or its whole network) took: a penalized script keeps no
     number, and later calls to those numbers are not attributed to its visits."""
-    query = (
-        select(TrackingLease)
-        .where(col(TrackingLease.ends_at) > now)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = select(TrackingLease.id, TrackingLease.number).where(col(TrackingLease.ends_at) > now)
     if whole_network:
         query = query.where(TrackingLease.network == holder.network)
     else:
         query = query.where(TrackingLease.address == holder.address)
-    leases = (await session.exec(query)).all()
-    for lease in leases:
-        await end(session, lease, now)
-        lease.counts_until = now
+    ended = 0
+    for lease_id, number_ in (await session.exec(query)).all():
+        # The number first, then its lease: the order a ping's extend() takes them in.
+        number = await lock_number(session, number_)
+        lease = await session.get(
+            TrackingLease, lease_id, with_for_update=True, populate_existing=True
+        )
+        if lease is None or lease.ends_at <= now:
+            continue
+        lease.ends_at = lease.counts_until = now
         session.add(lease)
-    return len(leases)
+        if number is not None and number.lease_id == lease.id:
+            number.held_until = now
+            session.add(number)
+        ended += 1
+    return ended
 
 
 async def over_cap(
