@@ -71,6 +71,10 @@ def test_pool_plan_prints_the_recommendation_next_to_the_formula(
     text = capsys.readouterr().out
     assert "Novofon's formula (visits/100 + 1): 4 numbers" in text
     assert f"recommended (≥95.0% exact): {figures['recommended']} numbers" in text
+    # Two live leases per address, six per /24 by default.
+    need = figures["recommended"]
+    assert figures["drain"] == {"addresses": -(-need // 2), "networks": -(-need // 6)}
+    assert f"needs {figures['drain']['addresses']} public addresses" in text
 
 
 def test_pool_plan_uses_the_configured_leases(
