@@ -9,6 +9,10 @@ Two policies:
   queue, and a call at t belongs to the newest lease of that number started by t whose grace
   (after its last ping) still runs.
 
+`Ours` also carries the ideas measured toward 95% exact at the formula's size (engagement-aware
+leasing, the likelier of two holders, reuse by last input; README "Toward 95%"), and an `Attack`
+puts a script taking numbers into the pool (README "Pool protection").
+
 Deterministic for a seed. Every visit is evaluated as a potential caller (calls do not change the
 pool), which removes the sampling noise of the few real calls; `caller_share` only scales counts.
 """
