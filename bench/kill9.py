@@ -30,8 +30,8 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from storage.db import Database  # noqa: E402
-from telephony.megafon import dedup_key  # noqa: E402
+from storage.db import Database
+from telephony.megafon import dedup_key
 
 TOKEN = "kill9-token"
 
@@ -112,7 +112,7 @@ async def one_call(http: aiohttp.ClientSession, run: Run, n: int) -> None:
                     if response.status == 200:
                         run.acknowledged.append(push)
                         break
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             run.resends += 1
             await asyncio.sleep(0.05)

@@ -64,7 +64,7 @@ async def test_answered_call_becomes_one_lead_with_the_exact_php_query(
     [stored] = await h.leads_rows()
     assert stored.source == "call" and stored.roistat_lead_id == "1001"
     call = await call_detail(h, "79101234567")
-    assert call["flags"] == {"first_time_caller": True, "targeted": True}
+    assert call["flags"] == {"first_time_caller": True, "targeted": True, "suspected_fraud": None}
 
     # The same pushes again: nothing new is queued or sent.
     await replay(h.client, load("inbound_answered"))
@@ -334,7 +334,7 @@ async def test_rules_first_time_targeted_missed_and_skipped_numbers(
     await replay(h.client, short)  # answered, but 12 s: not targeted
     assert await h.drain() == 0
     call = await call_detail(h, "79101234567")
-    assert call["flags"] == {"first_time_caller": True, "targeted": False}
+    assert call["flags"] == {"first_time_caller": True, "targeted": False, "suspected_fraud": None}
 
     # The same number again, long talk: targeted, but no longer a first-time caller.
     again = [{**p, "callid": "SECOND-CALL"} for p in load("inbound_answered")]
@@ -345,7 +345,11 @@ async def test_rules_first_time_targeted_missed_and_skipped_numbers(
     second = await (
         await h.client.get(f"/api/v1/calls/{listing['calls'][0]['id']}", headers=AUTH)
     ).json()
-    assert second["flags"] == {"first_time_caller": False, "targeted": True}
+    assert second["flags"] == {
+        "first_time_caller": False,
+        "targeted": True,
+        "suspected_fraud": None,
+    }
 
 
 async def test_missed_calls_can_be_left_out_and_any_caller_let_in(
