@@ -323,3 +323,7 @@ async def test_ids_beyond_the_columns_are_not_found(fuzzed_app: AppClient) -> No
     ):
         response = await fuzzed_app.get(path, headers=headers)
         assert response.status == 404, path
+    for manager_id in (2**63, 2**31, -(2**63), 0):
+        body = {"client_phone": "79161234567", "manager_id": manager_id}
+        response = await fuzzed_app.post("/api/v1/calls", json=body, headers=headers)
+        assert response.status == 404, manager_id

@@ -110,6 +110,8 @@ async def start_manager_call(request: web.Request) -> web.Response:
         raise JsonError(400, "Invalid parameters", field="client_phone", detail="is required")
     if not isinstance(manager_id, int) or isinstance(manager_id, bool):
         raise JsonError(400, "Invalid parameters", field="manager_id", detail="must be a number")
+    if not 1 <= manager_id <= MAX_ID:
+        raise JsonError(404, "Manager not found")
     async with ctx.db.session() as session:
         manager = await session.get(Manager, manager_id)
     if manager is None:
