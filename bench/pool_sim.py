@@ -4,6 +4,10 @@
 Prints, for each traffic level, the share of calls attributed to the exact visit and to the
 right source at pool sizes from Novofon's formula (visits/100 + 1) upward, and the pool size
 each policy needs for 95% exact attribution.
+
+`--ideas` measures the ideas toward 95% exact at the formula's size (before/after table);
+`--attack` the exact share of real visitors while a script drains the pool, with and without
+the request limits.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import replace
 
 from telephony.tracking.config import LeasePolicy
 from telephony.tracking.simulate import (
+    Attack,
     Fixed,
     Ours,
     Traffic,
@@ -87,13 +92,87 @@ def sensitivity(visits_per_day: int, days: int, seed: int) -> None:
         print(f"{name:>24}: {cells[0]}   {cells[1]}")
 
 
+# The lease defaults before issue 15 (pings every 20 s, idle 60 s): the "before" column.
+BEFORE = LeasePolicy(ping_interval=20, idle_timeout=60)
+IDEAS: dict[str, Ours] = {
+    "before (ping 20 s, idle 60 s)": Ours(BEFORE),
+    "after: ping 10 s, idle 30 s (kept)": Ours(LeasePolicy()),
+    "+ history 3 h where idle (grace)": Ours(LeasePolicy(grace=3 * 3600)),
+    "+ reuse by last input": Ours(LeasePolicy(), reuse_by_last_input=True),
+    "+ likeliest of two holders": Ours(LeasePolicy(), likeliest_holder=True),
+    "+ stop pinging after 2 min idle": Ours(LeasePolicy(inactive_after=120)),
+    "engagement-aware leasing": Ours(LeasePolicy(), engaged_only=True),
+}
+
+
+def ideas(levels: list[int], days: int, seed: int, target: float) -> None:
+    print(
+        f"\n== toward {pct(target).strip()} exact at the formula's size: "
+        "exact / right source / static"
+    )
+    print(
+        f"{'policy':>36} | "
+        + " | ".join(f"{n:>5}/day (pool {formula_size(n):>2})   " for n in levels)
+    )
+    needs: dict[str, list[str]] = {}
+    for name, policy in IDEAS.items():
+        cells = []
+        needs[name] = []
+        for visits_per_day in levels:
+            traffic = Traffic(visits_per_day, days=days, seed=seed)
+            visits = make_visits(traffic)
+            r = simulate(traffic, formula_size(visits_per_day), policy, visits)
+            cells.append(f"{pct(r.exact)} {pct(r.right_source)} {pct(r.static)}")
+            need = size_for(traffic, policy, target, visits)
+            needs[name].append(str(need) if need is not None else "—")
+        print(f"{name:>36} | " + " | ".join(cells))
+    print(f"pool for {pct(target).strip()} exact ({', '.join(f'{n}/day' for n in levels)}):")
+    for name, sizes in needs.items():
+        print(f"{name:>36} : {', '.join(sizes)}")
+
+
+def attacks(levels: list[int], days: int, seed: int) -> None:
+    """Real visitors' exact share while a script takes numbers 09:00-21:00 every day."""
+    cases: dict[str, Attack | None] = {
+        "no attack": None,
+        "100 visits/s, no limits": Attack(holds=None),
+        "100 visits/s, default limits": Attack(holds=20, refused_after_s=2.0),
+        "under the budget, 10 networks": Attack(holds=20),
+        "under the budget, one /24": Attack(holds=6),
+    }
+    print("\n== a script draining the pool 09:00-21:00 daily: real visitors' exact share")
+    print("   (10 addresses; default limits: 20 requests then 1/s per address, 2 leases per")
+    print("   address, 6 per /24, refused scripts end their leases and take none for 10 min)")
+    print(
+        f"{'attack':>32} | " + " | ".join(f"{n:>5}/day (pool {formula_size(n):>2})" for n in levels)
+    )
+    for name, attack in cases.items():
+        cells = []
+        for visits_per_day in levels:
+            traffic = Traffic(visits_per_day, days=days, seed=seed)
+            r = simulate(
+                traffic, formula_size(visits_per_day), Ours(), make_visits(traffic), attack
+            )
+            cells.append(f"{pct(r.exact):>18}")
+        print(f"{name:>32} | " + " | ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visits-per-day", type=int, nargs="+", default=[100, 300, 1000, 3000])
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--ideas", action="store_true", help="only the before/after table")
+    parser.add_argument("--attack", action="store_true", help="only the drain figures")
     args = parser.parse_args()
+    if args.ideas or args.attack:
+        levels = [n for n in args.visits_per_day if n != 300] or args.visits_per_day
+        if args.ideas:
+            ideas(levels, args.days, args.seed, args.target)
+        if args.attack:
+            attacks(levels, args.days, args.seed)
+        return
     started = time.perf_counter()
     base = Traffic(1, days=args.days, seed=args.seed)
     print("assumptions:", {k: v for k, v in vars(base).items() if k != "visits_per_day"})

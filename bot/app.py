@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
 from handlers.web import api, leads, megafon, novofon, ops
+from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
-from handlers.web.errors import json_errors
+from handlers.web.errors import json_errors, quiet_protocol_errors
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.queue_stats import QUEUES, QueueShape, queue_stats
 from telephony.clock import Clock
+from telephony.health import HealthCheck
 from telephony.inbox import CallInbox
+from telephony.leads.outbox import OutboxWorker
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import MegafonClient, parse_call_push
 from telephony.notify import CallObservers, CallUpdate, MessageObservers
 from telephony.novofon import PROVIDER as NOVOFON
 from telephony.novofon import NovofonClient
-from telephony.novofon_events import stored_pushes
+from telephony.novofon_events import RECORDING_JOB, RecordingFetcher, stored_pushes
 
 log = logging.getLogger("trubka")
-
-# Webhook bodies are small forms; anything larger is not a PBX.
-MAX_BODY_BYTES = 256 * 1024
-
 
 class CallLog:
     """Logs every call change (ids and statuses only: no secrets, no personal data)."""
@@ -40,6 +42,16 @@ class CallLog:
         log.info(
             "call %s %s: %s status=%s", call.id, call.callid, update.trigger, call.status or "-"
         )
+
+
+def queue_health(db: Database, shape: QueueShape, stuck_after: float) -> HealthCheck:
+    async def check() -> str | None:
+        stats = await queue_stats(db, shape)
+        if stats.oldest_due_seconds > stuck_after:
+            return f"oldest due item waits {stats.oldest_due_seconds:.0f} s"
+        return None
+
+    return check
 
 
 def secret(value: object) -> str | None:
@@ -87,6 +99,7 @@ async def build_app(
         database,
         observers,
         {MEGAFON: parse_call_push, NOVOFON: stored_pushes(settings.zone)},
+        stuck_after=settings.inbox_stuck_after,
     )
     context = WebContext(
         db=database,
@@ -101,10 +114,14 @@ async def build_app(
         novofon_calltracking_token=secret(settings.novofon_calltracking_token),
         timezone=settings.zone,
     )
+    quiet_protocol_errors()
     app = web.Application(
         middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
+    context.health.add("inbox", inbox.health)
+    for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)
+        context.health.add(shape.name, queue_health(database, shape, settings.queue_stuck_after))
     leads_room = build_leads(
         settings,
         database,
@@ -114,12 +131,24 @@ async def build_app(
     )
     app[LEADS] = leads_room
     context.leads = leads_room.service
+    context.jobs = OutboxWorker(
+        database,
+        {RECORDING_JOB: RecordingFetcher(context.novofon, inbox)} if context.novofon else {},
+        clock=leads_room.worker.clock,
+        policy=leads_room.worker.policy,
+        metrics=leads_room.metrics,
+    )
+    jobs = context.jobs
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade(database)
         await inbox.start()
+        jobs_task = asyncio.create_task(jobs.run(), name="jobs-worker") if jobs.sinks else None
         yield
+        if jobs_task is not None:
+            jobs.stop()
+            await end_task(jobs_task, grace=10.0)
         await inbox.stop()
         if context.pbx is not None:
             await context.pbx.close()

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
 
+    # /healthz answers 503 when the oldest unapplied PBX push waited longer than this (seconds),
+    # or a durable queue's oldest due item did (the Telegram queue is paced, so it gets longer).
+    inbox_stuck_after: float = Field(default=60.0, gt=0)
+    queue_stuck_after: float = Field(default=900.0, gt=0)
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

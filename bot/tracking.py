@@ -13,7 +13,9 @@ from storage.db import Database
 from telephony.notify import CallObservers
 from telephony.tracking import TrackingAttributor, TrackingConfig, check, sync_numbers
 from telephony.tracking.config import ConfigProblem
+from telephony.tracking.guard import RequestBudget
 from telephony.tracking.script import render_tracker
+from telephony.tracking.short_calls import ShortCallFlagger
 
 
 def load_tracking(settings: Settings) -> TrackingConfig:
@@ -34,12 +36,15 @@ def setup_tracking(
     observers: CallObservers,
 ) -> None:
     script = render_tracker(config, settings.public_url).encode("utf-8")
-    app[tracking_web.TRACKING] = tracking_web.TrackingWeb(config=config, script=script)
+    app[tracking_web.TRACKING] = tracking_web.TrackingWeb(
+        config=config, script=script, budget=RequestBudget(config.limits)
+    )
     app.middlewares.append(tracking_web.cors)
     app.add_routes(tracking_web.routes)
     if not config.enabled:
         return
     observers.add(TrackingAttributor(db, config))
+    observers.add(ShortCallFlagger(db, config))
 
     async def numbers(_app: web.Application) -> AsyncIterator[None]:
         async with db.session() as session:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOCK_KEY = 0x7472756B6261  # "trubka": the advisory lock migrations run under
 
 
 def alembic_config(url: str) -> Config:
@@ -29,4 +31,8 @@ async def upgrade(db: Database, revision: str = "heads") -> None:
         command.upgrade(config, revision)
 
     async with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Processes starting together migrate one after the other; a transaction-level lock
+            # is released at commit and works behind PgBouncer. (SQLite: BEGIN IMMEDIATE.)
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
         await connection.run_sync(_run)

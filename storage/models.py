@@ -151,6 +151,9 @@ class Call(SQLModel, table=True):
     # Lead flags, decided once (see the leads rules): None until decided.
     first_time_caller: bool | None = None
     targeted: bool | None = None
+    # A very short call to a tracking number from a phone that calls it often (call tracking's
+    # `[tracking.short_calls]`): someone spoiling the pool's figures. None until the call ended.
+    suspected_fraud: bool | None = None
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
@@ -188,6 +191,13 @@ class CallEvent(SQLModel, table=True):
             "id",
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
+        ),
+        # Set-aside pushes are few: `trubka inbox` and /metrics find them without a scan.
+        Index(
+            "ix_call_events_set_aside",
+            "id",
+            sqlite_where=text("error IS NOT NULL"),
+            postgresql_where=text("error IS NOT NULL"),
         ),
     )
 

@@ -64,7 +64,12 @@ class TrackingLease(SQLModel, table=True):
     """
 
     __tablename__ = "tracking_leases"
-    __table_args__ = (Index("ix_tracking_leases_number_started", "number", "started_at"),)
+    __table_args__ = (
+        Index("ix_tracking_leases_number_started", "number", "started_at"),
+        # Live leases per address and per network (the caps against draining the pool).
+        Index("ix_tracking_leases_address_ends", "address", "ends_at"),
+        Index("ix_tracking_leases_network_ends", "network", "ends_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(
@@ -88,3 +93,6 @@ class TrackingLease(SQLModel, table=True):
     last_ping_at: datetime = Field(sa_type=UTCDateTime)
     ends_at: datetime = Field(sa_type=UTCDateTime)
     counts_until: datetime = Field(sa_type=UTCDateTime)
+    # The public address that took the lease and its /24 or /48 network (None: not limited).
+    address: str | None = Field(default=None, max_length=64)
+    network: str | None = Field(default=None, max_length=64)

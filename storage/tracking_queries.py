@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.models import Call
 from storage.tracking_models import TrackingLease, TrackingNumber
 
 
@@ -82,3 +83,25 @@ async def lease_at(session: AsyncSession, number: str, at: datetime) -> Tracking
         .limit(1)
     )
     return (await session.exec(query)).first()
+
+
+async def live_leases(
+    session: AsyncSession, *, now: datetime, address: str | None = None, network: str | None = None
+) -> int:
+    """How many leases taken from an address (or a network) are still shown at `now`."""
+    query = select(func.count()).select_from(TrackingLease).where(col(TrackingLease.ends_at) > now)
+    if address is not None:
+        query = query.where(TrackingLease.address == address)
+    if network is not None:
+        query = query.where(TrackingLease.network == network)
+    return int((await session.exec(query)).one())
+
+
+async def suspected_fraud_calls(session: AsyncSession, since: datetime, until: datetime) -> int:
+    """Calls flagged `suspected_fraud` that came in within [since, until): for reports."""
+    query = select(func.count()).where(
+        col(Call.suspected_fraud).is_(True),
+        col(Call.created_at) >= since,
+        col(Call.created_at) < until,
+    )
+    return int((await session.exec(query)).one())

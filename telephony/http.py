@@ -11,6 +11,8 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from telephony.transaction_guard import check_no_open_session
+
 
 class UpstreamError(Exception):
     """An upstream refused or could not be reached. `message` is the upstream's own words."""
@@ -67,6 +69,7 @@ class UpstreamClient:
     ) -> UpstreamResponse:
         """`raw_query` is sent byte for byte (signed or PHP-style queries: yarl would re-quote
         `%7E` to `~`); `data` is a multipart form or raw bytes, instead of `form`."""
+        check_no_open_session(self.name)
         url: str | URL = f"{self.base_url}{path}"
         if raw_query is not None:
             url = URL(f"{url}?{raw_query}", encoded=True)

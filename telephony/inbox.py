@@ -25,10 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database
+from storage.inbox_queries import put_back
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
@@ -58,6 +61,7 @@ class CallInbox:
         slice_seconds: float = 0.02,
         batch_limit: int = 50,
         poll_seconds: float = 1.0,
+        stuck_after: float = 60.0,
     ) -> None:
         self._db = db
         self._observer = observer
@@ -74,6 +78,12 @@ class CallInbox:
         # Rows fetched per slice follow how many the last slice managed: no loading of
         # pushes that a short slice would not reach.
         self._fetch = 4
+        # Pushes whose last tries failed for operational reasons (not their content).
+        self._transient_failures: dict[int | None, int] = {}
+        self.set_aside_total = 0
+        self._reached = 1  # pushes the current slice has started on (to replay one by one)
+        # /healthz calls the inbox stuck when its oldest unapplied push is older than this.
+        self.stuck_after = stuck_after
 
     def register(self, provider: str, parser: PushParser) -> None:
         self._parsers[provider] = parser
@@ -173,65 +183,75 @@ class CallInbox:
             try:
                 while await self.process_once():
                     pass
-            except Exception:
-                log.exception("inbox: processing failed; retrying shortly")
+            except Exception as exc:  # the database is away: the pushes wait, /healthz tells
+                log.warning("inbox: processing failed (%s); retrying shortly", _describe(exc))
 
     async def process_once(self) -> int:
-        """Apply the oldest stored pushes for one time slice; returns how many were applied."""
+        """Apply the oldest stored pushes for one time slice; returns how many were handled."""
         async with self._processing:
-            updates: list[CallUpdate] = []
             try:
-                handled, updates = await self._apply_slice(one_by_one=False)
-            except Exception:
-                # Something in the slice failed: apply its pushes one per transaction instead,
-                # so only the failing push is set aside (with its error).
-                log.warning("inbox: a slice failed; applying its pushes one by one")
-                handled, updates = await self._apply_slice(one_by_one=True)
+                handled, updates = await self._apply_slice()
+            except Exception as exc:
+                # Something in the slice failed and the whole slice was rolled back: apply the
+                # pushes it reached one per transaction, so only the push that really fails is
+                # set aside.
+                log.warning(
+                    "inbox: a slice failed (%s); applying its %d pushes one by one",
+                    exc.__class__.__name__,
+                    self._reached,
+                )
+                handled, updates = 0, []
+                for _ in range(self._reached):
+                    one, more = await self._apply_oldest_alone()
+                    handled, updates = handled + one, updates + more
+                    if not one:
+                        break
             for update_ in updates:
                 await self._observer.call_updated(update_)
             return handled
 
-    async def _apply_slice(self, *, one_by_one: bool) -> tuple[int, list[CallUpdate]]:
+    def _pending(self, limit: int) -> SelectOfScalar[CallEvent]:
+        query = (
+            select(CallEvent)
+            .where(col(CallEvent.processed_at).is_(None))
+            .order_by(col(CallEvent.id))
+            .limit(limit)
+        )
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return query
+
+    async def _apply_slice(self) -> tuple[int, list[CallUpdate]]:
         updates: list[CallUpdate] = []
         handled = 0
+        self._reached = 1
         async with self._db.session() as session:
-            query = (
-                select(CallEvent)
-                .where(col(CallEvent.processed_at).is_(None))
-                .order_by(col(CallEvent.id))
-                .limit(1 if one_by_one else self._fetch)
-            )
-            if self._db.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            events = list((await session.exec(query)).all())
+            events = list((await session.exec(self._pending(self._fetch))).all())
             deadline = time.monotonic() + self._slice
-            batched = contextlib.nullcontext() if one_by_one else deferred_writes(session)
-            async with batched:
+            async with deferred_writes(session):
                 for event in events:
                     handled += 1
-                    if one_by_one:
-                        updates.extend(await self._apply_or_set_aside(session, event))
-                    else:
-                        updates.extend(await self._apply(session, event))
+                    self._reached = handled
+                    updates.extend(await self._apply(session, event))
                     # New pushes waiting to be stored go first: the PBX waits for our answer.
                     if time.monotonic() >= deadline or self._queue:
                         break
-            await self._decide(session, updates, one_by_one=one_by_one)
-        if not one_by_one:
-            self._fetch = max(2, min(self._batch_limit, handled * 2))
+            await self._decide(session, updates, alone=False)
+        self._fetch = max(2, min(self._batch_limit, handled * 2))
         return handled, updates
 
     async def _decide(
-        self, session: AsyncSession, updates: list[CallUpdate], *, one_by_one: bool
+        self, session: AsyncSession, updates: list[CallUpdate], *, alone: bool
     ) -> None:
         """Deciders (call tracking, leads) in the slice's transaction: no transaction of their
-        own per push. When a slice is retried one by one, a failing decision is left to the
-        observer half after the commit (as if it had no decider), never holding a push back."""
+        own per push. For a push applied alone (after a slice failed), a failing decision is
+        left to the observer half after the commit (as if it had no decider): it never sets
+        the push aside."""
         decide = getattr(self._observer, "decide", None)
         if decide is None:
             return
         for update_ in updates:
-            if not one_by_one:
+            if not alone:
                 await decide(session, update_)
                 continue
             try:
@@ -241,6 +261,49 @@ class CallInbox:
                 log.exception("inbox: deciding on call %s failed", update_.call.id)
                 update_.decided.clear()
 
+    async def _apply_oldest_alone(self) -> tuple[int, list[CallUpdate]]:
+        """Apply the oldest push in its own transaction; if it fails, set it aside in another
+        one (the failed transaction is rolled back first, so setting aside always can work)."""
+        events: list[CallEvent] = []
+        event_id: int | None = None
+        provider = ""
+        try:
+            async with self._db.session() as session:
+                events = list((await session.exec(self._pending(1))).all())
+                if not events:
+                    return 0, []
+                event = events[0]
+                event_id, provider = event.id, event.provider
+                updates = await self._apply(session, event)
+                await self._decide(session, updates, alone=True)
+                return 1, updates
+        except Exception as exc:
+            if not events:
+                raise  # reading failed: the database itself is in trouble; the loop retries
+            if _transient(exc) and self._transient_failures.get(event_id, 0) < _TRANSIENT_TRIES:
+                self._transient_failures[event_id] = self._transient_failures.get(event_id, 0) + 1
+                raise
+            failure = exc
+        self._transient_failures.pop(event_id, None)
+        log.error(
+            "inbox: push %s (%s) set aside: %s: %s",
+            event_id,
+            provider,
+            failure.__class__.__name__,
+            str(failure)[:300],
+        )
+        async with self._db.session() as session:
+            await session.exec(
+                update(CallEvent)
+                .where(col(CallEvent.id) == event_id, col(CallEvent.processed_at).is_(None))
+                .values(
+                    processed_at=utcnow(),
+                    error=f"{failure.__class__.__name__}: {failure}"[:2000],
+                )
+            )
+        self.set_aside_total += 1
+        return 1, []
+
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
         assert event.id is not None
         parser = self._parsers[event.provider]
@@ -249,20 +312,53 @@ class CallInbox:
             for push in parser(json.loads(event.payload))
         ]
 
-    async def _apply_or_set_aside(
-        self, session: AsyncSession, event: CallEvent
-    ) -> list[CallUpdate]:
-        try:
-            async with session.begin_nested():
-                return await self._apply(session, event)
-        except Exception as exc:
-            log.exception("inbox: push %s (%s) could not be applied", event.id, event.provider)
+    async def reapply(self, event_id: int) -> bool:
+        """Put a set-aside push back in line (after a fix); False when there is no such push."""
+        found = await put_back(self._db, event_id) > 0
+        if found:
+            self._stored.set()
+        return found
+
+    async def health(self) -> str | None:
+        """A problem for /healthz: the applying loop died, or the oldest push waits too long."""
+        for task in self._tasks:
+            if task.done():
+                return f"{task.get_name()} stopped"
+        age = await oldest_pending_age(self._db)
+        if age is not None and age > self.stuck_after:
+            return f"oldest unapplied push waits {age:.0f} s"
+        return None
+
+
+# An operational error (lock timeout, dropped connection) is retried a few times before the push
+# is set aside: it says nothing about the push itself.
+_TRANSIENT_TRIES = 5
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+async def oldest_pending_age(db: Database) -> float | None:
+    """Seconds the oldest unapplied push has waited (the partial index makes this cheap)."""
+    async with db.session() as session:
+        received = (
             await session.exec(
-                update(CallEvent)
-                .where(col(CallEvent.id) == event.id)
-                .values(processed_at=utcnow(), error=f"{exc.__class__.__name__}: {exc}"[:2000])
+                select(CallEvent.received_at)
+                .where(col(CallEvent.processed_at).is_(None))
+                .order_by(col(CallEvent.id))
+                .limit(1)
             )
-            return []
+        ).first()
+    if received is None:
+        return None
+    return max(0.0, (utcnow() - received).total_seconds())
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
 def _key(item: _Submitted) -> tuple[str, str]:

@@ -12,7 +12,15 @@ from typing import Literal
 
 from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.phones import Extension, InvalidPhone, parse_party
-from telephony.pushes import ContactQuery, EventPush, HistoryPush, RatingPush
+from telephony.pushes import (
+    MAX_RATING,
+    MAX_SECONDS,
+    ContactQuery,
+    EventPush,
+    HistoryPush,
+    RatingPush,
+    bounded_number,
+)
 from telephony.statuses import CALL_EVENTS, CALL_STATUSES
 
 PROVIDER = "megafon"
@@ -88,17 +96,16 @@ class _Fields:
         except InvalidPhone as exc:
             raise InvalidPayload(name, str(exc)) from None
 
-    def integer(self, name: str, *, required: bool) -> int | None:
+    def integer(self, name: str, *, required: bool, maximum: int) -> int | None:
         value = self.required(name) if required else self.optional(name)
         if value is None:
             return None
-        try:
-            number = int(value)
-        except ValueError:
-            raise InvalidPayload(name, "must be a whole number") from None
-        if number < 0:
+        if value.startswith("-") and value[1:].isdecimal():
             raise InvalidPayload(name, "must not be negative")
-        return number
+        try:
+            return bounded_number(value, maximum)
+        except ValueError as exc:
+            raise InvalidPayload(name, str(exc)) from None
 
     def direction(self, name: str, *, required: bool) -> Literal["in", "out"] | None:
         value = self.required(name) if required else self.optional(name)
@@ -129,7 +136,7 @@ def parse_push(fields: Mapping[str, str]) -> Push:
             user=f.present("user"),
             phone=f.party("phone"),
             start=parse_start(f.required("start")),
-            duration=f.integer("duration", required=True) or 0,
+            duration=f.integer("duration", required=True, maximum=MAX_SECONDS) or 0,
             callid=f.required("callid"),
             status=canonical_status(f.required("status")),
             ext=f.optional("ext"),
@@ -137,8 +144,8 @@ def parse_push(fields: Mapping[str, str]) -> Push:
             diversion=f.optional("diversion"),
             group_name=f.optional("groupRealName"),
             link=f.optional("link"),
-            wait=f.integer("wait", required=False),
-            rating=f.integer("rating", required=False),
+            wait=f.integer("wait", required=False, maximum=MAX_SECONDS),
+            rating=f.integer("rating", required=False, maximum=MAX_RATING),
         )
     if command == "event":
         event_type = f.required("type").upper()
@@ -166,7 +173,7 @@ def parse_push(fields: Mapping[str, str]) -> Push:
         return RatingPush(
             callid=f.required("callid"),
             phone=f.party("phone"),
-            rating=f.integer("rating", required=True) or 0,
+            rating=f.integer("rating", required=True, maximum=MAX_RATING) or 0,
             user=f.optional("user"),
             ext=f.optional("ext"),
         )

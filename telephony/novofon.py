@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.megafon import InvalidPayload, PbxError
 from telephony.phones import Extension, InvalidPhone, parse_party
-from telephony.pushes import EventPush, HistoryPush, RecordPush
+from telephony.pushes import MAX_SECONDS, EventPush, HistoryPush, RecordPush, bounded_number
 from telephony.ratelimit import RateLimiter, Sleep
 from telephony.statuses import CallStatus
 
@@ -176,10 +176,10 @@ class _Fields:
             raise InvalidPayload(name, str(exc)) from None
 
     def seconds(self, name: str) -> int:
-        value = self.optional(name) or "0"
-        if not value.isdigit():
-            raise InvalidPayload(name, "must be a whole number of seconds")
-        return int(value)
+        try:
+            return bounded_number(self.optional(name) or "0", MAX_SECONDS)
+        except ValueError as exc:
+            raise InvalidPayload(name, f"{exc} (seconds)") from None
 
     def start(self, zone: ZoneInfo) -> datetime:
         return parse_call_start(self.required("call_start"), zone)
@@ -491,7 +491,7 @@ class NovofonClient:
             destination=text("destination"),
             disposition=text("disposition"),
             status=disposition_status(text("disposition")),
-            seconds=int(seconds) if seconds.isdigit() else 0,
+            seconds=int(seconds) if seconds.isdecimal() and seconds.isascii() else 0,
             is_recorded=text("is_recorded").lower() in ("1", "true"),
         )
 

@@ -14,6 +14,7 @@ from storage.models import CallEvent, Manager
 from telephony.calls import CallPush
 from telephony.clients import find_client_by_phone
 from telephony.inbox import CallInbox, PushParser
+from telephony.leads.outbox import Claimed, DeliveryError, OutboxWorker, enqueue
 from telephony.novofon import (
     PROVIDER,
     Notification,
@@ -24,15 +25,8 @@ from telephony.novofon import (
 )
 from telephony.pushes import EventPush, RecordPush
 
-
-class RecordingUnavailable(Exception):
-    """NOTIFY_RECORD arrived but Novofon would not give the link yet: ask it to send it again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
+# The job (a row of the durable outbox) that fetches a NOTIFY_RECORD's link.
+RECORDING_JOB = "novofon_record"
 # Fields Trubka adds to a stored notification: which of its pushes the row is, and the
 # recording link fetched for a NOTIFY_RECORD.
 PUSH_INDEX = "_trubka_push"
@@ -70,19 +64,19 @@ async def accept_notification(
     notification: Notification,
     fields: Mapping[str, str],
     *,
-    api: NovofonClient | None = None,
+    jobs: OutboxWorker | None = None,
     route_to_responsible: bool = False,
 ) -> Accepted:
     """Store one verified webhook in the inbox (one row per push it means, each with its own
     dedup key, so a callback's NOTIFY_END and NOTIFY_OUT_END share their outcome). Repeated
     webhooks change nothing.
 
-    Raises RecordingUnavailable when a NOTIFY_RECORD's link cannot be fetched yet (the event is
-    kept; Novofon's retry brings the link).
+    A NOTIFY_RECORD's link is fetched later by a job of `jobs` (None: no API keys, the
+    recording is noted without its link).
     """
     accepted = Accepted()
     if notification.call_id_with_rec is not None:
-        accepted.new = await _recording(inbox, db, notification, fields, api)
+        accepted.new = await _recording(inbox, db, notification, fields, jobs)
         return accepted
     for index, (push, key) in enumerate(notification.pushes):
         new = await inbox.submit(
@@ -132,25 +126,49 @@ async def _recording(
     db: Database,
     notification: Notification,
     fields: Mapping[str, str],
-    api: NovofonClient | None,
+    jobs: OutboxWorker | None,
 ) -> bool:
+    """NOTIFY_RECORD: noted in the inbox at once; its link is fetched by a queued job (the
+    Novofon API is rate-limited and slow: the webhook never waits for it)."""
     pbx_call_id = notification.pbx_call_id
     record_id = notification.call_id_with_rec or ""
-    key = dedup_key(pbx_call_id, notification.event, record_id)
-    if await _seen(db, key):  # a retry: do not spend the request quota on it again
-        return False
-    pending = dedup_key(pbx_call_id, notification.event, record_id + "|pending")
-
-    async def store(link: str | None, row_key: str) -> bool:
+    if await _seen(db, dedup_key(pbx_call_id, notification.event, record_id)):
+        return False  # the link is in already: a late retry of Novofon's
+    if jobs is None:  # no API keys: the recording is noted, its link cannot be asked for
+        pending = dedup_key(pbx_call_id, notification.event, record_id + "|pending")
         return await inbox.submit(
-            PROVIDER, {**fields, RECORD_LINK: link or ""}, row_key, command=notification.event
+            PROVIDER, {**fields, RECORD_LINK: ""}, pending, command=notification.event
         )
+    async with db.session() as session:  # the job is as durable as a stored push
+        job = await enqueue(
+            session,
+            RECORDING_JOB,
+            f"{pbx_call_id}|{record_id}"[:200],
+            {"fields": dict(fields)},
+            now=jobs.clock.now(),
+            policy=jobs.policy,
+        )
+    jobs.wake()
+    return job is not None
 
-    if api is None:  # no API keys: the recording is noted, its link cannot be asked for
-        return await store(None, pending)
-    try:
-        link = await api.record_link(pbx_call_id)
-    except NovofonError as exc:
-        await store(None, pending)
-        raise RecordingUnavailable(exc.message) from None
-    return await store(link, key)
+
+class RecordingFetcher:
+    """The queued job behind NOTIFY_RECORD: asks Novofon for the recording's link (retried
+    with backoff while Novofon says it is not ready) and puts it in the inbox as a push."""
+
+    def __init__(self, api: NovofonClient, inbox: CallInbox) -> None:
+        self.api = api
+        self.inbox = inbox
+
+    async def deliver(self, item: Claimed) -> str | None:
+        fields: dict[str, str] = item.payload["fields"]
+        pbx_call_id = fields.get("pbx_call_id", "")
+        try:
+            link = await self.api.record_link(pbx_call_id)
+        except NovofonError as exc:
+            raise DeliveryError(exc.message) from None
+        key = dedup_key(pbx_call_id, "NOTIFY_RECORD", fields.get("call_id_with_rec", ""))
+        await self.inbox.submit(
+            PROVIDER, {**fields, RECORD_LINK: link or ""}, key, command="NOTIFY_RECORD"
+        )
+        return link

@@ -9,6 +9,24 @@ from typing import Literal
 
 from telephony.phones import Extension
 
+# Bounds a push's numbers must lie within. A number outside them is a broken PBX: the push is
+# answered 400 naming the field and nothing is stored, so no stored push can fail on its size.
+MAX_SECONDS = 7 * 24 * 3600  # a call (or a wait) longer than a week is not a call
+MAX_RATING = 100  # IVR ratings are 1..5 or 1..10
+_DIGITS = frozenset("0123456789")
+
+
+def bounded_number(value: str, maximum: int) -> int:
+    """A whole number of ASCII digits within 0..maximum; ValueError says what is wrong.
+
+    Only ASCII digits: `str.isdigit()` and `int()` also take "²" or "٣", which no PBX sends.
+    """
+    if not value or not _DIGITS.issuperset(value):
+        raise ValueError("must be a whole number")
+    if len(value) > len(str(maximum)) or int(value) > maximum:
+        raise ValueError(f"must be at most {maximum}")
+    return int(value)
+
 
 @dataclass(frozen=True)
 class EventPush:

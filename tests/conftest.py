@@ -29,6 +29,7 @@ from bot.app import build_app
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
+from telephony import transaction_guard
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram
@@ -50,6 +51,13 @@ REQUIRE_POSTGRES = os.environ.get("TRUBKA_TEST_REQUIRE_POSTGRES") == "1" or bool
 )
 CRM_TOKEN = "test-crm-token"
 API_TOKEN = "test-api-token"
+
+
+@pytest.fixture(autouse=True)
+def _no_network_inside_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The house rule holds in every test: an upstream request (PBX, Telegram, Roistat,
+    Metrika, Novofon) started while a database session is open fails the test."""
+    monkeypatch.setattr(transaction_guard, "STRICT", True)
 
 
 @pytest.fixture(autouse=True)

@@ -40,8 +40,12 @@ async def push(
 
 
 async def settle(client: TestClient[web.Request, web.Application]) -> None:
-    """Wait until the app has applied every push it answered (the inbox applies them just after)."""
-    await client.app[CONTEXT].inbox.drain()
+    """Wait until the app has applied every push it answered (the inbox applies them just after),
+    and the jobs those pushes queued have run (a Novofon recording's link)."""
+    context = client.app[CONTEXT]
+    await context.inbox.drain()
+    if context.jobs is not None and await context.jobs.drain():
+        await context.inbox.drain()
 
 
 async def replay(

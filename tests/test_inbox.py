@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
+import pytest
 from sqlmodel import select
 
+from bot.cli import main
 from storage.db import Database
-from storage.models import Call, CallEvent
+from storage.models import Call, CallEvent, DialogMessage
 from telephony.calls import CallPush
 from telephony.inbox import CallInbox
 from telephony.megafon import PROVIDER, dedup_key, parse_call_push
@@ -77,3 +81,120 @@ async def test_a_push_that_cannot_be_applied_is_set_aside_with_its_error(
     assert all("bob's pushes break the parser" in (e.error or "") for e in failed)
     assert all(e.processed_at is not None for e in events)
     assert (call.status, call.manager_user) == ("Success", "andy")  # the rest applied
+
+
+def _call(callid: str, phone: str, *, duration: str = "30") -> list[dict[str, str]]:
+    """A short answered inbound call: INCOMING, ACCEPTED, COMPLETED, history."""
+    base = {"cmd": "event", "phone": phone, "user": "andy", "ext": "701", "callid": callid}
+    return [
+        {**base, "type": "INCOMING"},
+        {**base, "type": "ACCEPTED"},
+        {**base, "type": "COMPLETED"},
+        {
+            "cmd": "history",
+            "type": "in",
+            "status": "Success",
+            "phone": phone,
+            "user": "andy",
+            "start": "20240105T101010Z",
+            "duration": duration,
+            "callid": callid,
+        },
+    ]
+
+
+def unchecked(fields: Mapping[str, str]) -> Sequence[CallPush]:
+    """A parser whose number checks let a huge duration through (as an older version's did):
+    the database itself then refuses the push (OverflowError on SQLite, out of range on
+    PostgreSQL) in the middle of a transaction."""
+    if fields.get("duration", "").isdecimal() and len(fields["duration"]) > 9:
+        huge = int(fields["duration"])
+        return [replace(p, duration=huge) for p in parse_call_push({**fields, "duration": "1"})]
+    return parse_call_push(fields)
+
+
+async def test_a_poison_push_between_good_ones_never_holds_them_back(any_db: Database) -> None:
+    good_before = _call("GOOD-1", "79161110001")
+    poison = _call("POISON", "79161110002", duration="99999999999999999999")
+    good_after = _call("GOOD-2", "79161110003")
+    recorder = Recorder()
+    inbox = CallInbox(any_db, CallObservers([recorder]), {PROVIDER: unchecked})
+    await inbox.start()
+    await submit_all(inbox, good_before[:2] + poison + good_before[2:] + good_after)
+    await inbox.drain()
+
+    async with any_db.session() as session:
+        calls = {c.callid: c for c in (await session.exec(select(Call))).all()}
+        events = (await session.exec(select(CallEvent).order_by(CallEvent.id))).all()
+    assert (calls["GOOD-1"].status, calls["GOOD-1"].duration) == ("Success", 30)
+    assert (calls["GOOD-2"].status, calls["GOOD-2"].duration) == ("Success", 30)
+    assert all(e.processed_at is not None for e in events)  # nothing waits
+    [set_aside] = [e for e in events if e.error]
+    assert set_aside.command == "history" and "POISON" in set_aside.payload
+    assert calls["POISON"].status is None  # its events applied, its broken outcome set aside
+    assert inbox.set_aside_total == 1
+    assert await inbox.health() is None
+
+    # After a fix (here: the parser that checks numbers), the operator re-applies it.
+    inbox._parsers[PROVIDER] = lambda f: parse_call_push({**f, "duration": "45"})
+    assert await inbox.reapply(set_aside.id or 0) is True
+    assert await inbox.reapply(set_aside.id or 0) is False  # not set aside any more
+    await inbox.drain()
+    await inbox.stop()
+    async with any_db.session() as session:
+        poisoned = (await session.exec(select(Call).where(Call.callid == "POISON"))).one()
+        again = await session.get(CallEvent, set_aside.id)
+    assert (poisoned.status, poisoned.duration) == ("Success", 45)
+    assert again is not None and again.error is None and again.processed_at is not None
+
+
+async def test_a_stopped_processor_and_an_old_push_make_the_inbox_unhealthy(
+    any_db: Database,
+) -> None:
+    inbox = CallInbox(any_db, CallObservers(), {PROVIDER: parse_call_push}, stuck_after=0.0)
+    await inbox.start(process=False)
+    await submit_all(inbox, _call("WAITING", "79161110004")[:1])
+    await inbox.drain(process=False)
+    assert (await inbox.health() or "").startswith("oldest unapplied push waits")
+    await inbox.drain()
+    assert await inbox.health() is None
+    inbox._tasks[0].cancel()
+    await asyncio.sleep(0)
+    assert await inbox.health() == "inbox-writer stopped"
+    await inbox.stop()
+
+
+async def test_an_operator_lists_a_set_aside_push_and_reapplies_it_after_the_fix(
+    db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def picky(fields: Mapping[str, str]) -> Sequence[CallPush]:
+        if fields.get("type") == "ACCEPTED":
+            raise RuntimeError("the ACCEPTED parser has a bug")
+        return parse_call_push(fields)
+
+    inbox = CallInbox(db, CallObservers(), {PROVIDER: picky})
+    await inbox.start()
+    await submit_all(inbox, _call("FIXME-1", "79161110005"))
+    await inbox.drain()
+    await inbox.stop()
+
+    monkeypatch.setenv("TRUBKA_DATABASE_URL", db.url)
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, main, ["inbox"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "waiting: 0  oldest: 0 s  set aside: 1"
+    assert "#2 megafon event ACCEPTED call=FIXME-1" in out
+    assert "RuntimeError: the ACCEPTED parser has a bug" in out
+
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 0
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 1
+    assert await loop.run_in_executor(None, main, ["inbox", "reapply"]) == 2
+    fixed = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+    await fixed.start()  # a restarted serve with the fix applies what was put back
+    await fixed.drain()
+    await fixed.stop()
+    async with db.session() as session:
+        [call] = (await session.exec(select(Call))).all()
+        lines = (await session.exec(select(DialogMessage.text))).all()
+    assert call.answered is True
+    assert "megafon_call_event ACCEPTED" in lines

@@ -57,13 +57,14 @@ async def test_answered_call_becomes_one_lead_with_the_exact_php_query(
         "&sync=0&is_need_check_order_in_processing=1"
         "&is_need_check_order_in_processing_append=1&is_skip_sending=0"
         "&fields%5Bsource%5D=%7ButmSource%7D&fields%5Bcity%5D=%7Bcity%7D"
+        "&fields%5Btrubka_lead_id%5D=trubka-1"
     )
     [row] = await h.rows("roistat")
     assert row.status == "done" and row.attempts == 1
     [stored] = await h.leads_rows()
     assert stored.source == "call" and stored.roistat_lead_id == "1001"
     call = await call_detail(h, "79101234567")
-    assert call["flags"] == {"first_time_caller": True, "targeted": True}
+    assert call["flags"] == {"first_time_caller": True, "targeted": True, "suspected_fraud": None}
 
     # The same pushes again: nothing new is queued or sent.
     await replay(h.client, load("inbound_answered"))
@@ -267,6 +268,7 @@ async def test_form_lead_with_callback_is_sent_with_its_fields(
         "%D1%81%D0%B0%D0%B9%D1%82%D0%B0"
         "&is_need_callback=1&sync=0&is_need_check_order_in_processing=1"
         "&is_need_check_order_in_processing_append=1&is_skip_sending=0"
+        "&fields%5Btrubka_lead_id%5D=trubka-1"
     )
     person = await (
         await h.client.get(f"/api/v1/clients/{answer['client_id']}", headers=AUTH)
@@ -332,7 +334,7 @@ async def test_rules_first_time_targeted_missed_and_skipped_numbers(
     await replay(h.client, short)  # answered, but 12 s: not targeted
     assert await h.drain() == 0
     call = await call_detail(h, "79101234567")
-    assert call["flags"] == {"first_time_caller": True, "targeted": False}
+    assert call["flags"] == {"first_time_caller": True, "targeted": False, "suspected_fraud": None}
 
     # The same number again, long talk: targeted, but no longer a first-time caller.
     again = [{**p, "callid": "SECOND-CALL"} for p in load("inbound_answered")]
@@ -343,7 +345,11 @@ async def test_rules_first_time_targeted_missed_and_skipped_numbers(
     second = await (
         await h.client.get(f"/api/v1/calls/{listing['calls'][0]['id']}", headers=AUTH)
     ).json()
-    assert second["flags"] == {"first_time_caller": False, "targeted": True}
+    assert second["flags"] == {
+        "first_time_caller": False,
+        "targeted": True,
+        "suspected_fraud": None,
+    }
 
 
 async def test_missed_calls_can_be_left_out_and_any_caller_let_in(
@@ -417,3 +423,26 @@ async def test_a_call_stored_while_the_observer_never_ran_is_decided_at_start(
     assert await h.leads.service.sweep() == 0
     await h.drain()
     assert [r.params["phone"] for r in h.roistat.leads()] == ["79101234567"]
+
+
+async def test_a_repeat_after_roistat_answered_too_late_is_recognised_by_roistat(
+    make_harness: HarnessFactory, any_db: Database
+) -> None:
+    """Roistat answers after our timeout (or we crash before committing its answer): the lead
+    is sent again, with the same stable id, and Roistat's duplicate check keeps one deal."""
+    h = await make_harness(any_db, "[leads.roistat]\ntimeout = 0.3\n")
+    h.roistat.timeout_seconds = 0.6
+    h.roistat.fail_next("timeout")  # it is stored by Roistat, but its answer comes too late
+    await replay(h.client, load("inbound_answered"))
+    assert await h.drain() == 1
+    [row] = await h.rows("roistat")
+    assert row.status == "pending" and "did not answer in time" in (row.last_error or "")
+
+    h.clock.advance(3600)
+    assert await h.drain() == 1
+    first, second = h.roistat.leads()
+    assert first.params["fields[trubka_lead_id]"] == second.params["fields[trubka_lead_id]"]
+    assert second.params["is_need_check_order_in_processing"] == "1"
+    assert len(h.roistat.deals) == 1  # one deal in Roistat
+    [stored] = await h.leads_rows()
+    assert stored.roistat_lead_id == h.roistat.deals[first.params["fields[trubka_lead_id]"]]

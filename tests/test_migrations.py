@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -53,3 +55,29 @@ def test_migrations_form_one_line() -> None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert len(script.get_heads()) == 1
     assert [rev.revision for rev in script.walk_revisions()][-1] == "0001"
+
+
+async def test_processes_starting_together_on_a_new_database_all_succeed(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Four `db upgrade`s at once: SQLite waits for the lock (busy_timeout before WAL),
+    PostgreSQL takes turns under an advisory lock; none fails, the schema is made once."""
+    base, _, _ = postgres_url.rpartition("/")
+    name = f"{postgres_url.rpartition('/')[2]}_fresh"
+    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        for url in (f"sqlite+aiosqlite:///{tmp_path / 'new.db'}", f"{base}/{name}"):
+            env = {"TRUBKA_DATABASE_URL": url}
+            results = await asyncio.gather(*(run_cli(env, "db", "upgrade") for _ in range(4)))
+            assert [code for code, _, _ in results] == [0, 0, 0, 0], [err for *_, err in results]
+    finally:
+        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

@@ -12,13 +12,16 @@ from aiohttp.test_utils import TestClient
 from sqlmodel import select
 
 from storage.db import Database
+from storage.leads_models import OutboxItem
 from storage.models import CallAttribution, Client, Manager
+from storage.types import utcnow
 from telephony.dialing import Dialers, place_manager_call
 from telephony.notify import CallUpdate
 from telephony.novofon import NovofonClient, webhook_signature
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import KEY, SECRET, FakeNovofon
+from tests.megafon_replay import settle
 from tests.novofon_replay import by_event, load, replay, send
 from tests.test_megafon_webhook import dialog_texts, get, only_call
 
@@ -306,20 +309,28 @@ async def test_notify_start_is_not_routed_unless_configured(
     assert (status, answer) == (200, {"caller_name": "Ольга"})
 
 
-async def test_recording_link_unavailable_asks_novofon_to_retry(
-    app: AppClient, auth: dict[str, str], fake_novofon: FakeNovofon
+async def test_a_recording_link_not_ready_is_fetched_again_later_by_its_job(
+    app: AppClient, auth: dict[str, str], fake_novofon: FakeNovofon, any_db: Database
 ) -> None:
     pushes = load("inbound_answered")
     await replay(app, pushes[:-1])
     fake_novofon.fail(200, {"status": "error", "message": "Record not found"})
     status, answer = await send(app, pushes[-1])
-    assert status == 503
-    assert answer["detail"] == "Record not found"
+    assert (status, answer) == (200, {})  # answered at once: the link is a queued job's work
     assert (await only_call(app, "79161234567", auth))["record_link"] is None
+    async with any_db.session() as session:
+        [job] = (await session.exec(select(OutboxItem))).all()
+    assert (job.sink, job.status, job.attempts) == ("novofon_record", "pending", 1)
+    assert job.last_error == "Record not found"
 
-    await replay(app, [pushes[-1]])  # Novofon's retry
+    assert await send(app, pushes[-1]) == (200, {})  # Novofon's own retry changes nothing
+    async with any_db.session() as session:  # the backoff has passed
+        job.next_attempt_at = utcnow()
+        session.add(job)
+    await settle(app)
     call = await only_call(app, "79161234567", auth)
     assert call["record_link"].endswith("/in_5f8d2c1a9e.mp3")
+    assert len([r for r in fake_novofon.requests if r.path == RECORD_PATH]) == 2
 
 
 async def test_invalid_fields_are_400_naming_the_field(app: AppClient) -> None:

@@ -10,6 +10,7 @@ import pytest
 from bot.cli import main
 from telephony.tracking.config import LeasePolicy
 from telephony.tracking.simulate import (
+    Attack,
     Fixed,
     Ours,
     Traffic,
@@ -70,6 +71,10 @@ def test_pool_plan_prints_the_recommendation_next_to_the_formula(
     text = capsys.readouterr().out
     assert "Novofon's formula (visits/100 + 1): 4 numbers" in text
     assert f"recommended (≥95.0% exact): {figures['recommended']} numbers" in text
+    # Two live leases per address, six per /24 by default.
+    need = figures["recommended"]
+    assert figures["drain"] == {"addresses": -(-need // 2), "networks": -(-need // 6)}
+    assert f"needs {figures['drain']['addresses']} public addresses" in text
 
 
 def test_pool_plan_uses_the_configured_leases(
@@ -82,3 +87,24 @@ def test_pool_plan_uses_the_configured_leases(
     assert "pings every 30 s" in capsys.readouterr().out  # the test configuration's lease
     assert main(["pool", "plan", "--visits-per-day", "0"]) == 2
     assert "--visits-per-day" in capsys.readouterr().err
+
+
+def test_a_drain_costs_real_visitors_only_without_limits() -> None:
+    traffic = Traffic(1000, days=2)
+    visits = make_visits(traffic)
+    size = formula_size(1000)
+    calm = simulate(traffic, size, Ours(), visits).exact
+    drained = simulate(traffic, size, Ours(), visits, Attack()).exact
+    refused = simulate(traffic, size, Ours(), visits, Attack(holds=20, refused_after_s=2.0))
+    slow = simulate(traffic, size, Ours(), visits, Attack(holds=6)).exact
+    assert drained < calm / 3  # 12 of 24 hours every number is the script's
+    assert abs(refused.exact - calm) < 0.01
+    assert drained < slow < calm
+
+
+def test_engagement_aware_leasing_shows_the_static_number_until_interaction() -> None:
+    traffic = Traffic(200, days=1, after_leaving_share=0.0, forgotten_tab_share=0.0)
+    plenty = simulate(traffic, 50, Ours(engaged_only=True))
+    # With numbers to spare, only callers who dial before their first interaction miss.
+    assert 0.7 < plenty.exact < 1.0
+    assert plenty.static == pytest.approx(1 - plenty.exact)

@@ -249,3 +249,48 @@ async def test_with_trubka_down_the_original_number_stays(
     await original_stays(down)
     await down_context.close()
     assert errors == []
+
+
+@pytest.fixture
+async def trubka_after_interaction(
+    make_client: AppFactory, db: Database, tmp_path: Path, site: Site
+) -> Client:
+    text = TOML.replace("https://shop.example", site.origin).replace(
+        "[tracking.lease]\n", "[tracking.lease]\nafter_interaction = true\n", 1
+    )
+    config = tmp_path / "trubka.toml"
+    config.write_text(text, encoding="utf-8")
+    client = await make_client(db, config=str(config))
+    site.script_url = str(client.make_url("/ct/tracker.js"))
+    return client
+
+
+async def test_after_interaction_the_number_comes_only_once_the_visitor_acts(
+    browser: Any, site: Site, trubka_after_interaction: Client
+) -> None:
+    errors: list[str] = []
+    asked: list[str] = []
+    context = await browser.new_context(user_agent=CHROME)
+    page = await context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: asked.append(request.url))
+    await page.goto(site.origin + "/")
+    # A page nobody touches keeps the site's own number and takes nothing from the pool.
+    await original_stays(page)
+    await page.wait_for_timeout(500)
+    assert not [url for url in asked if "/ct/v1/" in url]
+
+    # The first pointer movement asks for a number; the page swaps it in everywhere.
+    async with page.expect_request("**/ct/v1/visit"):
+        await page.mouse.move(40, 60)
+    seen = await swapped(page)
+    number = seen["plain"].lstrip("+")
+    assert number in POOL
+    assert seen == expected(number)
+    # Scrolling and typing later ask for nothing more: one visit per page.
+    await page.mouse.wheel(0, 300)
+    await page.keyboard.press("End")
+    await page.wait_for_timeout(300)
+    assert len([url for url in asked if url.endswith("/ct/v1/visit")]) == 1
+    assert errors == []
+    await context.close()

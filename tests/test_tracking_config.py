@@ -45,6 +45,18 @@ def broken(old: str, new: str) -> str:
             "tracking.pools[0].static_number",
         ),
         (broken("[tracking.lease]", "[tracking.lease]\nping = 5"), "tracking.lease.ping"),
+        (
+            broken("[tracking.lease]", "[tracking.limits]\nburst = 0\n[tracking.lease]"),
+            "tracking.limits.burst",
+        ),
+        (
+            broken("[tracking.lease]", "[tracking.short_calls]\nseconds = -1\n[tracking.lease]"),
+            "tracking.short_calls.seconds",
+        ),
+        (
+            broken("[tracking.lease]", '[tracking.lease]\nafter_interaction = "yes please"'),
+            "tracking.lease.after_interaction",
+        ),
     ],
 )
 def test_serve_refuses_a_wrong_tracking_section(

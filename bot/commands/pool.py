@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from bot.commands import EXIT_OK, Subparsers
 from bot.settings import ConfigurationError, Settings
 from bot.tracking import load_tracking
+from telephony.tracking.config import Limits
 from telephony.tracking.simulate import (
     Fixed,
     Ours,
@@ -49,7 +51,8 @@ def run_plan(settings: Settings, args: argparse.Namespace) -> int:
         raise ConfigurationError("--target: must be between 0 and 1, e.g. 0.95")
     if not 1 <= args.days <= 60:
         raise ConfigurationError("--days: must be 1..60")
-    policy = load_tracking(settings).lease
+    tracking = load_tracking(settings)
+    policy = tracking.lease
     # Enough simulated visits for stable figures, few enough to answer in seconds.
     days = min(args.days, max(1, MAX_SIMULATED_VISITS // args.visits_per_day))
     traffic = Traffic(args.visits_per_day, days=days, seed=args.seed)
@@ -71,6 +74,7 @@ def run_plan(settings: Settings, args: argparse.Namespace) -> int:
             "exact_at_formula": round(at_formula_ours.exact, 4),
             "exact_at_formula_fixed_lease": round(at_formula_fixed.exact, 4),
             "limit": limit,
+            "drain": _drain(tracking.limits, recommended or formula),
         }
         print(json.dumps(figures))
         return EXIT_OK
@@ -91,4 +95,22 @@ def run_plan(settings: Settings, args: argparse.Namespace) -> int:
         + (f"{fixed_needs} numbers" if fixed_needs is not None else not_reached)
     )
     print(f"lease policy: {ours.describe()}")
+    drain = _drain(tracking.limits, recommended or formula)
+    if drain is None:
+        print("pool protection: no live-lease cap per address ([tracking.limits])")
+    else:
+        print(
+            f"pool protection: a script staying under the request budget needs "
+            f"{drain['addresses']} public addresses in {drain['networks']} networks "
+            f"to hold all {recommended or formula} numbers"
+        )
     return EXIT_OK
+
+
+def _drain(limits: Limits, numbers: int) -> dict[str, int] | None:
+    """How many addresses and networks a patient script needs to hold `numbers` numbers."""
+    if not limits.leases_per_address:
+        return None
+    addresses = math.ceil(numbers / limits.leases_per_address)
+    networks = math.ceil(numbers / limits.leases_per_network) if limits.leases_per_network else 1
+    return {"addresses": addresses, "networks": networks}

@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import logging
 
-from aiohttp import web
-
 from bot.commands import EXIT_OK, Subparsers
 from bot.settings import ConfigurationError, Settings
 
@@ -35,12 +33,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= port <= 65535:
         raise ConfigurationError("--port: must be 1..65535")
     from bot.app import build_app  # the whole app, only for the command that serves it
+    from bot.http_server import serve
 
     use_uvloop()
-    web.run_app(
-        build_app(settings),
-        host=args.host or settings.http_host,
-        port=port,
-        print=lambda message: logging.getLogger("trubka").info(message),
-    )
+
+    async def main() -> None:
+        await serve(await build_app(settings), args.host or settings.http_host, port)
+
+    asyncio.run(main())
     return EXIT_OK

@@ -19,6 +19,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.settings import ConfigurationError, Settings
+from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import TopicNotifier
 from bot.telegram.sender import Pacing, Sender
 from handlers.telegram import calls, chats, managers
@@ -150,6 +151,7 @@ def build_telegram(
     if settings.telegram_managers_chat_id is None:
         log.warning("TRUBKA_TELEGRAM_MANAGERS_CHAT_ID is not set: no client topics, no call notes")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(NoOpenSession())
     bot = Bot(token, session=session)
     sender = Sender(
         bot,

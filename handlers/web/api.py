@@ -27,6 +27,7 @@ from telephony.phones import InvalidPhone, normalize_phone
 routes = web.RouteTableDef()
 API = "/api/v1"
 MAX_LIMIT = 500
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (PostgreSQL int4)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -52,6 +53,14 @@ def _int(value: str, name: str, *, default: int | None = None, maximum: int | No
         raise JsonError(400, "Invalid parameters", field=name, detail="must be a number") from None
     if number < 1 or (maximum is not None and number > maximum):
         raise JsonError(400, "Invalid parameters", field=name, detail=f"must be 1..{maximum}")
+    return number
+
+
+def _id(value: str, name: str) -> int:
+    """A row id from the path: an id past the columns' range is a row that cannot exist."""
+    number = _int(value, name)
+    if number > MAX_ID:
+        raise JsonError(404, "Not found", field=name)
     return number
 
 
@@ -102,6 +111,8 @@ async def start_manager_call(request: web.Request) -> web.Response:
         raise JsonError(400, "Invalid parameters", field="client_phone", detail="is required")
     if not isinstance(manager_id, int) or isinstance(manager_id, bool):
         raise JsonError(400, "Invalid parameters", field="manager_id", detail="must be a number")
+    if not 1 <= manager_id <= MAX_ID:
+        raise JsonError(404, "Manager not found")
     async with ctx.db.session() as session:
         manager = await session.get(Manager, manager_id)
     if manager is None:
@@ -151,14 +162,14 @@ async def client_by_phone(request: web.Request) -> web.Response:
 
 @routes.get(API + r"/clients/{client_id:\d+}")
 async def client_by_id(request: web.Request) -> web.Response:
-    client_id = _int(request.match_info["client_id"], "client_id")
+    client_id = _id(request.match_info["client_id"], "client_id")
     async with request.app[CONTEXT].db.read() as session:
         return await _client_response(session, await session.get(Client, client_id))
 
 
 @routes.get(API + r"/clients/{client_id:\d+}/dialog")
 async def client_dialog(request: web.Request) -> web.Response:
-    client_id = _int(request.match_info["client_id"], "client_id")
+    client_id = _id(request.match_info["client_id"], "client_id")
     after_id = request.query.get("after_id", "")
     limit = _int(request.query.get("limit", ""), "limit", default=MAX_LIMIT, maximum=MAX_LIMIT)
     async with request.app[CONTEXT].db.session() as session:
@@ -167,7 +178,7 @@ async def client_dialog(request: web.Request) -> web.Response:
         messages = await dialog_of(
             session,
             client_id,
-            after_id=_int(after_id, "after_id") if after_id else 0,
+            after_id=min(_int(after_id, "after_id"), MAX_ID) if after_id else 0,
             limit=limit,
         )
     return web.json_response(
@@ -187,7 +198,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 @routes.get(API + r"/calls/{call_id:\d+}")
 async def call_detail(request: web.Request) -> web.Response:
-    call_id = _int(request.match_info["call_id"], "call_id")
+    call_id = _id(request.match_info["call_id"], "call_id")
     async with request.app[CONTEXT].db.session() as session:
         call = await session.get(Call, call_id)
         if call is None:

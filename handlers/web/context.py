@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from storage.db import Database
 from telephony.dialing import Dialers
 from telephony.health import HealthChecks
 from telephony.inbox import CallInbox
+from telephony.leads.outbox import OutboxWorker
 from telephony.leads.service import LeadService
 from telephony.megafon import MegafonClient
 from telephony.notify import CallObserver, LeadObservers
@@ -33,6 +34,25 @@ class WebMetrics:
             "trubka_megafon_calls_requested",
             "megafon_call() requests by outcome",
             ["outcome"],
+            registry=self.registry,
+        )
+        # Refreshed from the database on each scrape (storage/queue_stats.py).
+        self.queue_backlog = Gauge(
+            "trubka_queue_backlog",
+            "Items waiting in a durable queue (due now or later)",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.queue_oldest = Gauge(
+            "trubka_queue_oldest_due_seconds",
+            "How long the oldest due item of a queue has waited",
+            ["queue"],
+            registry=self.registry,
+        )
+        self.queue_set_aside = Gauge(
+            "trubka_queue_set_aside",
+            "Items a queue gave up on (set-aside pushes, dead leads, failed sends and jobs)",
+            ["queue"],
             registry=self.registry,
         )
 
@@ -62,6 +82,8 @@ class WebContext:
         return Dialers(megafon=self.pbx, novofon=self.novofon)
 
     leads: LeadService | None = None
+    # Slow upstream work queued by webhooks (a Novofon recording's link), run off the request.
+    jobs: OutboxWorker | None = None
 
 
 CONTEXT = web.AppKey("trubka_context", WebContext)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +43,23 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "Internal error")
+
+
+class _ProtocolErrorsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (a 9 KB request line, broken headers) with a full
+    traceback before answering 400 itself. It is the client's fault: one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            detail = f"{error.code} {str(error.message)[:120]!r}".replace("%", "%%")
+            record.msg = f"{record.msg}: {detail}"
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def quiet_protocol_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ProtocolErrorsInOneLine) for f in server_log.filters):
+        server_log.addFilter(_ProtocolErrorsInOneLine())

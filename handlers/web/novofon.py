@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from aiohttp import web
 
 from handlers.web.auth import same_secret
-from handlers.web.bodies import read_fields
+from handlers.web.bodies import read_fields, read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
 from telephony.megafon import InvalidPayload
 from telephony.novofon import PROVIDER, SIGNED_FIELDS, parse_notification, verify_webhook
-from telephony.novofon_events import RecordingUnavailable, accept_notification
+from telephony.novofon_events import accept_notification
 from telephony.novofon_tracking import EVENT, flatten, merge_call_tracking
 
 log = logging.getLogger(__name__)
@@ -53,19 +52,14 @@ async def novofon_webhook(request: web.Request) -> web.Response:
     except InvalidPayload as exc:
         count.labels(PROVIDER, label, "invalid").inc()
         return json_error(400, "Invalid parameters", field=exc.field, detail=exc.reason)
-    try:
-        accepted = await accept_notification(
-            ctx.inbox,
-            ctx.db,
-            notification,
-            fields,
-            api=ctx.novofon,
-            route_to_responsible=ctx.novofon_route_to_responsible,
-        )
-    except RecordingUnavailable as exc:
-        count.labels(PROVIDER, label, "retry").inc()
-        log.warning("Novofon recording link not available yet: %s", exc.message)
-        return json_error(503, "Recording link unavailable", detail=exc.message)
+    accepted = await accept_notification(
+        ctx.inbox,
+        ctx.db,
+        notification,
+        fields,
+        jobs=ctx.jobs if ctx.novofon is not None else None,
+        route_to_responsible=ctx.novofon_route_to_responsible,
+    )
     count.labels(PROVIDER, label, "duplicate" if accepted.duplicate else "ok").inc()
     return web.json_response(accepted.answer)
 
@@ -84,12 +78,7 @@ async def novofon_calltracking(request: web.Request) -> web.Response:
         count.labels(PROVIDER, "call_tracking", "unauthorized").inc()
         return json_error(401, "Invalid token")
     if request.content_type == "application/json":
-        try:
-            body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return json_error(400, "Invalid parameters", detail="body is not valid JSON")
-        if not isinstance(body, dict):
-            return json_error(400, "Invalid parameters", detail="body must be a JSON object")
+        body = await read_json_object(request)
         fields = {**flatten(body), **{k: v for k, v in request.query.items() if k != "token"}}
     else:
         fields = {k: v for k, v in (await read_fields(request)).items() if k != "token"}

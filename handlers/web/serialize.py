@@ -78,7 +78,11 @@ def call_detail_json(
         for event in events
     ]
     detail["attribution"] = attribution_json(attribution)
-    detail["flags"] = {"first_time_caller": call.first_time_caller, "targeted": call.targeted}
+    detail["flags"] = {
+        "first_time_caller": call.first_time_caller,
+        "targeted": call.targeted,
+        "suspected_fraud": call.suspected_fraud,
+    }
     return detail
 
 

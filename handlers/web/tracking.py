@@ -6,7 +6,7 @@ Bodies are JSON sent as text/plain (a "simple" request, no preflight); bad input
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
 from handlers.web.serialize import iso
@@ -27,7 +28,11 @@ from telephony.tracking import (
     record_page_view,
 )
 from telephony.tracking import ping as ping_visit
-from telephony.tracking.visitors import client_ip, ga_client_id
+from telephony.tracking.guard import RequestBudget, holder_of
+from telephony.tracking.visitors import client_ip, excluded_address, ga_client_id
+from telephony.tracking.visits import penalize
+
+log = logging.getLogger(__name__)
 
 routes = web.RouteTableDef()
 PREFIX = "/ct/"
@@ -39,6 +44,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class TrackingWeb:
     config: TrackingConfig
     script: bytes
+    budget: RequestBudget
 
 
 TRACKING = web.AppKey("trubka_tracking", TrackingWeb)
@@ -83,17 +89,7 @@ class PingBody(_Body):
 
 
 async def _parse(request: web.Request, model: type[VisitBody] | type[PingBody]) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise JsonError(413, "Body too large")
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
-        raise JsonError(413, "Body too large")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        raise JsonError(400, "Invalid parameters", detail="body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise JsonError(400, "Invalid parameters", detail="body must be a JSON object")
+    body = await read_json_object(request, max_bytes=MAX_BODY)
     try:
         return model.model_validate(body)
     except ValidationError as exc:
@@ -107,6 +103,31 @@ def _tracking(request: web.Request) -> TrackingWeb:
     if not tracking.config.enabled:
         raise JsonError(404, "Call tracking is not configured", detail="add [tracking] pools")
     return tracking
+
+
+async def _admit(request: web.Request, tracking: TrackingWeb) -> tuple[str | None, bool]:
+    """The client's address and whether it may take a number, once its request budget allows
+    one more request (else a 429; the first refusal also ends the address's leases)."""
+    config = tracking.config
+    ip = client_ip(config, request.remote, request.headers.get("X-Forwarded-For"))
+    if excluded_address(config, ip):
+        return ip, True
+    holder = holder_of(ip)
+    admission = tracking.budget.admit(holder)
+    if admission.newly_penalized and holder is not None:
+        released = await penalize(
+            request.app[CONTEXT].db, holder, utcnow(), whole_network=admission.network_refused
+        )
+        log.warning(
+            "call tracking: %s over its request budget; penalized, %d lease(s) ended",
+            holder.network if admission.network_refused else holder.address,
+            released,
+        )
+    if admission.retry_after:
+        error = JsonError(429, "Too many requests", retry_after=admission.retry_after)
+        error.headers["Retry-After"] = str(admission.retry_after)
+        raise error
+    return ip, not admission.penalized
 
 
 def _answer(tracking: TrackingWeb, shown: Shown) -> web.Response:
@@ -135,6 +156,7 @@ async def tracker_js(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/visit")
 async def visit(request: web.Request) -> web.Response:
     tracking = _tracking(request)
+    ip, may_lease = await _admit(request, tracking)
     body: VisitBody = await _parse(request, VisitBody)
     ids = body.ids()
     view = PageView(
@@ -142,7 +164,7 @@ async def visit(request: web.Request) -> web.Response:
         visit_id=body.visit_id or None,
         referrer=body.referrer or None,
         user_agent=request.headers.get("User-Agent"),
-        ip=client_ip(tracking.config, request.remote, request.headers.get("X-Forwarded-For")),
+        ip=ip,
         metrika_client_id=ids.metrika_client_id,
         roistat_visit=ids.roistat_visit,
         ga_client_id=ids.ga_client_id,
@@ -152,6 +174,7 @@ async def visit(request: web.Request) -> web.Response:
         utm_content=body.utm_content or None,
         utm_term=body.utm_term or None,
         yclid=body.yclid or None,
+        may_lease=may_lease,
     )
     shown = await record_page_view(request.app[CONTEXT].db, tracking.config, view, utcnow())
     return _answer(tracking, shown)
@@ -160,10 +183,16 @@ async def visit(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/ping")
 async def ping(request: web.Request) -> web.Response:
     tracking = _tracking(request)
+    _, may_lease = await _admit(request, tracking)
     body: PingBody = await _parse(request, PingBody)
     try:
         shown = await ping_visit(
-            request.app[CONTEXT].db, tracking.config, body.visit_id, body.ids(), utcnow()
+            request.app[CONTEXT].db,
+            tracking.config,
+            body.visit_id,
+            body.ids(),
+            utcnow(),
+            may_lease=may_lease,
         )
     except UnknownVisit:
         raise JsonError(404, "Unknown visit", visit_id=body.visit_id) from None

@@ -27,7 +27,7 @@ from storage.leads_models import OutboxItem
 from storage.queue import QueueTable, RetryPolicy, Status
 from telephony.clock import Clock
 from telephony.leads.metrics import LeadMetrics
-from telephony.worker import Worker, drain
+from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,7 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self._passes = 0
         self.worker = Worker("outbox-worker", self._step, idle_poll=poll_interval)
+        self._in_flight: set[asyncio.Future[Any]] = set()  # passes running in this process
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
@@ -242,12 +243,25 @@ class OutboxWorker:
             limit=self.batch_size,
             lease=self.policy.lease,
         )
-        await asyncio.gather(*(self._deliver(item) for item in items))
+        deliveries = asyncio.gather(*(self._deliver(item) for item in items))
+        self._in_flight.add(deliveries)
+        try:
+            await deliveries
+        finally:
+            self._in_flight.discard(deliveries)
         return len(items)
 
     async def drain(self) -> int:
-        """Passes until nothing is due (tests, the CLI)."""
-        return await drain(self.run_once)
+        """Passes until nothing is due and nothing is being delivered by this process's own
+        loop (tests, the CLI)."""
+        total = 0
+        while True:
+            handled = await self.run_once()
+            total += handled
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight))
+            elif not handled:
+                return total
 
     async def _step(self) -> float | None:
         handled = await self.run_once()

@@ -180,6 +180,14 @@ class RoistatClient:
         await self.http.close()
 
 
+LEAD_ID_FIELD = "trubka_lead_id"
+
+
+def stable_lead_id(item: Claimed) -> str:
+    """The same for every attempt at one lead: `trubka-<lead id>`."""
+    return f"trubka-{item.lead_id}" if item.lead_id is not None else f"trubka-{item.key}"
+
+
 class RoistatLeadSink:
     """Delivers a lead and keeps the proxy-lead id Roistat answered on the lead."""
 
@@ -188,7 +196,12 @@ class RoistatLeadSink:
         self.client = client
 
     async def deliver(self, item: Claimed) -> str | None:
-        body = await self.client.add_lead(item.payload["params"])
+        params = dict(item.payload["params"])
+        # A stable id in a deal field: when a delivery is repeated (we crashed after Roistat
+        # answered, or it answered after our timeout), Roistat's duplicate check
+        # (is_need_check_order_in_processing) finds the deal already there.
+        params["fields"] = {**params.get("fields", {}), LEAD_ID_FIELD: stable_lead_id(item)}
+        body = await self.client.add_lead(params)
         roistat_id = body.get("id")
         if roistat_id is not None and item.lead_id is not None:
             async with self.db.session() as session:

@@ -13,8 +13,9 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.tracking_models import TrackingLease, TrackingNumber
-from storage.tracking_queries import insert_ignore, lock_number, next_free_number
-from telephony.tracking.config import LeasePolicy, Pool, TrackingConfig
+from storage.tracking_queries import insert_ignore, live_leases, lock_number, next_free_number
+from telephony.tracking.config import LeasePolicy, Limits, Pool, TrackingConfig
+from telephony.tracking.guard import Holder
 
 # Numbers never leased sort before every released one.
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +86,50 @@ async def end(session: AsyncSession, lease: TrackingLease, now: datetime) -> Non
     session.add(lease)
 
 
+async def release_holder(
+    session: AsyncSession, holder: Holder, now: datetime, *, whole_network: bool = False
+) -> int:
+    """End every live lease an address (or its whole network) took: a penalized script keeps no
+    number, and later calls to those numbers are not attributed to its visits."""
+    query = select(TrackingLease.id, TrackingLease.number).where(col(TrackingLease.ends_at) > now)
+    if whole_network:
+        query = query.where(TrackingLease.network == holder.network)
+    else:
+        query = query.where(TrackingLease.address == holder.address)
+    ended = 0
+    for lease_id, number_ in (await session.exec(query)).all():
+        # The number first, then its lease: the order a ping's extend() takes them in.
+        number = await lock_number(session, number_)
+        lease = await session.get(
+            TrackingLease, lease_id, with_for_update=True, populate_existing=True
+        )
+        if lease is None or lease.ends_at <= now:
+            continue
+        lease.ends_at = lease.counts_until = now
+        session.add(lease)
+        if number is not None and number.lease_id == lease.id:
+            number.held_until = now
+            session.add(number)
+        ended += 1
+    return ended
+
+
+async def over_cap(
+    session: AsyncSession, limits: Limits, holder: Holder | None, now: datetime
+) -> bool:
+    """The address (or its network) already holds as many live leases as it may. A soft cap:
+    two visits from one address arriving at the same instant may both pass it."""
+    if holder is None:
+        return False
+    if limits.leases_per_address and (
+        await live_leases(session, now=now, address=holder.address) >= limits.leases_per_address
+    ):
+        return True
+    return bool(limits.leases_per_network) and (
+        await live_leases(session, now=now, network=holder.network) >= limits.leases_per_network
+    )
+
+
 async def acquire(
     session: AsyncSession,
     config: TrackingConfig,
@@ -92,6 +137,7 @@ async def acquire(
     visit_id: str,
     now: datetime,
     previous: TrackingLease | None = None,
+    holder: Holder | None = None,
 ) -> TrackingLease | None:
     """Lease a number of the pool to a visit; None when every number is held.
 
@@ -121,6 +167,8 @@ async def acquire(
         last_ping_at=now,
         ends_at=now,
         counts_until=now,
+        address=holder.address if holder is not None else None,
+        network=holder.network if holder is not None else None,
     )
     _stretch(lease, config.lease, now)
     session.add(lease)

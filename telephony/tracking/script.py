@@ -37,6 +37,7 @@ def render_tracker(config: TrackingConfig, public_url: str) -> str:
             "c": config.classes,
             "p": config.lease.ping_interval,
             "a": config.lease.inactive_after,
+            "i": config.lease.after_interaction,
             "k": config.cookie_name,
             "d": config.cookie_days,
             "m": config.cookie_domain,

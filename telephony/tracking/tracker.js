@@ -138,20 +138,12 @@
     if (idle) beat();
   }
 
-  try {
-    if (!C || !C.n || w.trubka) { unhide(); return; }
-    w.trubka = C;
-    SEL = '.' + C.c.join(',.');
-    base = me && me.src ? me.src.replace(/\/ct\/tracker\.js.*$/, '') : C.u;
-    // Included synchronously in <head>: hide marked phones here (the snippet does it otherwise).
-    if (me && !me.async && !me.defer && me.parentNode == d.head && !d.getElementById(HIDE)) {
-      var st = d.createElement('style');
-      st.id = HIDE;
-      st.textContent = SEL + '{visibility:hidden!important}';
-      (d.head || d.documentElement).appendChild(st);
-    }
-    // Never hide for longer than a second.
-    setTimeout(unhide, 1000);
+  // Ask for a number (once): on load, or with `after_interaction` at the first scroll, pointer,
+  // key or touch on a visible page.
+  var begun;
+  function begin() {
+    if (begun || (C.i && d.hidden)) return;
+    begun = 1;
     post('/ct/v1/visit', ids({
       visit_id: cookie(C.k) || null, url: location.href, referrer: d.referrer
     }), safe(function (r) {
@@ -162,5 +154,29 @@
       var kinds = ['mousemove', 'keydown', 'scroll', 'touchstart', 'click'];
       for (var i = 0; i < kinds.length; i++) w.addEventListener(kinds[i], safe(touched), true);
     }));
+  }
+
+  try {
+    if (!C || !C.n || w.trubka) { unhide(); return; }
+    w.trubka = C;
+    SEL = '.' + C.c.join(',.');
+    base = me && me.src ? me.src.replace(/\/ct\/tracker\.js.*$/, '') : C.u;
+    if (C.i) {
+      // Until the visitor interacts the page shows the site's own number: nothing to hide.
+      unhide();
+      var acts = ['scroll', 'pointerdown', 'pointermove', 'keydown', 'touchstart'];
+      for (var i = 0; i < acts.length; i++) w.addEventListener(acts[i], safe(begin), true);
+      return;
+    }
+    // Included synchronously in <head>: hide marked phones here (the snippet does it otherwise).
+    if (me && !me.async && !me.defer && me.parentNode == d.head && !d.getElementById(HIDE)) {
+      var st = d.createElement('style');
+      st.id = HIDE;
+      st.textContent = SEL + '{visibility:hidden!important}';
+      (d.head || d.documentElement).appendChild(st);
+    }
+    // Never hide for longer than a second.
+    setTimeout(unhide, 1000);
+    begin();
   } catch (e) { unhide(); }
 })(window, document);

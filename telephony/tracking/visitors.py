@@ -35,6 +35,9 @@ class PageView:
     utm_content: str | None = None
     utm_term: str | None = None
     yclid: str | None = None
+    # False for a penalized address (over its request budget): the visit is stored and shown
+    # the pool's static number, and takes no number from the pool.
+    may_lease: bool = True
 
     def tags(self) -> dict[str, str | None]:
         """UTM tags and yclid: given explicitly, else read from the page URL."""
@@ -89,13 +92,18 @@ def is_excluded(config: TrackingConfig, ip: str | None, user_agent: str | None) 
     agent = (user_agent or "").lower()
     if not agent or any(marker in agent for marker in config.bot_user_agents):
         return True
-    if ip:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in config.networks("exclude_ips"))
-    return False
+    return excluded_address(config, ip)
+
+
+def excluded_address(config: TrackingConfig, ip: str | None) -> bool:
+    """An address of `exclude_ips` (the office): no lease, and no request limits either."""
+    if not ip:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in config.networks("exclude_ips"))
 
 
 def client_ip(config: TrackingConfig, remote: str | None, forwarded_for: str | None) -> str | None:

@@ -13,6 +13,7 @@ from storage.tracking_models import TrackingLease, TrackingVisit
 from storage.tracking_queries import newest_lease
 from telephony.tracking import pool as pool_
 from telephony.tracking.config import TrackingConfig
+from telephony.tracking.guard import Holder, holder_of
 from telephony.tracking.visitors import CAMPAIGN_TAGS, PageView, device_type, is_excluded
 
 
@@ -68,11 +69,19 @@ async def record_page_view(
             visit.last_seen_at = now
             _learn_ids(visit, _ids_of(view))
             session.add(visit)
-        return await _show(session, config, visit, now, page_view=True, previous=previous)
+        return await _show(
+            session, config, visit, now, page_view=True, previous=previous, may_lease=view.may_lease
+        )
 
 
 async def ping(
-    db: Database, config: TrackingConfig, visit_id: str, ids: VisitorIds, now: datetime
+    db: Database,
+    config: TrackingConfig,
+    visit_id: str,
+    ids: VisitorIds,
+    now: datetime,
+    *,
+    may_lease: bool = True,
 ) -> Shown:
     """The page is still open and visible. Raises UnknownVisit."""
     async with db.session() as session:
@@ -82,7 +91,13 @@ async def ping(
         visit.last_seen_at = now
         _learn_ids(visit, ids)
         session.add(visit)
-        return await _show(session, config, visit, now, page_view=False)
+        return await _show(session, config, visit, now, page_view=False, may_lease=may_lease)
+
+
+async def penalize(db: Database, holder: Holder, now: datetime, *, whole_network: bool) -> int:
+    """An address (or network) went over its request budget: its live leases end now."""
+    async with db.session() as session:
+        return await pool_.release_holder(session, holder, now, whole_network=whole_network)
 
 
 async def _lock_visit(session: AsyncSession, visit_id: str) -> TrackingVisit | None:
@@ -136,11 +151,14 @@ async def _show(
     *,
     page_view: bool,
     previous: TrackingLease | None = None,
+    may_lease: bool = True,
 ) -> Shown:
     assert config.default_number is not None
     pool = config.pool_named(visit.pool)
     if pool is None:  # no pool matched (no default pool), or its pool left the configuration
         return Shown(visit.id, config.default_number)
+    if not may_lease:  # a penalized address: its leases were ended, it takes no new one
+        return Shown(visit.id, pool.static_number or config.default_number)
     lease = previous or await newest_lease(session, visit.id)
     if lease is not None and previous is None:
         if await pool_.extend(session, config.lease, lease, now):
@@ -149,7 +167,10 @@ async def _show(
             # A tab left open for hours keeps its number on screen but no longer holds it;
             # the next page view starts a new lease.
             return Shown(visit.id, lease.number)
-    fresh = await pool_.acquire(session, config, pool, visit.id, now, previous=lease)
+    holder = holder_of(visit.ip)
+    if await pool_.over_cap(session, config.limits, holder, now):
+        return Shown(visit.id, pool.static_number or config.default_number)
+    fresh = await pool_.acquire(session, config, pool, visit.id, now, previous=lease, holder=holder)
     if fresh is not None:
         return Shown(visit.id, fresh.number, fresh)
     return Shown(visit.id, pool.static_number or config.default_number)

@@ -35,6 +35,7 @@ class FakeRoistat:
     url: str = ""
     received: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
+    deals: dict[str, str] = field(default_factory=dict)  # trubka_lead_id field → deal id
 
     def fail_next(self, *failures: int | str) -> None:
         self.failures.extend(failures)
@@ -62,9 +63,9 @@ class FakeRoistat:
         self.requests.append(received)
         if self.failures:
             failure = self.failures.pop(0)
-            if failure == "timeout":
+            if failure == "timeout":  # done, but answered after the client gave up
                 await asyncio.sleep(self.timeout_seconds)
-                return web.json_response({"status": "success", "id": "late"})
+                return received
             if failure == "error":
                 return web.json_response({"status": "error", "error": "internal_error"})
             return web.json_response({"status": "error"}, status=int(failure))
@@ -77,7 +78,16 @@ class FakeRoistat:
         if received.params.get("key") != KEY:
             return web.json_response({"status": "error", "error": "authentication_failed"})
         self.received.set()
-        return web.json_response({"status": "success", "id": str(next(self._ids))})
+        # Roistat's duplicate check: a deal still "in work" with the same lead id field is not
+        # made again (with `_append`, a note is added to it); the answer names the existing one.
+        lead_id = received.params.get("fields[trubka_lead_id]")
+        checks = received.params.get("is_need_check_order_in_processing") == "1"
+        if checks and lead_id and lead_id in self.deals:
+            return web.json_response({"status": "success", "id": self.deals[lead_id]})
+        deal = str(next(self._ids))
+        if lead_id:
+            self.deals[lead_id] = deal
+        return web.json_response({"status": "success", "id": deal})
 
     async def _message(self, request: web.Request) -> web.Response:
         received = await self._record(request)

@@ -1,0 +1,87 @@
+"""How far behind each durable queue is: backlog, the oldest due item's age, set-aside items.
+
+One description per queue (which rows wait, when each became due, which were set aside), one
+query shape for all of them, so `/metrics` and `/healthz` read every queue the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.sql.schema import Column
+
+from storage.db import Database
+from storage.leads_models import OutboxItem
+from storage.models import CallEvent
+from storage.scenario_models import ScenarioJob
+from storage.telegram_models import TelegramDelivery
+from storage.types import utcnow
+
+
+@dataclass(frozen=True)
+class QueueShape:
+    name: str
+    waiting: ColumnElement[bool]  # rows not finished yet (due now or later)
+    due_at: Column[datetime]  # when a waiting row became (or becomes) due
+    set_aside: ColumnElement[bool]  # rows given up on: kept with their error for an operator
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    backlog: int
+    oldest_due_seconds: float  # 0 when nothing is due
+    set_aside: int
+
+
+def _c(model: object, name: str) -> Column[datetime]:
+    return model.__table__.c[name]  # type: ignore[attr-defined, no-any-return]
+
+
+QUEUES: tuple[QueueShape, ...] = (
+    QueueShape(
+        "inbox",
+        _c(CallEvent, "processed_at").is_(None),
+        _c(CallEvent, "received_at"),
+        _c(CallEvent, "error").is_not(None),
+    ),
+    QueueShape(
+        "outbox",
+        _c(OutboxItem, "status").in_(("pending", "delivering")),
+        _c(OutboxItem, "next_attempt_at"),
+        _c(OutboxItem, "status") == "dead",
+    ),
+    QueueShape(
+        "telegram",
+        _c(TelegramDelivery, "status") == "pending",
+        _c(TelegramDelivery, "next_attempt_at"),
+        _c(TelegramDelivery, "status") == "failed",
+    ),
+    QueueShape(
+        "scenarios",
+        _c(ScenarioJob, "status").in_(("pending", "running")),
+        _c(ScenarioJob, "due_at"),
+        _c(ScenarioJob, "status") == "failed",
+    ),
+)
+
+
+async def queue_stats(db: Database, shape: QueueShape, now: datetime | None = None) -> QueueStats:
+    now = now or utcnow()
+    table = shape.due_at.table
+    async with db.session() as session:
+        connection = await session.connection()
+        backlog, oldest = (
+            await connection.execute(
+                select(func.count(), func.min(shape.due_at)).select_from(table).where(shape.waiting)
+            )
+        ).one()
+        set_aside = (
+            await connection.execute(
+                select(func.count()).select_from(table).where(shape.set_aside)
+            )
+        ).scalar_one()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return QueueStats(shape.name, int(backlog), max(0.0, age), int(set_aside))
