@@ -33,8 +33,9 @@ How a new queue (e.g. Telegram deliveries) adopts it: give its table the columns
 migration), declare a `QueueTable`, enqueue with `enqueue()` in the transaction that decides
 the send, claim with `claim(..., where=...)` (extra conditions such as a chat that is not
 paced), and end each row with `complete` / `fail` / `release` (back to pending, due at a given
-moment, without counting an attempt: a 429's wait). Its loop is a `telephony.worker.Worker`
-whose step returns how many rows it handled.
+moment: a 429's wait; pass `attempts=row.attempts - 1` to not count the claim as a try). Its
+loop is a `telephony.worker.Worker` whose step returns 0 after a full batch, else the seconds
+until its next row is due (or None: the idle poll).
 """
 
 from __future__ import annotations

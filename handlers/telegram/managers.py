@@ -145,6 +145,8 @@ async def settings_tapped(
     if callback_data.action == "users":
         await _offer_pbx_users(callback, tg)
         return
+    # Asked before the session opens: no network await inside a transaction.
+    user = await _pbx_user(tg, callback_data.value) if callback_data.action == "pbx" else None
     async with tg.db.session() as session:
         current = await manager_by_telegram(session, manager.telegram_user_id)
         assert current is not None
@@ -152,7 +154,6 @@ async def settings_tapped(
             mode = callback_data.value
             current = await set_call_mode(session, current, mode)
         elif callback_data.action == "pbx":
-            user = await _pbx_user(tg, callback_data.value)
             try:
                 current = await bind_pbx(
                     session,
