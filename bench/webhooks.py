@@ -15,7 +15,10 @@ cores than the generator with `taskset` when there are at least two), and prints
 
     .venv/bin/python bench/webhooks.py [--duration 60] [--rates 100,300,1000]
         [--saturation-seconds 10] [--connections 16] [--backlog 5000] [--database-url URL]
-        [--generator wrk|python]
+        [--generator wrk|python] [--calls N]
+
+(`--seconds`, `--rate` and `--concurrency` are the older names of `--duration`, `--rates` and
+`--connections`.)
 
 Figures depend on the machine; run it on an idle one (a shared CPU makes every figure worse).
 """
@@ -301,10 +304,17 @@ async def submit_backlog(url: str, pushes: int, connections: int) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds per fixed rate")
-    parser.add_argument("--rates", default="100,300,1000", help="events/s for the fixed runs")
+    parser.add_argument(
+        "--duration", "--seconds", type=float, default=20.0, help="seconds per fixed rate"
+    )
+    parser.add_argument(
+        "--rates", "--rate", default="100,300,1000", help="events/s for the fixed runs"
+    )
     parser.add_argument("--saturation-seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", "--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--calls", type=int, help="lifecycles of a Python-generator saturation run (else by time)"
+    )
     parser.add_argument("--backlog", type=int, default=5000, help="pushes for the drain run")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--generator", choices=("wrk", "python"))
@@ -331,7 +341,7 @@ async def main() -> None:
         if generator == "wrk":
             rate, detail = await run_wrk(url, args.saturation_seconds, args.connections, client_cpu)
         else:
-            calls = max(50, int(args.saturation_seconds * 200))
+            calls = args.calls or max(50, int(args.saturation_seconds * 200))
             result = await drive(url, 0, calls, args.connections, None, f"sat-{name}")
             rate = (result.events - result.errors) / result.seconds
             detail = f"p50 {result.quantile(0.5):.2f}ms  p99 {result.quantile(0.99):.2f}ms"
