@@ -38,7 +38,6 @@ INTEGRATIONS = (
     Integration("Roistat leads", ("roistat_key",)),
     Integration("Roistat call tracking", ("roistat_api_key", "roistat_project")),
     Integration("Yandex Metrika", ("metrika_token", "metrika_counter_id")),
-    Integration("Redis", ("redis_url",)),
     Integration("API token", ("api_token",)),
 )
 
@@ -76,6 +75,17 @@ def problems(settings: Settings) -> list[str]:
 def check(settings: Settings) -> None:
     if found := problems(settings):
         raise ConfigurationError("; ".join(found))
+
+
+def notes(settings: Settings) -> list[str]:
+    """Settings that are accepted but do nothing (kept so old configurations still start)."""
+    found = []
+    if _is_set(settings, "redis_url"):
+        found.append(
+            "TRUBKA_REDIS_URL is set but not used: Trubka keeps no bot state in memory, and "
+            "leases and queues live in the database, so several processes need no Redis"
+        )
+    return found
 
 
 def summary(settings: Settings) -> list[str]:

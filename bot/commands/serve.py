@@ -51,6 +51,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     log.info("trubka serve: role %s, listening on %s:%s", role, host, port)
     for line in integrations.summary(settings):
         log.info("integration %s", line)
+    for note in integrations.notes(settings):
+        log.warning(note)
     web.run_app(
         build_app(settings, role=role),
         sock=sock,

@@ -427,10 +427,11 @@ class Sender:
                 (
                     await session.exec(
                         select(TelegramDelivery)
+                        # Every line of the call, not only older ids: with several
+                        # processes a line can commit after a newer one was already sent.
                         .where(
                             TelegramDelivery.call_id == row.call_id,
                             TelegramDelivery.method == "live",
-                            col(TelegramDelivery.id) <= row.id,
                         )
                         .order_by(col(TelegramDelivery.id))
                     )
