@@ -161,8 +161,7 @@ def load_settings(**overrides: object) -> Settings:
     """Read settings, turning pydantic's report into one message naming each bad variable."""
     if unknown := unknown_dotenv_variables(Path(ENV_FILE)):
         raise ConfigurationError(
-            f"{ENV_FILE}: unknown setting(s) {', '.join(unknown)} "
-            "(see .env.example for every name)"
+            f"{ENV_FILE}: unknown setting(s) {', '.join(unknown)} (see .env.example for every name)"
         )
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
