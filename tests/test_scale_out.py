@@ -205,11 +205,12 @@ async def test_three_processes_one_database_the_leader_killed(
             # The next call reaches the survivors only; its notes come from the new leader.
             missed = "+7 916 999-88-77"
             await _spread(http, survivors, load("inbound_missed"))
-            await _until(
+            took = await _until(
                 "the next call's notes after the leader died",
                 lambda: any("Пропущенный" in t for t in _topic(fake_telegram, missed)),
                 TAKEOVER_LIMIT,
             )
+            print(f"\nnext call's notes sent {took:.1f} s after its pushes (leader killed)")
             new_pid, new_epoch = await _holder(shared_database, "telegram-sender")
             assert new_pid in {s.process.pid for s in survivors}
             assert new_epoch > epoch
