@@ -61,11 +61,14 @@ def _no_network_inside_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see only the settings they give, not the developer's TRUBKA_* variables."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests see only the settings they give, not the developer's TRUBKA_* variables, nor the
+    `./trubka.toml`, `./.env` and `./scenarios.yaml` of the folder `make test` runs in: each
+    test (and each `trubka` it starts) runs in its own empty folder."""
     for name in list(os.environ):
         if name.startswith("TRUBKA_") and not name.startswith("TRUBKA_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 def _run_blocking(factory: Callable[[], Awaitable[Any]]) -> Any:

@@ -15,7 +15,7 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -134,6 +134,7 @@ class ScenarioEngine:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
+        self.gate: Callable[[], bool] = lambda: True
 
     # --- triggers ------------------------------------------------------------------------
 
@@ -252,6 +253,10 @@ class ScenarioEngine:
         while not self._stopping:
             self._wake.clear()
             timeout = IDLE_POLL
+            if not self.gate():  # another process holds the "scenario-scheduler" lease
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                continue
             try:
                 await self.run_due()
                 due = await next_due(self.db)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -91,6 +92,8 @@ class Sender:
         self._topic_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
+        # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
+        self.gate: Callable[[], bool] = lambda: True
 
     # --- the managers' group topics -------------------------------------------------------
 
@@ -262,6 +265,10 @@ class Sender:
         """The background worker: drain, then sleep until woken or something is due."""
         while not self._stopping:
             self._wake.clear()
+            if not self.gate():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                continue
             try:
                 next_due = await self._pass()
             except asyncio.CancelledError:
@@ -420,10 +427,11 @@ class Sender:
                 (
                     await session.exec(
                         select(TelegramDelivery)
+                        # Every line of the call, not only older ids: with several
+                        # processes a line can commit after a newer one was already sent.
                         .where(
                             TelegramDelivery.call_id == row.call_id,
                             TelegramDelivery.method == "live",
-                            col(TelegramDelivery.id) <= row.id,
                         )
                         .order_by(col(TelegramDelivery.id))
                     )

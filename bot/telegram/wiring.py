@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -18,6 +19,8 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot import singletons
+from bot.roles import Role
 from bot.settings import ConfigurationError, Settings
 from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import TopicNotifier
@@ -58,42 +61,98 @@ class TelegramBot:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _polling: asyncio.Task[None] | None = None
 
     @property
     def webhook_path(self) -> str:
         path = urlsplit(self.webhook_url).path if self.webhook_url else ""
         return path or DEFAULT_WEBHOOK_PATH
 
-    def register(self, app: web.Application) -> None:
-        if self.webhook_url:
+    def register(
+        self,
+        app: web.Application,
+        role: Role = Role.ALL,
+        leadership: singletons.Leadership | None = None,
+    ) -> None:
+        """HTTP roles take webhook updates; background roles run the sender and polling, each
+        only while this process holds its lease (several processes share one bot)."""
+        if self.webhook_url and role.http:
             SimpleRequestHandler(
                 self.dispatcher, self.bot, secret_token=self.webhook_secret
             ).register(app, path=self.webhook_path)
-        app.cleanup_ctx.append(self.lifetime)
+        if role.background and leadership is not None:
+            sending = leadership.guard(singletons.TELEGRAM_SENDER)
+            self.sender.gate = sending.held
+            sending.on_gain(self._on_sender_lease)
+            updates = leadership.guard(singletons.TELEGRAM_UPDATES)
+            updates.on_gain(self._on_updates_lease)
+            updates.on_loss(self._on_updates_lost)
+            app.cleanup_ctx.append(self.lifetime)
+        elif role.background:  # one process on its own: nothing to share
+            app.cleanup_ctx.append(self._alone)
+        else:
+            app.cleanup_ctx.append(self._session_lifetime)
+
+    async def _alone(self, app: web.Application) -> AsyncIterator[None]:
+        self._on_sender_lease()
+        self._on_updates_lease()
+        async for _ in self.lifetime(app):
+            yield
+
+    async def _session_lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        yield
+        await self.bot.session.close()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    def _on_sender_lease(self) -> None:
+        self.sender.wake()
+        if self.notifier is not None:
+            self._spawn(self._catch_up(), "telegram-catch-up")
+
+    async def _catch_up(self) -> None:
+        assert self.notifier is not None
+        try:
+            await self.notifier.catch_up()
+        except Exception:  # a catch-up problem must not stop the service from starting
+            log.exception("catching up on call notes failed")
+
+    def _on_updates_lease(self) -> None:
+        if self.webhook_url:
+            self._spawn(self._set_webhook(), "telegram-set-webhook")
+        elif self._polling is None or self._polling.done():
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    def _on_updates_lost(self) -> None:
+        if self._polling is not None and not self._polling.done():
+            self._spawn(self._stop_polling(), "telegram-stop-polling")
+
+    async def _set_webhook(self) -> None:
+        try:
+            await self.bot.set_webhook(
+                self.webhook_url or "",
+                secret_token=self.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        except Exception:  # Telegram down must not stop the PBX side from starting
+            log.exception("setWebhook failed; updates will not arrive until it succeeds")
+
+    async def _stop_polling(self) -> None:
+        # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
+        with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
+            await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
 
     async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
-        if self.notifier is not None:
-            try:
-                await self.notifier.catch_up()
-            except Exception:  # a catch-up problem must not stop the service from starting
-                log.exception("catching up on call notes failed")
         sender = asyncio.create_task(self.sender.run(), name="telegram-sender")
-        if self.webhook_url:
-            try:
-                await self.bot.set_webhook(
-                    self.webhook_url,
-                    secret_token=self.webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
-            except Exception:  # Telegram down must not stop the PBX side from starting
-                log.exception("setWebhook failed; updates will not arrive until it succeeds")
-        else:
-            self._tasks.append(asyncio.create_task(self._poll(), name="telegram-polling"))
         yield
-        if not self.webhook_url:
-            # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
-            with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
-                await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        if self._polling is not None and not self._polling.done():
+            await self._stop_polling()
         await self.sender.stop(sender)
         for task in self._tasks:
             task.cancel()

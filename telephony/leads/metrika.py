@@ -14,7 +14,7 @@ import csv
 import io
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -194,6 +194,8 @@ class MetrikaBatcher:
         self.status_poll = timedelta(hours=status_poll_hours)
         self.rng = rng or random.Random()
         self._stop = asyncio.Event()
+        # Several processes: only the holder of the "metrika-batches" lease uploads.
+        self.gate: Callable[[], bool] = lambda: True
 
     async def upload_due(self) -> int:
         """One batch: claim due rows, one upload per visitor-id type. Rows uploaded."""
@@ -288,8 +290,9 @@ class MetrikaBatcher:
         self._stop.clear()
         while not self._stop.is_set():
             try:
-                await self.upload_due()
-                await self.poll_statuses()
+                if self.gate():
+                    await self.upload_due()
+                    await self.poll_statuses()
             except Exception:
                 log.exception("Metrika batch failed")
             with contextlib.suppress(TimeoutError):
