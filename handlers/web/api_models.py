@@ -99,6 +99,10 @@ class CallEventAnswer(Answer):
 class CallFlags(Answer):
     first_time_caller: bool | None
     targeted: bool | None
+    suspected_fraud: bool | None = Field(
+        default=None,
+        description="a very short call to a tracking number from a phone with many calls",
+    )
 
 
 class CallDetailAnswer(CallAnswer):
