@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.leads import LEADS, ScenarioLeads, build_leads
+from bot.reports import setup_reports
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
@@ -138,6 +139,7 @@ async def build_app(
     app.add_routes(api.routes)
     app.add_routes(ops.routes)
     app.add_routes(leads.routes)
+    setup_reports(app, settings, database, scenarios.hours)  # issue 13: /reports, /api/v1/reports
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
     messages = MessageObservers()

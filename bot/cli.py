@@ -7,11 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.commands import EXIT_FAILURE, EXIT_USAGE, Runner, call, db, outbox, pool, serve
+from bot.commands import EXIT_FAILURE, EXIT_USAGE, Runner, call, db, demo, outbox, pool, serve
 from bot.settings import ConfigurationError, load_settings
 
 # Each module adds its own subcommand; a new command is a new module listed here.
-COMMANDS = (serve, db, call, pool, outbox)
+COMMANDS = (serve, db, call, pool, outbox, demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,5 +32,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[CONTEXT].metrics.registry)
+    context = request.app[CONTEXT]
+    for hook in context.scrape_hooks:
+        try:
+            await hook()
+        except Exception as exc:  # a stale gauge is better than no metrics at all
+            log.warning("metrics: a gauge refresh failed: %s", exc.__class__.__name__)
+    body = generate_latest(context.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -15,15 +15,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.attribution_queries import earlier_visit_of_caller
 from storage.models import CallAttribution
-from storage.tracking_models import TrackingLease
 
 # A caller's earlier visit explains a call this long after that call (Delacon-style).
 RETURNING_WINDOW = timedelta(days=30)
+
+
+class Holder(Protocol):
+    """What judging needs of a lease (a TrackingLease, or the demo generator's own)."""
+
+    @property
+    def visit_id(self) -> str | None: ...
+
+    @property
+    def ends_at(self) -> datetime: ...
 
 
 class Confidence(StrEnum):
@@ -58,7 +68,7 @@ class Judgement:
         }
 
 
-def judge(leases: Sequence[TrackingLease], at: datetime, *, static: bool = False) -> Judgement:
+def judge(leases: Sequence[Holder], at: datetime, *, static: bool = False) -> Judgement:
     """Judge the leases still counting at the call's moment (newest first)."""
     if static:
         return Judgement(Confidence.CHANNEL, MatchedBy.STATIC)
@@ -67,12 +77,12 @@ def judge(leases: Sequence[TrackingLease], at: datetime, *, static: bool = False
         return Judgement(Confidence.CHANNEL, MatchedBy.POOL)
     chosen = holders[0]
     candidates = [lease.visit_id for lease in holders if lease.visit_id is not None]
-    assert chosen.visit_id is not None
+    visit_id = candidates[0]
     if len(holders) > 1:
-        return Judgement(Confidence.PROBABLE, MatchedBy.SHARED, chosen.visit_id, candidates)
+        return Judgement(Confidence.PROBABLE, MatchedBy.SHARED, visit_id, candidates)
     if at <= chosen.ends_at:
-        return Judgement(Confidence.EXACT, MatchedBy.LEASE, chosen.visit_id, candidates)
-    return Judgement(Confidence.PROBABLE, MatchedBy.GRACE, chosen.visit_id, candidates)
+        return Judgement(Confidence.EXACT, MatchedBy.LEASE, visit_id, candidates)
+    return Judgement(Confidence.PROBABLE, MatchedBy.GRACE, visit_id, candidates)
 
 
 async def returning_caller(
