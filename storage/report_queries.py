@@ -6,6 +6,7 @@ range (`Period.offset_minutes`), so only a few hundred rows ever leave the datab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -82,6 +83,12 @@ class MissedRow:
     again_at: datetime | None
 
 
+async def _rows(session: AsyncSession, query: Any) -> Sequence[Any]:
+    """Core statements run on the session's connection (its transaction, no ORM on top)."""
+    connection = await session.connection()
+    return (await connection.execute(query)).all()
+
+
 def _dialect(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
 
@@ -155,7 +162,7 @@ async def calls_by(
         answered.label("answered"),
     ).where(*_inbound(period, flt))
     query = _with_attribution(query, flt).group_by(key).order_by(key)
-    rows = (await session.execute(query)).all()
+    rows = await _rows(session, query)
     return [CallRow(row.key, row.total, row.unique, row.first_time or 0, row.answered or 0)
             for row in rows]
 
@@ -173,7 +180,7 @@ async def confidence_counts(
     )
     query = select(level.label("level"), func.count().label("n")).where(*_inbound(period, flt))
     query = _with_attribution(query, flt).group_by(level)
-    return {row.level: row.n for row in (await session.execute(query)).all()}
+    return {row.level: row.n for row in await _rows(session, query)}
 
 
 async def missed_calls(
@@ -207,7 +214,7 @@ async def missed_calls(
     query = select(
         inner, back.c.started_at.label("callback_at"), back.c.manager_user.label("callback_user")
     ).select_from(inner.outerjoin(back, back.c.id == inner.c.callback_id))
-    rows = (await session.execute(query)).all()
+    rows = await _rows(session, query)
     return [
         MissedRow(
             row.id, row.phone, _utc(row.started_at), row.manager_user,
@@ -230,7 +237,7 @@ def _utc(value: Any) -> datetime:
 async def manager_names(session: AsyncSession) -> dict[str, str]:
     """PBX login → display name."""
     query = select(managers.c.pbx_login, managers.c.name).where(managers.c.pbx_login.is_not(None))
-    return {row.pbx_login: row.name or row.pbx_login for row in (await session.execute(query))}
+    return {row.pbx_login: row.name or row.pbx_login for row in await _rows(session, query)}
 
 
 async def lead_counts(session: AsyncSession, period: Period) -> dict[str, int]:
@@ -239,7 +246,7 @@ async def lead_counts(session: AsyncSession, period: Period) -> dict[str, int]:
         .where(leads.c.created_at >= period.start, leads.c.created_at < period.end)
         .group_by(leads.c.source)
     )
-    return {row.source: row.n for row in (await session.execute(query)).all()}
+    return {row.source: row.n for row in await _rows(session, query)}
 
 
 async def lead_days(session: AsyncSession, period: Period) -> list[tuple[str, str, int]]:
@@ -250,7 +257,7 @@ async def lead_days(session: AsyncSession, period: Period) -> list[tuple[str, st
         .group_by(day, leads.c.source)
         .order_by(day)
     )
-    return [(row.day, row.source, row.n) for row in (await session.execute(query)).all()]
+    return [(row.day, row.source, row.n) for row in await _rows(session, query)]
 
 
 async def outbox_counts(session: AsyncSession, period: Period) -> list[tuple[str, str, bool, int]]:
@@ -261,7 +268,7 @@ async def outbox_counts(session: AsyncSession, period: Period) -> list[tuple[str
         .where(outbox.c.created_at >= period.start, outbox.c.created_at < period.end)
         .group_by(outbox.c.sink, outbox.c.status, failed)
     )
-    return [(r.sink, r.status, bool(r.failed), r.n) for r in (await session.execute(query)).all()]
+    return [(r.sink, r.status, bool(r.failed), r.n) for r in await _rows(session, query)]
 
 
 @dataclass(frozen=True)
@@ -288,7 +295,7 @@ async def dead_deliveries(session: AsyncSession, period: Period, limit: int = 50
     )
     return [
         DeadRow(r.id, r.sink, r.lead_id, r.call_id, r.attempts, r.last_error, _utc(r.created_at))
-        for r in (await session.execute(query)).all()
+        for r in await _rows(session, query)
     ]
 
 
@@ -299,7 +306,7 @@ async def pool_sizes(session: AsyncSession) -> dict[str, int]:
         .where(numbers.c.active.is_(True))
         .group_by(numbers.c.pool)
     )
-    return {row.pool: row.n for row in (await session.execute(query)).all()}
+    return {row.pool: row.n for row in await _rows(session, query)}
 
 
 async def lease_spans(
@@ -313,7 +320,7 @@ async def lease_spans(
     )
     if pool:
         query = query.where(leases.c.pool == pool)
-    rows = (await session.execute(query)).all()
+    rows = await _rows(session, query)
     return [(row.pool, _utc(row.started_at), _utc(row.ends_at)) for row in rows]
 
 
@@ -327,7 +334,7 @@ async def live_leases(session: AsyncSession, now: datetime) -> dict[str, int]:
         )
         .group_by(leases.c.pool)
     )
-    return {row.pool: row.n for row in (await session.execute(query)).all()}
+    return {row.pool: row.n for row in await _rows(session, query)}
 
 
 async def visits_by_hour(
@@ -350,7 +357,7 @@ async def visits_by_hour(
     )
     if pool:
         query = query.where(visits.c.pool == pool)
-    rows = (await session.execute(query)).all()
+    rows = await _rows(session, query)
     return [(row.pool, row.hour, row.n, row.o or 0) for row in rows]
 
 
@@ -361,10 +368,10 @@ async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dic
         .where(visits.c.pool.is_not(None), visits.c.created_at >= since, ~leased)
         .group_by(visits.c.pool)
     )
-    return {row.pool: row.n for row in (await session.execute(query)).all()}
+    return {row.pool: row.n for row in await _rows(session, query)}
 
 
 async def pending_telegram_deliveries(session: AsyncSession) -> int:
     query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
-    return int((await session.execute(query)).scalar_one())
+    return int((await _rows(session, query))[0][0])
 

@@ -395,8 +395,8 @@ class _Generator:
 
 
 async def is_empty(db: Database) -> bool:
-    async with db.session() as session:
-        count = (await session.execute(select(func.count()).select_from(Call))).scalar_one()
+    async with db.engine.connect() as connection:
+        count = (await connection.execute(select(func.count()).select_from(Call))).scalar_one()
     return int(count) == 0
 
 
@@ -422,17 +422,17 @@ async def fill(
         (Lead, built.leads),
         (OutboxItem, built.outbox),
     ]
-    async with db.session() as session:
+    async with db.engine.begin() as connection:
         for model, rows in tables:
             table = model.__table__
             for start in range(0, len(rows), chunk):
-                await session.execute(insert(table), rows[start : start + chunk])
+                await connection.execute(insert(table), rows[start : start + chunk])
         if db.dialect == "postgresql":
             # Ids were given explicitly: move the sequences past them.
             for model, _rows in tables:
                 table = model.__table__
                 if "id" in table.c and table.c.id.autoincrement:
-                    await session.execute(text(
+                    await connection.execute(text(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                         f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
                     ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from storage.report_queries import Period
 
@@ -27,7 +27,7 @@ def hourly_peaks(
         changes.sort()  # an end before a start at the same moment: a handed-over number
         per_hour: dict[str, int] = {}
         live = 0
-        hour_start = period.start
+        hour_start = period.start.astimezone(UTC)
         label = (hour_start + shift).strftime("%Y-%m-%d %H")
         for moment, delta in changes:
             if moment < period.start:

@@ -84,7 +84,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             "login.html", request, {"next": target, "error": error, "enabled": bool(token)},
             status=401 if token else 503,
         )
-    response = web.HTTPSeeOther(target)
+    response = web.Response(status=303, headers={"Location": target})
     response.set_cookie(
         session.COOKIE,
         session.issue(token),
@@ -99,6 +99,6 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(_request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther("/reports/login")
+    response = web.Response(status=303, headers={"Location": "/reports/login"})
     response.del_cookie(session.COOKIE, path="/reports")
     return response
