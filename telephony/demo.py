@@ -37,11 +37,10 @@ NAMES = (
     "Анна Смирнова", "Иван Петров", "Мария Кузнецова", "Олег Соколов", "Елена Попова",
     "Дмитрий Лебедев", "Ольга Козлова", "Сергей Новиков", "Татьяна Морозова", "Алексей Волков",
 )
-ERRORS = (
-    "HTTP 401: Roistat: неверный ключ интеграции",
-    "timeout after 10 s",
-    "HTTP 400: Metrika: counter not found",
-)
+ERRORS = {
+    "roistat": ("HTTP 401: Roistat: неверный ключ интеграции", "timeout after 10 s"),
+    "metrika": ("HTTP 403: Metrika: access denied for the token", "timeout after 30 s"),
+}
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,11 @@ DEMO_POOLS = (
         ("/", "/sale", "/catalog/sofas"),
     ),
     DemoPool(
-        "search", "Органический поиск", tuple(f"74950000{n:03d}" for n in range(11, 19)), None,
+        "search", "Органический поиск", tuple(f"74950000{n:03d}" for n in range(11, 23)), None,
         0.3, ((None, None, None),), ("/", "/blog/how-to-choose", "/catalog/beds"),
     ),
     DemoPool(
-        "other", "Прямой и остальные", tuple(f"74950000{n:03d}" for n in range(21, 27)), None, 0.2,
+        "other", "Прямой и остальные", tuple(f"74950000{n:03d}" for n in range(31, 41)), None, 0.2,
         ((None, None, None), ("vk", "social", "vk-feed")), ("/", "/contacts"),
     ),
 )
@@ -356,11 +355,11 @@ class _Generator:
             status, attempts = "done", 1
             error: str | None = None
             delivered: datetime | None = moment + timedelta(seconds=2)
-            if roll < 0.025:
-                status, attempts, error, delivered = "dead", 14, self.rng.choice(ERRORS), None
+            if roll < 0.01:
+                status, attempts, error, delivered = "dead", 14, self.rng.choice(ERRORS[sink]), None
             elif age < timedelta(hours=2) and roll < 0.3:
                 status, attempts, delivered = "pending", 0, None
-            elif roll < 0.04:
+            elif roll < 0.02:
                 status, attempts, error, delivered = "pending", 3, "HTTP 503", None
             self.out.outbox.append({
                 "id": len(self.out.outbox) + 1, "sink": sink, "key": f"{sink}:{lead_id}",

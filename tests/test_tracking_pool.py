@@ -170,8 +170,8 @@ async def test_a_call_belongs_to_the_lease_that_held_the_number_then(
     assert c.number == n1
     to_c = await call_to(db, cfg, n1, at(710))
     assert to_c is not None and to_c.visit_id == c.visit_id
-    # A's grace still runs: the newest holder is taken, both are candidates.
-    assert (to_c.confidence, to_c.matched_by) == ("probable", "shared")
+    # C's page is open: exact; A's grace still runs, so both are listed as candidates.
+    assert (to_c.confidence, to_c.matched_by) == ("exact", "lease")
     assert json.loads(to_c.candidate_visits or "[]") == [c.visit_id, a.visit_id]
     # B's number after B's grace ran out, a new caller: only the pool's source is known.
     late = await call_to(db, cfg, b.number, at(1 + 90 + 1800 + 5), phone="79169990000")

@@ -293,12 +293,19 @@ def _manager(
 
 
 def describe_hours(hours: WorkingHours) -> str:
-    """`пн–пт 09:00–18:00; сб 10:00–15:00` (the weekdays of the scenario file)."""
+    """`пн–пт 09:00–18:00; сб 10:00–15:00` (the weekdays of the scenario file, equal days
+    joined)."""
     names = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
     parts: list[str] = []
-    for index in range(len(DAYS)):
+    index = 0
+    while index < len(DAYS):
         spans = hours.week.get(index, [])
+        last = index
+        while last + 1 < len(DAYS) and hours.week.get(last + 1, []) == spans:
+            last += 1
         if spans:
+            days = names[index] if last == index else f"{names[index]}–{names[last]}"
             text = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in spans)
-            parts.append(f"{names[index]} {text}")
+            parts.append(f"{days} {text}")
+        index = last + 1
     return "; ".join(parts) or "не заданы"

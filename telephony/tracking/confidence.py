@@ -1,9 +1,10 @@
 """How sure an attribution is: one vocabulary for the API, the reports and `/metrics`.
 
-- `exact`: one visit held the dialled number when the call came (its page was open);
-- `probable`: the holder had left within the grace time, or several visits held the number
-  within their grace (the newest is taken, the others are listed as candidates), or no lease
-  explains the call but the caller was tied to a visit by an earlier call (a returning caller);
+- `exact`: the visit holding the dialled number had its page open when the call came (earlier
+  holders still within their grace are listed as candidates);
+- `probable`: the newest holder had left within the grace time (alone: `grace`; with earlier
+  holders also within theirs: `shared`, all listed as candidates), or no lease explains the
+  call but the caller was tied to a visit by an earlier call (a returning caller);
 - `channel`: only the pool's source is known (the static number, or nobody held the number);
 - `none`: the call is not attributed at all.
 """
@@ -44,9 +45,9 @@ class Confidence(StrEnum):
 
 
 class MatchedBy(StrEnum):
-    LEASE = "lease"  # the only visit holding the number, page open
+    LEASE = "lease"  # the visit holding the number, page open
     GRACE = "grace"  # the holder's page had closed; within the grace after its last ping
-    SHARED = "shared"  # several visits held the number within their grace; newest taken
+    SHARED = "shared"  # closed, and earlier holders are within their grace too; newest taken
     RETURNING = "returning"  # no lease: the caller's earlier visit (by an earlier call)
     STATIC = "static"  # the pool's static number (the pool was full)
     POOL = "pool"  # nobody held the number
@@ -78,11 +79,12 @@ def judge(leases: Sequence[Holder], at: datetime, *, static: bool = False) -> Ju
     chosen = holders[0]
     candidates = [lease.visit_id for lease in holders if lease.visit_id is not None]
     visit_id = candidates[0]
-    if len(holders) > 1:
-        return Judgement(Confidence.PROBABLE, MatchedBy.SHARED, visit_id, candidates)
     if at <= chosen.ends_at:
+        # The page showing the number was open. Earlier holders still in their grace stay
+        # listed as candidates: the API shows them; the match itself is the live one.
         return Judgement(Confidence.EXACT, MatchedBy.LEASE, visit_id, candidates)
-    return Judgement(Confidence.PROBABLE, MatchedBy.GRACE, visit_id, candidates)
+    matched_by = MatchedBy.SHARED if len(holders) > 1 else MatchedBy.GRACE
+    return Judgement(Confidence.PROBABLE, matched_by, visit_id, candidates)
 
 
 async def returning_caller(

@@ -57,10 +57,11 @@ def _frame(
         )
     count = max(len(labels), 1)
     slot = plot_w / count
-    every = max(1, math.ceil(count / 12))  # at most a dozen x labels: they stay readable
-    for index, label in enumerate(labels):
-        if index % every:
-            continue
+    # At most a dozen x labels, so they stay readable; empty labels are never drawn.
+    shown = [index for index, label in enumerate(labels) if label]
+    every = max(1, math.ceil(len(shown) / 12))
+    for index in shown[::every]:
+        label = labels[index]
         x = LEFT + slot * (index + 0.5)
         parts.append(
             f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" class="xtick">{escape(label)}</text>'
@@ -80,7 +81,7 @@ def _legend(series: Sequence[Series]) -> list[str]:
             f'<rect x="{x}" y="{HEIGHT - 16}" width="10" height="10" fill="{item.color}"/>'
             f'<text x="{x + 14}" y="{HEIGHT - 7}" class="legend">{escape(item.name)}</text>'
         )
-        x += 24 + 8 * len(item.name)
+        x += 26 + 7 * len(item.name)
     return parts
 
 

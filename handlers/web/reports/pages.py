@@ -121,7 +121,13 @@ def _leads_charts(report: LeadsReport) -> dict[str, Markup]:
 def _tracking_charts(report: TrackingReport) -> dict[str, Markup]:
     pools = [pool.pool for pool in report.pools]
     hours = sorted({row.hour for row in report.hours})
-    labels = [hour[8:10] + "." + hour[5:7] + " " + hour[11:13] + "ч" for hour in hours]
+    # A label at each midnight (a day); one day alone gets its hours.
+    one_day = len(hours) <= 24
+    labels = [
+        hour[11:13] + ":00" if one_day else (hour[8:10] + "." + hour[5:7] if hour[11:] == "00"
+                                             else "")
+        for hour in hours
+    ]
     by_pool: dict[str, dict[str, float]] = {pool: {} for pool in pools}
     for row in report.hours:
         by_pool.setdefault(row.pool, {})[row.hour] = row.utilisation
