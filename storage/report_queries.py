@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Integer,
     Select,
     and_,
     case,
@@ -103,6 +105,13 @@ def local_text(session: AsyncSession, column: Any, offset: int, unit: str) -> Co
     return func.strftime(pattern, column, f"{offset:+d} minutes")
 
 
+def epoch(session: AsyncSession, column: Any) -> ColumnElement[int]:
+    """Seconds since 1970 of a UTC column, as an integer: cheap to fetch in bulk."""
+    if _dialect(session) == "postgresql":
+        return func.floor(func.extract("epoch", column)).cast(BigInteger)
+    return func.cast(func.strftime("%s", column), Integer)
+
+
 def _inbound(period: Period, flt: CallFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [
         calls.c.direction == "in",
@@ -125,10 +134,17 @@ def _pool_column() -> Any:
     return numbers.c.pool
 
 
-def _with_attribution(query: Select[Any], flt: CallFilter) -> Select[Any]:
-    joined = calls.outerjoin(attributions, attributions.c.call_id == calls.c.id).outerjoin(
-        numbers, numbers.c.number == attributions.c.tracking_number
-    )
+def _with_attribution(
+    query: Select[Any], flt: CallFilter, *, attribution: bool = True, pool: bool = False
+) -> Select[Any]:
+    """Join what the query needs: a call's attribution, and its number's pool (the joins cost
+    on every call row, so only when asked)."""
+    pool = pool or bool(flt.pool)
+    if not (attribution or pool):
+        return query.select_from(calls)
+    joined = calls.outerjoin(attributions, attributions.c.call_id == calls.c.id)
+    if pool:
+        joined = joined.outerjoin(numbers, numbers.c.number == attributions.c.tracking_number)
     query = query.select_from(joined)
     if flt.pool:
         query = query.where(numbers.c.pool == flt.pool)
@@ -161,7 +177,10 @@ async def calls_by(
         first.label("first_time"),
         answered.label("answered"),
     ).where(*_inbound(period, flt))
-    query = _with_attribution(query, flt).group_by(key).order_by(key)
+    joins = {"source", "campaign", "landing", "pool"}
+    query = _with_attribution(
+        query, flt, attribution=dimension in joins, pool=dimension == "pool"
+    ).group_by(key).order_by(key)
     rows = await _rows(session, query)
     return [CallRow(row.key, row.total, row.unique, row.first_time or 0, row.answered or 0)
             for row in rows]
@@ -206,24 +225,30 @@ async def missed_calls(
         .scalar_subquery()
     )
     candidates = select(
-        calls.c.id, calls.c.phone, calls.c.started_at, calls.c.manager_user,
-        callback.label("callback_id"), again.label("again_at"),
+        calls.c.id, calls.c.phone, epoch(session, calls.c.started_at).label("at"),
+        calls.c.manager_user, callback.label("callback_id"),
+        epoch(session, again).label("again_at"),
     ).where(*_inbound(period, flt), ~_answered(), calls.c.phone.is_not(None))
-    inner = _with_attribution(candidates, flt).limit(limit).subquery()
+    inner = _with_attribution(candidates, flt, attribution=False).limit(limit).subquery()
     back = calls.alias("back")
     query = select(
-        inner, back.c.started_at.label("callback_at"), back.c.manager_user.label("callback_user")
+        inner,
+        epoch(session, back.c.started_at).label("callback_at"),
+        back.c.manager_user.label("callback_user"),
     ).select_from(inner.outerjoin(back, back.c.id == inner.c.callback_id))
-    rows = await _rows(session, query)
     return [
         MissedRow(
-            row.id, row.phone, _utc(row.started_at), row.manager_user,
-            _utc(row.callback_at) if row.callback_at is not None else None,
+            row.id, row.phone, _moment(row.at), row.manager_user,
+            _moment(row.callback_at) if row.callback_at is not None else None,
             row.callback_user,
-            _utc(row.again_at) if row.again_at is not None else None,
+            _moment(row.again_at) if row.again_at is not None else None,
         )
-        for row in rows
+        for row in await _rows(session, query)
     ]
+
+
+def _moment(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _utc(value: Any) -> datetime:
@@ -311,17 +336,21 @@ async def pool_sizes(session: AsyncSession) -> dict[str, int]:
 
 async def lease_spans(
     session: AsyncSession, period: Period, pool: str | None = None
-) -> list[tuple[str, datetime, datetime]]:
-    """(pool, start, end) of the leases shown to visitors during the period."""
-    query = select(leases.c.pool, leases.c.started_at, leases.c.ends_at).where(
+) -> list[tuple[str, int, int]]:
+    """(pool, start, end) of the leases shown to visitors during the period, in epoch
+    seconds (tens of thousands of rows: integers fetch fast)."""
+    query = select(
+        leases.c.pool,
+        epoch(session, leases.c.started_at).label("started"),
+        epoch(session, leases.c.ends_at).label("ends"),
+    ).where(
         leases.c.started_at >= period.start - LONGEST_LEASE,
         leases.c.started_at < period.end,
         leases.c.ends_at > period.start,
     )
     if pool:
         query = query.where(leases.c.pool == pool)
-    rows = await _rows(session, query)
-    return [(row.pool, _utc(row.started_at), _utc(row.ends_at)) for row in rows]
+    return [(row.pool, row.started, row.ends) for row in await _rows(session, query)]
 
 
 async def live_leases(session: AsyncSession, now: datetime) -> dict[str, int]:

@@ -25,7 +25,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_calls_started_at", ["started_at"], unique=False)
         batch_op.create_index("ix_calls_phone_started_at", ["phone", "started_at"], unique=False)
     with op.batch_alter_table("tracking_leases", schema=None) as batch_op:
-        batch_op.create_index("ix_tracking_leases_started_at", ["started_at"], unique=False)
+        batch_op.create_index(
+            "ix_tracking_leases_started_at", ["started_at", "ends_at", "pool"], unique=False
+        )
 
 
 def downgrade() -> None:
