@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -104,7 +105,9 @@ async def main() -> None:
     today = datetime.now(UTC).astimezone(ZONE).date()
     periods = {"7 days": today - timedelta(days=6), "30 days": today - timedelta(days=29)}
     print(f"\n{db.dialect}, {args.runs} runs each (ms); goal p99 <= {GOAL_P99_MS:.0f} ms")
-    print(f"{'report':22} {'period':8} {'p50':>7} {'p99':>7} {'max':>7}")
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
+          "(other work on a shared machine inflates wall times)")
+    print(f"{'report':22} {'period':8} {'p50':>7} {'p99':>7} {'max':>7} {'cpu p50':>8}")
     worst = 0.0
     headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
@@ -112,12 +115,12 @@ async def main() -> None:
             for label, name, query in REPORTS:
                 for period, first in periods.items():
                     params = {**query, "from": first.isoformat(), "to": today.isoformat()}
-                    timings = await _measure(http, f"{base}/api/v1/reports/{name}", params,
-                                             args.runs)
+                    timings, cpu = await _measure(http, f"{base}/api/v1/reports/{name}",
+                                                  params, args.runs)
                     p99 = percentile(timings, 0.99)
                     worst = max(worst, p99)
                     print(f"{label:22} {period:8} {statistics.median(timings):7.1f} "
-                          f"{p99:7.1f} {max(timings):7.1f}")
+                          f"{p99:7.1f} {max(timings):7.1f} {statistics.median(cpu):8.1f}")
     finally:
         await runner.cleanup()
         await db.dispose()
@@ -127,18 +130,21 @@ async def main() -> None:
 
 async def _measure(
     http: aiohttp.ClientSession, url: str, params: dict[str, str], runs: int
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
+    """Wall time per request, and this process's CPU time per request (server, SQLite's
+    thread and the client: what the request costs here, whatever else the machine runs)."""
     async with http.get(url, params=params) as response:  # warm-up (and a check)
         if response.status != 200:
             sys.exit(f"{url}: {response.status} {await response.text()}")
         await response.read()
-    timings = []
+    timings, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         async with http.get(url, params=params) as response:
             await response.read()
         timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return timings, cpu
 
 
 if __name__ == "__main__":

@@ -238,12 +238,13 @@ async def missed_calls(
     ).select_from(inner.outerjoin(back, back.c.id == inner.c.callback_id))
     return [
         MissedRow(
-            row.id, row.phone, _moment(row.at), row.manager_user,
-            _moment(row.callback_at) if row.callback_at is not None else None,
-            row.callback_user,
-            _moment(row.again_at) if row.again_at is not None else None,
+            call_id, phone, _moment(at), manager,
+            _moment(callback_at) if callback_at is not None else None,
+            callback_user,
+            _moment(again_at) if again_at is not None else None,
         )
-        for row in await _rows(session, query)
+        for call_id, phone, at, manager, _callback, again_at, callback_at, callback_user
+        in await _rows(session, query)
     ]
 
 
@@ -350,7 +351,7 @@ async def lease_spans(
     )
     if pool:
         query = query.where(leases.c.pool == pool)
-    return [(row.pool, row.started, row.ends) for row in await _rows(session, query)]
+    return [(pool, started, ends) for pool, started, ends in await _rows(session, query)]
 
 
 async def live_leases(session: AsyncSession, now: datetime) -> dict[str, int]:

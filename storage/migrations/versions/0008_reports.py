@@ -28,9 +28,21 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_tracking_leases_started_at", ["started_at", "ends_at", "pool"], unique=False
         )
+    with op.batch_alter_table("tracking_visits", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tracking_visits_created_pool", ["created_at", "pool", "id"], unique=False
+        )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_created_at", ["created_at", "sink", "status", "attempts"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_created_at")
+    with op.batch_alter_table("tracking_visits", schema=None) as batch_op:
+        batch_op.drop_index("ix_tracking_visits_created_pool")
     with op.batch_alter_table("tracking_leases", schema=None) as batch_op:
         batch_op.drop_index("ix_tracking_leases_started_at")
     with op.batch_alter_table("calls", schema=None) as batch_op:
