@@ -4,13 +4,20 @@ worked out by hand from that seed. Both databases."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from storage.db import Database
+from storage.migrate import upgrade
+from telephony.demo import DemoShape, fill
 from tests.conftest import API_TOKEN, AppClient, AppFactory
 from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, SEARCH, TO, seed
+from tests.test_megafon_call import run_cli
 
 PERIOD = {"from": FROM, "to": TO}
 
@@ -219,3 +226,30 @@ async def test_metrics_show_pools_queue_and_latency_by_route(
         'route="/api/v1/calls/{call_id}",status="200"} 2.0'
     ) in text
     assert "/api/v1/calls/6" not in text
+
+
+async def test_demo_fills_a_fresh_database_once(tmp_path: Path) -> None:
+    env = {"TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"}
+    code, out, _ = await run_cli(env, "demo", "--days", "2")
+    assert code == 0
+    assert "8 managers" in out and "/reports" in out
+    code, out, _ = await run_cli(env, "demo")
+    assert code == 1 and "fresh database only" in out
+
+
+async def test_demo_data_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    shape = DemoShape(days=2, visits_per_day=300, seed=5)
+    counts = []
+    for name in ("a.db", "b.db"):
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / name}")
+        await upgrade(database)
+        counts.append(await fill(database, ZoneInfo("Europe/Moscow"), shape, now=now))
+        async with database.engine.connect() as connection:
+            calls = (await connection.execute(text(
+                "SELECT phone, direction, status, started_at FROM calls ORDER BY id"
+            ))).all()
+        counts.append({"calls": hash(tuple(calls))})
+        await database.dispose()
+    assert counts[0] == counts[2] and counts[1] == counts[3]
+    assert counts[0]["calls"] > 20 and counts[0]["tracking_leases"] > 100
