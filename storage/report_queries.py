@@ -151,13 +151,21 @@ def _with_attribution(
     return query
 
 
+def _without_query(session: AsyncSession, url: Any) -> Any:
+    """A landing page without its query (UTM tags, yclid): one row per page, not per click."""
+    if _dialect(session) == "postgresql":
+        return func.split_part(url, "?", 1)
+    cut = func.instr(url, "?")
+    return case((cut > 0, func.substr(url, 1, cut - 1)), else_=url)
+
+
 def _key(session: AsyncSession, dimension: str, period: Period) -> Any:
     if dimension in ("day", "hour"):
         return local_text(session, calls.c.started_at, period.offset_minutes, dimension)
     return {
         "source": attributions.c.source,
         "campaign": attributions.c.utm_campaign,
-        "landing": attributions.c.landing_url,
+        "landing": _without_query(session, attributions.c.landing_url),
         "pool": numbers.c.pool,
         "manager": calls.c.manager_user,
     }[dimension]

@@ -48,7 +48,7 @@ def _attribution(call_id: int, number: str, source: str, confidence: str, *,
         "channel_level": visit is None, "source": source, "visit_id": visit,
         "utm_campaign": campaign, "confidence": confidence, "matched_by": matched_by,
         "candidate_visits": json.dumps(candidates) if candidates else None,
-        "landing_url": "https://shop.example/sale" if visit else None,
+        "landing_url": f"https://shop.example/sale?utm_source=y&yclid={call_id}" if visit else None,
         "created_at": utc(2, 7),
     }
 

@@ -62,6 +62,10 @@ async def test_calls_by_day_source_manager_and_filters(
     }
     by_campaign = await report(seeded, auth, "calls", by="campaign")
     assert {r["key"]: r["total"] for r in by_campaign["rows"]} == {"spring": 2, "": 5}
+    by_landing = await report(seeded, auth, "calls", by="landing")  # queries (UTM) cut off
+    assert {r["key"]: r["total"] for r in by_landing["rows"]} == {
+        "https://shop.example/sale": 3, "": 4,
+    }
 
     novofon = await report(seeded, auth, "calls", by="source", provider="novofon")
     assert figures(novofon["totals"]) == (1, 1, 1, 0, 1)
