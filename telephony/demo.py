@@ -20,7 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Integer, func, insert, select, text
 
 from storage.db import Database
 from storage.leads_models import Lead, OutboxItem
@@ -430,7 +430,7 @@ async def fill(
             # Ids were given explicitly: move the sequences past them.
             for model, _rows in tables:
                 table = model.__table__
-                if "id" in table.c and table.c.id.autoincrement:
+                if "id" in table.c and isinstance(table.c.id.type, Integer):
                     await connection.execute(text(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                         f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"

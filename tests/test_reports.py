@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.models import Call
 from telephony.demo import DemoShape, fill
 from tests.conftest import API_TOKEN, AppClient, AppFactory
 from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, SEARCH, TO, seed
@@ -257,3 +258,13 @@ async def test_demo_data_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
         await database.dispose()
     assert counts[0] == counts[2] and counts[1] == counts[3]
     assert counts[0]["calls"] > 20 and counts[0]["tracking_leases"] > 100
+
+
+async def test_demo_then_new_rows_on_both_databases(any_db: Database) -> None:
+    """Demo rows carry their ids: new rows after them must not collide (PostgreSQL sequences)."""
+    counts = await fill(any_db, ZoneInfo("Europe/Moscow"), DemoShape(days=1, visits_per_day=100))
+    async with any_db.session() as session:
+        call = Call(provider="megafon", callid="after-demo", direction="in")
+        session.add(call)
+        await session.flush()
+        assert call.id == counts["calls"] + 1
