@@ -379,28 +379,39 @@ async def visits_by_hour(
     session: AsyncSession, period: Period, pool: str | None = None
 ) -> list[tuple[str, str, int, int]]:
     """(pool, local hour, visits, overloaded) — overloaded: a visit of a pool that never got a
-    number of it (every number was busy, so it was shown the static number)."""
+    number of it (every number was busy, so it was shown the static number).
+
+    Two grouped queries: with the "never leased" test in WHERE, PostgreSQL plans an anti-join
+    (inside a CASE it was a per-row subplan, costed high enough to switch the JIT on)."""
     hour = local_text(session, visits.c.created_at, period.offset_minutes, "hour")
-    leased = exists().where(leases.c.visit_id == visits.c.id)
-    overloaded = func.sum(case((~leased, 1), else_=0))
-    query = (
-        select(visits.c.pool, hour.label("hour"), func.count().label("n"), overloaded.label("o"))
-        .where(
-            visits.c.pool.is_not(None),
-            visits.c.created_at >= period.start,
-            visits.c.created_at < period.end,
-        )
-        .group_by(visits.c.pool, hour)
-        .order_by(hour)
-    )
+    conditions = [
+        visits.c.pool.is_not(None),
+        visits.c.created_at >= period.start,
+        visits.c.created_at < period.end,
+    ]
     if pool:
-        query = query.where(visits.c.pool == pool)
-    rows = await _rows(session, query)
-    return [(row.pool, row.hour, row.n, row.o or 0) for row in rows]
+        conditions.append(visits.c.pool == pool)
+    grouped = (visits.c.pool, hour)
+    counted = select(visits.c.pool, hour, func.count()).where(*conditions).group_by(*grouped)
+    # A visit's leases start when it does or later: bounding them keeps the anti-join to the
+    # period's leases instead of the whole history.
+    never_leased = ~exists().where(
+        leases.c.visit_id == visits.c.id, leases.c.started_at >= period.start
+    )
+    overloaded = (
+        select(visits.c.pool, hour, func.count())
+        .where(*conditions, never_leased)
+        .group_by(*grouped)
+    )
+    over = {(name, at): n for name, at, n in await _rows(session, overloaded)}
+    return sorted(
+        (name, at, n, over.get((name, at), 0))
+        for name, at, n in await _rows(session, counted)
+    )
 
 
 async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dict[str, int]:
-    leased = exists().where(leases.c.visit_id == visits.c.id)
+    leased = exists().where(leases.c.visit_id == visits.c.id, leases.c.started_at >= since)
     query = (
         select(visits.c.pool, func.count().label("n"))
         .where(visits.c.pool.is_not(None), visits.c.created_at >= since, ~leased)

@@ -435,4 +435,8 @@ async def fill(
                         f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
                         f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
                     ))
+        # Fresh statistics: the planner would otherwise take the bulk-filled tables as empty
+        # (autovacuum catches up later; a report asked right away would scan).
+        for model, _rows in tables:
+            await connection.execute(text(f"ANALYZE {model.__tablename__}"))
     return {model.__tablename__: len(rows) for model, rows in tables}
