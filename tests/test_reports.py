@@ -188,6 +188,13 @@ async def test_pages_need_the_login_and_keep_a_signed_cookie(seeded: AppClient) 
     assert (await seeded.get("/reports/calls", headers=forged, allow_redirects=False)).status == 303
 
 
+async def test_guessing_the_token_is_slowed_down(seeded: AppClient) -> None:
+    for _ in range(10):
+        assert "Неверный токен" in await (await login(seeded, "guess")).text()
+    refused = await login(seeded)  # even the right token, once the tries are spent
+    assert refused.status == 401 and "Слишком много попыток" in await refused.text()
+
+
 async def test_every_table_exports_csv(seeded: AppClient) -> None:
     await login(seeded)
     response = await seeded.get(

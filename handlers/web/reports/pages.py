@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from handlers.web.reports_api import REPORTS
 from telephony.reports import BadPeriod, ReportService
 from telephony.reports.models import CallsReport, LeadsReport, MissedReport, TrackingReport
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 BLUE, ORANGE, GREEN, PINK, SKY, RED, GREY = charts.PALETTE
@@ -168,6 +170,7 @@ async def page(request: web.Request) -> web.StreamResponse:
         query = parse_query(service, request.query)
         status = 200
     except BadPeriod as exc:
+        log.info("reports: bad parameter %s: %s", exc.field, exc.message)
         error = f"Неверный параметр {exc.field}: {exc.message}"
         query = parse_query(service, {})
         status = 400
@@ -202,6 +205,7 @@ async def page_csv(request: web.Request) -> web.StreamResponse:
     try:
         query = parse_query(service, request.query)
     except BadPeriod as exc:
+        log.info("reports: bad parameter %s: %s", exc.field, exc.message)
         raise web.HTTPBadRequest(reason=f"{exc.field}: {exc.message}") from None
     report = await spec.build(service, query)
     rows = getattr(report, table)
