@@ -205,7 +205,7 @@ async def test_every_table_exports_csv(seeded: AppClient) -> None:
     assert lines == [
         "key,label,total,unique,first_time,answered,missed",
         "Яндекс.Директ,Яндекс.Директ,3,2,2,2,1",
-        ",неизвестно,3,3,2,1,2",
+        ",без источника,3,3,2,1,2",
         "Органический поиск,Органический поиск,1,1,1,0,1",
     ]
     for page, tables in (

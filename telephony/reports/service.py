@@ -249,7 +249,13 @@ def _filters(flt: CallFilter) -> Filters:
 
 def _label(key: str | None, by: str, names: dict[str, str] | None = None) -> str:
     if not key:
-        return {"manager": "без менеджера", "pool": "без пула"}.get(by, "неизвестно")
+        return {
+            "manager": "без менеджера",
+            "pool": "без пула",
+            "source": "без источника",
+            "campaign": "без кампании",
+            "landing": "без страницы входа",
+        }.get(by, "—")
     if by == "day":
         return date.fromisoformat(key).strftime("%d.%m")
     if by == "hour":
