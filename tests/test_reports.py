@@ -77,6 +77,8 @@ async def test_calls_by_day_source_manager_and_filters(
 
     one_day = await report(seeded, auth, "calls", by="hour", **{"from": TO, "to": TO})
     assert len(one_day["series"]) == 24  # a single day is drawn by hour (Moscow time)
+    two_days = await report(seeded, auth, "calls", by="hour")
+    assert [r["label"] for r in two_days["rows"]][:2] == ["02.11 10:00", "02.11 20:00"]
     assert {r["label"]: r["total"] for r in one_day["series"] if r["total"]} == {
         "11:00": 2, "12:00": 1, "13:00": 1,
     }

@@ -97,7 +97,9 @@ class ReportService:
         found = {row.key: row for row in series}
         filled = [_figures(found.get(key) or CallRow(key, 0, 0, 0, 0), series_by) for key in keys]
         if by in ("day", "hour"):
-            rows_out = filled if by == series_by else [_figures(row, by) for row in rows]
+            rows_out = (
+                filled if by == series_by else [_figures(row, by, one_day=one_day) for row in rows]
+            )
         else:
             rows_out = sorted(
                 (_figures(row, by, names) for row in rows), key=lambda f: (-f.total, f.label)
@@ -247,7 +249,9 @@ def _filters(flt: CallFilter) -> Filters:
     return Filters(provider=flt.provider, pool=flt.pool, manager=flt.manager)
 
 
-def _label(key: str | None, by: str, names: dict[str, str] | None = None) -> str:
+def _label(
+    key: str | None, by: str, names: dict[str, str] | None = None, one_day: bool = True
+) -> str:
     if not key:
         return {
             "manager": "без менеджера",
@@ -258,17 +262,19 @@ def _label(key: str | None, by: str, names: dict[str, str] | None = None) -> str
         }.get(by, "—")
     if by == "day":
         return date.fromisoformat(key).strftime("%d.%m")
-    if by == "hour":
-        return key[-2:] + ":00"
+    if by == "hour":  # `YYYY-MM-DD HH`: the hour alone when one day is shown
+        return f"{key[11:13]}:00" if one_day else f"{key[8:10]}.{key[5:7]} {key[11:13]}:00"
     if names and key in names:
         return names[key]
     return key
 
 
-def _figures(row: CallRow, by: str, names: dict[str, str] | None = None) -> CallFigures:
+def _figures(
+    row: CallRow, by: str, names: dict[str, str] | None = None, one_day: bool = True
+) -> CallFigures:
     return CallFigures(
         key=row.key or NO_VALUE,
-        label=_label(row.key, by, names),
+        label=_label(row.key, by, names, one_day),
         total=row.total,
         unique=row.unique,
         first_time=row.first_time,
