@@ -11,6 +11,7 @@ from aiohttp import web
 from bot import singletons
 from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
+from bot.reports import setup_reports
 from bot.roles import Role
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
@@ -132,6 +133,7 @@ async def build_app(
     )
     app[CONTEXT] = context
     context.health.add("inbox", inbox.health)
+    context.scrape_hooks.append(ops.queue_gauges(context))
     for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)
         context.health.add(shape.name, queue_health(database, shape, settings.queue_stuck_after))
     leads_room = build_leads(
@@ -185,6 +187,7 @@ async def build_app(
         app.add_routes(novofon.routes)
         app.add_routes(api.routes)
         app.add_routes(leads.routes)
+        setup_reports(app, settings, database, scenarios.hours)  # /reports, /api/v1/reports
         openapi.setup(app)
     app.add_routes(ops.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so

@@ -8,11 +8,22 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from bot import logs
-from bot.commands import EXIT_FAILURE, EXIT_USAGE, Runner, call, db, inbox, outbox, pool, serve
+from bot.commands import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Runner,
+    call,
+    db,
+    demo,
+    inbox,
+    outbox,
+    pool,
+    serve,
+)
 from bot.settings import ConfigurationError, load_settings
 
 # Each module adds its own subcommand; a new command is a new module listed here.
-COMMANDS = (serve, db, call, pool, outbox, inbox)
+COMMANDS = (serve, db, call, pool, outbox, inbox, demo)
 
 
 def trubka_version() -> str:

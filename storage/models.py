@@ -114,6 +114,11 @@ class Call(SQLModel, table=True):
     """One conversation with a client, merged from all its legs and pushes."""
 
     __tablename__ = "calls"
+    __table_args__ = (
+        # Reports read calls by time, and a caller's calls before or after a moment.
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_phone_started_at", "phone", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(default="megafon", max_length=16)
@@ -266,6 +271,12 @@ class CallAttribution(SQLModel, table=True):
     ga_client_id: str | None = Field(default=None, max_length=100)
     landing_url: str | None = Field(default=None, sa_type=Text)
     referrer: str | None = Field(default=None, sa_type=Text)
+    # How sure the match is (telephony.tracking.confidence): exact / probable / channel;
+    # None on rows written before it was recorded. `matched_by` says why, `candidate_visits`
+    # (JSON list of visit ids, newest first) the visits that held or recently held the number.
+    confidence: str | None = Field(default=None, max_length=16)
+    matched_by: str | None = Field(default=None, max_length=16)
+    candidate_visits: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 

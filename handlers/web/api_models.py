@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from telephony.tracking.confidence import Confidence
+
 
 class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -106,6 +108,9 @@ class CallFlags(Answer):
 
 
 class CallDetailAnswer(CallAnswer):
+    confidence: Confidence = Field(
+        description="how surely the call is tied to a visit (see attribution.matched_by)"
+    )
     events: list[CallEventAnswer]
     attribution: dict[str, Any] = Field(description="the visit the call is attributed to, if any")
     flags: CallFlags

@@ -284,7 +284,8 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._stopped = False
-        self._in_flight: set[asyncio.Future[Any]] = set()  # passes running in this process
+        self._passes = 0  # run_once() calls in progress in this process (drain waits for them)
+        self._idle = asyncio.Condition()
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
@@ -294,30 +295,32 @@ class OutboxWorker:
         """Claim one batch of due rows and deliver them. The number of rows handled."""
         if not self.sinks:
             return 0
-        items = await claim(
-            self.db,
-            self.sinks,
-            now=self.clock.now(),
-            limit=self.batch_size,
-            lease=self.policy.lease,
-        )
-        deliveries = asyncio.gather(*(self._deliver(item) for item in items))
-        self._in_flight.add(deliveries)
+        self._passes += 1
         try:
-            await deliveries
+            items = await claim(
+                self.db,
+                self.sinks,
+                now=self.clock.now(),
+                limit=self.batch_size,
+                lease=self.policy.lease,
+            )
+            await asyncio.gather(*(self._deliver(item) for item in items))
+            return len(items)
         finally:
-            self._in_flight.discard(deliveries)
-        return len(items)
+            self._passes -= 1
+            async with self._idle:
+                self._idle.notify_all()
 
     async def drain(self) -> int:
-        """Passes until nothing is due and nothing is being delivered by this process's own
-        loop (tests, the CLI)."""
+        """Passes until nothing is due and no pass of this process's own loop is still
+        delivering (tests, the CLI)."""
         total = 0
         while True:
             handled = await self.run_once()
             total += handled
-            if self._in_flight:
-                await asyncio.wait(list(self._in_flight))
+            if self._passes:
+                async with self._idle:
+                    await self._idle.wait_for(lambda: self._passes == 0)
             elif not handled:
                 return total
 
