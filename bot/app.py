@@ -146,7 +146,15 @@ async def build_app(
         # Imported only when used: aiogram's types take seconds to load.
         from bot.telegram.wiring import TELEGRAM, build_telegram
 
-        telegram = build_telegram(settings, database, observers, context.dialers, messages=messages)
+        telegram = build_telegram(
+            settings,
+            database,
+            observers,
+            context.dialers,
+            messages=messages,
+            health=context.health,
+            registry=context.metrics.registry,
+        )
         if telegram is not None:
             app[TELEGRAM] = telegram
             telegram.register(app)

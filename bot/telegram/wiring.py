@@ -10,21 +10,27 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from bot.settings import ConfigurationError, Settings
-from bot.telegram.notifier import TopicNotifier
-from bot.telegram.sender import Pacing, Sender
-from handlers.telegram import calls, chats, managers
+from bot.telegram.budgets import BudgetRates, Budgets
+from bot.telegram.notifier import AlertRules, TopicNotifier
+from bot.telegram.sender import Sender
+from bot.telegram.status import SendStatus
+from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.dialing import Dialers
+from telephony.health import HealthChecks
 from telephony.notify import CallObservers, MessageObserver
 
 log = logging.getLogger("trubka.telegram")
@@ -39,6 +45,7 @@ def build_dispatcher(context: TelegramContext) -> Dispatcher:
     dispatcher.include_routers(
         managers.build_router(),
         calls.build_router(),
+        alerts.build_router(),
         chats.build_group_router(),
         chats.build_private_router(),
     )
@@ -116,6 +123,8 @@ class TelegramBot:
                 return  # stopped by stop_polling()
             except asyncio.CancelledError:
                 raise
+            except TelegramUnauthorizedError:
+                self.sender.status.token_refused(True)  # logged once, shown in /healthz
             except Exception as exc:
                 log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
@@ -130,6 +139,16 @@ def _secret(value: object) -> str | None:
     return getter() if getter is not None else None
 
 
+def budget_rates(settings: Settings) -> BudgetRates:
+    rates = BudgetRates(
+        group_per_minute=settings.telegram_group_per_minute,
+        group_burst=settings.telegram_group_burst,
+        chat_per_second=settings.telegram_chat_per_second,
+        global_per_second=settings.telegram_global_per_second,
+    )
+    return rates.with_intervals(settings.telegram_group_interval, settings.telegram_chat_interval)
+
+
 def build_telegram(
     settings: Settings,
     db: Database,
@@ -137,6 +156,8 @@ def build_telegram(
     dialers: Dialers,
     *,
     messages: MessageObserver | None = None,
+    health: HealthChecks | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -151,15 +172,16 @@ def build_telegram(
         log.warning("TRUBKA_TELEGRAM_MANAGERS_CHAT_ID is not set: no client topics, no call notes")
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     bot = Bot(token, session=session)
+    status = SendStatus(registry)
+    if health is not None:
+        health.add("telegram", status.problem)
     sender = Sender(
         bot,
         db,
         managers_chat_id=settings.telegram_managers_chat_id,
         zone=settings.zone,
-        pacing=Pacing(
-            group_interval=settings.telegram_group_interval,
-            chat_interval=settings.telegram_chat_interval,
-        ),
+        budgets=Budgets(budget_rates(settings)),
+        status=status,
     )
     context = TelegramContext(
         db=db,
@@ -172,10 +194,12 @@ def build_telegram(
         pbx=dialers.megafon,
         messages=messages,
     )
-    notifier = None
-    if settings.telegram_managers_chat_id is not None:
-        notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake)
-        observers.add(notifier)
+    rules = AlertRules(
+        private=settings.telegram_private_alerts,
+        escalate_after=timedelta(minutes=settings.telegram_escalate_after),
+    )
+    notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
+    observers.add(notifier)
     return TelegramBot(
         bot=bot,
         dispatcher=build_dispatcher(context),

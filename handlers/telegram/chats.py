@@ -17,8 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from handlers.telegram import texts
 from handlers.telegram.context import TelegramContext
 from storage.models import Client, Manager
-from storage.telegram_models import TelegramDelivery, TelegramTopic
+from storage.telegram_models import TelegramTopic
 from storage.telegram_queries import move_client_rows, topic_of
+from storage.telegram_queue import Outgoing, enqueue
 from telephony.calls import append_dialog
 from telephony.chats import attach_phone, messenger_client, record_message
 from telephony.notify import ClientMessage
@@ -127,8 +128,9 @@ def _to_topic(
     """Queue a send into the client's topic, in the transaction that stored the dialog line."""
     if tg.managers_chat_id is None:
         return
-    session.add(
-        TelegramDelivery(
+    enqueue(
+        session,
+        Outgoing(
             target="topic",
             chat_id=tg.managers_chat_id,
             client_id=client_id,
@@ -137,7 +139,7 @@ def _to_topic(
             text=text,
             from_chat_id=from_chat_id,
             from_message_id=from_message_id,
-        )
+        ),
     )
 
 
@@ -170,8 +172,9 @@ async def manager_replied(
             await message.reply(texts.CANNOT_REPLY)
             return
         line = await record_message(session, client, _summary(message), "out")
-        session.add(
-            TelegramDelivery(
+        enqueue(
+            session,
+            Outgoing(
                 target="chat",
                 chat_id=int(client.external_id),
                 client_id=client.id,
@@ -179,7 +182,7 @@ async def manager_replied(
                 method="copy",
                 from_chat_id=message.chat.id,
                 from_message_id=message.message_id,
-            )
+            ),
         )
     tg.topics.wake()
 

@@ -174,3 +174,15 @@ def merged_away(link: str) -> str:
         "🔗 Клиент поделился номером: это наш клиент по телефону. "
         f"Переписка продолжается здесь: {link}"
     )
+
+
+def call_taken(manager: Manager) -> str:
+    """In the client's topic: who took the missed call."""
+    return f"✋ Пропущенный звонок взял(а): {escape(manager_name(manager))}"
+
+
+def already_taken(manager: Manager | None) -> str:
+    return f"Звонок уже взял(а): {manager_name(manager)}" if manager else "Звонок уже взяли"
+
+
+TAKEN = "Звонок ваш ✋"
