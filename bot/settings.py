@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     telegram_group_per_minute: float = Field(default=20, ge=0)
     telegram_group_burst: int = Field(default=5, ge=1)
     telegram_chat_per_second: float = Field(default=1, ge=0)
+    telegram_chat_burst: int = Field(default=3, ge=1)
     telegram_global_per_second: float = Field(default=30, ge=0)
+    # Only for tests and the bench against a fake Bot API with shorter windows: < 1 shrinks
+    # every budget window (0.01: a group's minute lasts 0.6 s).
+    telegram_time_scale: float = Field(default=1.0, gt=0, le=1)
     # The older settings, still accepted: seconds between two sends (0 = unpaced); when set
     # they replace the group / private chat budget with one of burst 1.
     telegram_group_interval: float | None = Field(default=None, ge=0)

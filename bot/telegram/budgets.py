@@ -26,7 +26,7 @@ class BudgetRates:
     group_per_minute: float = 20
     group_burst: float = 5
     chat_per_second: float = 1
-    chat_burst: float = 1
+    chat_burst: float = 3
     global_per_second: float = 30
     time_scale: float = 1.0
 
@@ -35,11 +35,13 @@ class BudgetRates:
     ) -> BudgetRates:
         """The older settings (seconds between two sends; 0 = unpaced) as budgets of burst 1."""
         rates = self
+        # Intervals are real seconds: undo the scale the rates get in `Budgets`.
+        scale = self.time_scale
         if group_interval is not None:
-            per_minute = 60 / group_interval + 1 if group_interval > 0 else 0
+            per_minute = 60 * scale / group_interval + 1 if group_interval > 0 else 0
             rates = replace(rates, group_per_minute=per_minute, group_burst=1)
         if chat_interval is not None:
-            per_second = 1 / chat_interval if chat_interval > 0 else 0
+            per_second = scale / chat_interval if chat_interval > 0 else 0
             rates = replace(rates, chat_per_second=per_second, chat_burst=1)
         return rates
 

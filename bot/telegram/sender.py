@@ -21,6 +21,10 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -29,6 +33,8 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import delete
 from sqlmodel import col
@@ -107,17 +113,14 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._depth_at = float("-inf")
+        bot.session.middleware(Budgeted(self))
 
     # --- one Bot API call within the budget -------------------------------------------------
 
     async def _api(self, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
-        await self.budgets.acquire(chat_id)
+        """The budget is taken (and a 429 cools the chat off) in `Budgeted`, for every call."""
         try:
             result = await call()
-        except TelegramRetryAfter as exc:
-            self.budgets.cool_off(chat_id, exc.retry_after)
-            self.status.retry_after(chat_id)
-            raise
         except TelegramUnauthorizedError:
             self.status.token_refused(True)
             raise
@@ -322,7 +325,7 @@ class Sender:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout)
         finally:
-            self.status.loop_running(False)
+            self.status.loop_running(False, stopping=self._stopping)
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:
         """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
@@ -603,3 +606,46 @@ def _merged(batch: list[TelegramDelivery]) -> tuple[str, InlineKeyboardMarkup | 
             )
     text = "\n\n".join(texts)
     return text, InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
+
+
+# Bot API methods that put something into a chat: they spend the chat's and the bot's budget.
+COUNTED = frozenset(
+    {
+        "sendMessage",
+        "copyMessage",
+        "forwardMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "createForumTopic",
+        "editForumTopic",
+        "closeForumTopic",
+        "reopenForumTopic",
+        "sendPhoto",
+        "sendDocument",
+    }
+)
+
+
+class Budgeted(BaseRequestMiddleware):
+    """Every Bot API call of the bot — the queue's sends and handlers' direct answers alike —
+    waits for its chat's budget, and a 429 cools that chat off."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        chat_id = getattr(method, "chat_id", None)
+        if method.__api_method__ not in COUNTED or not isinstance(chat_id, int):
+            return await make_request(bot, method)
+        await self.sender.budgets.acquire(chat_id)
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            self.sender.budgets.cool_off(chat_id, exc.retry_after)
+            self.sender.status.retry_after(chat_id)
+            raise

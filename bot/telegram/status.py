@@ -19,6 +19,7 @@ class SendStatus:
         registry = registry or CollectorRegistry()
         self._refused: bool | None = None
         self._running: bool | None = None
+        self._stopped = False
         self.deliveries = Counter(
             "trubka_telegram_deliveries",
             "Telegram deliveries settled, by outcome (failed: refused for good; dead: out of "
@@ -70,12 +71,13 @@ class SendStatus:
         self._refused = refused
         self.refused_gauge.set(1 if refused else 0)
 
-    def loop_running(self, running: bool) -> None:
+    def loop_running(self, running: bool, *, stopping: bool = False) -> None:
         if running == self._running:
             return
-        if not running and self._running:
+        if not running and self._running and not stopping:
             log.error("the Telegram send loop stopped: nothing more is sent")
         self._running = running
+        self._stopped = stopping
         self.running_gauge.set(1 if running else 0)
 
     def queue_depth(self, depth: dict[tuple[str, str], int]) -> None:
@@ -88,6 +90,6 @@ class SendStatus:
     async def problem(self) -> str | None:
         if self._refused:
             return "Telegram refuses the bot token (401 Unauthorized)"
-        if self._running is False:
+        if self._running is False and not self._stopped:
             return "the send loop is not running"
         return None

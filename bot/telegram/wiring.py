@@ -144,7 +144,9 @@ def budget_rates(settings: Settings) -> BudgetRates:
         group_per_minute=settings.telegram_group_per_minute,
         group_burst=settings.telegram_group_burst,
         chat_per_second=settings.telegram_chat_per_second,
+        chat_burst=settings.telegram_chat_burst,
         global_per_second=settings.telegram_global_per_second,
+        time_scale=settings.telegram_time_scale,
     )
     return rates.with_intervals(settings.telegram_group_interval, settings.telegram_chat_interval)
 
