@@ -12,7 +12,7 @@ from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, leads, megafon, novofon, ops
+from handlers.web import api, leads, managers_api, megafon, novofon, ops
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors
 from storage.db import Database
@@ -136,6 +136,7 @@ async def build_app(
     app.add_routes(megafon.routes)
     app.add_routes(novofon.routes)
     app.add_routes(api.routes)
+    app.add_routes(managers_api.routes)
     app.add_routes(ops.routes)
     app.add_routes(leads.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so

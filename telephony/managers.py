@@ -115,18 +115,31 @@ async def add_manager(
     return manager, True
 
 
+async def add_pbx_manager(session: AsyncSession, name: str) -> Manager:
+    """A manager without Telegram (the API): bound to a PBX identity next."""
+    manager = Manager(name=name, created_at=utcnow())
+    session.add(manager)
+    await session.flush()
+    return manager
+
+
 async def remove_manager(session: AsyncSession, telegram_user_id: int) -> bool:
     """Unbinds the Telegram account; a manager known to the PBX stays for the call history."""
     manager = await manager_by_telegram(session, telegram_user_id)
     if manager is None:
         return False
+    await retire_manager(session, manager)
+    return True
+
+
+async def retire_manager(session: AsyncSession, manager: Manager) -> None:
+    """Unbind Telegram; delete the row unless the PBX knows it (its calls keep their manager)."""
     if manager.pbx_login or manager.pbx_ext or manager.pbx_telnum:
         manager.telegram_user_id = None
         session.add(manager)
     else:
         await session.delete(manager)
     await session.flush()
-    return True
 
 
 async def bind_pbx(
