@@ -92,6 +92,15 @@ class Budgets:
                 return
             await asyncio.sleep(max(0.001, wait))
 
+    def spread(self, chat_id: int) -> float:
+        """Seconds between two alert messages to one private chat: its burst spread over a
+        second, so alerts arriving in a surge go merged in a few messages, not the first few
+        alone and the rest a whole refill later."""
+        rates = self.rates
+        if chat_id < 0 or rates.chat_per_second <= 0:
+            return 0.0
+        return rates.time_scale / (rates.chat_per_second * max(1.0, rates.chat_burst))
+
     def cool_off(self, chat_id: int, retry_after: float) -> None:
         """Telegram said 429: nothing more to that chat for `retry_after` (Telegram) seconds."""
         self._bucket(chat_id).cool_off(chat_id, retry_after * self.rates.time_scale)

@@ -113,6 +113,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._depth_at = float("-inf")
+        self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
         bot.session.middleware(Budgeted(self))
 
     # --- one Bot API call within the budget -------------------------------------------------
@@ -379,6 +380,9 @@ class Sender:
             head = fifo[0]
             due_in = (head.next_attempt_at - now).total_seconds()
             wait = max(due_in, self.budgets.wait_for(head.chat_id))
+            if head.lane == ALERT and head.target == "chat":
+                last = self._alerted.get(head.chat_id, float("-inf"))
+                wait = max(wait, last + self.budgets.spread(head.chat_id) - mono)
             if wait > 0:
                 next_due.append(mono + wait)
                 continue
@@ -422,6 +426,8 @@ class Sender:
                     continue
                 await queue.complete(self.db, batch, message_id)
                 self.status.delivered("sent", len(batch))
+                if row.lane == ALERT and row.target == "chat":
+                    self._alerted[row.chat_id] = time.monotonic()
                 return
             raise NotSentYet("the topic was deleted again")
         except TelegramRetryAfter as exc:
