@@ -132,6 +132,8 @@ async def run(calls: int, scale: float, *, fresh: bool = False) -> dict[str, flo
 
         async with ClientSession() as http:
             await asyncio.gather(*(ring(http, n, p) for n, p in enumerate(phones)))
+        await app[CONTEXT].inbox.drain()
+        applied = time.monotonic()  # every push stored and applied (sends queued)
 
         def done() -> bool:
             group = first_times(fake, GROUP, phones, "INCOMING")
@@ -152,6 +154,7 @@ async def run(calls: int, scale: float, *, fresh: bool = False) -> dict[str, flo
         "group_p99": pct([group[p] - pushed[p] for p in phones], 0.99),
         "refused": float(len(fake.refused)),
         "catch_up": max(group.values()) - start,
+        "applied": applied - start,
     }
     if private:
         result["private_p50"] = pct([private[p] - pushed[p] for p in phones], 0.5)
@@ -165,14 +168,14 @@ async def main(counts: list[int], scale: float) -> None:
     print(f"time unit: {unit}; known clients (topic exists), one responsible manager")
     print(
         f"{'N':>3} | {'private p50':>11} {'private p99':>11} | {'group p50':>9} {'group p99':>9}"
-        f" | {'429s':>4} | {'group catch-up':>14}"
+        f" | {'429s':>4} | {'group catch-up':>14} | {'pushes applied':>14}"
     )
     for calls in counts:
         r = await run(calls, scale)
         print(
             f"{calls:>3} | {r['private_p50']:>11.3f} {r['private_p99']:>11.3f} | "
             f"{r['group_p50']:>9.3f} {r['group_p99']:>9.3f} | {int(r['refused']):>4} | "
-            f"{r['catch_up']:>14.2f}"
+            f"{r['catch_up']:>14.2f} | {r['applied']:>14.2f}"
         )
     fresh = await run(1, scale, fresh=True)
     print(

@@ -72,9 +72,9 @@ class Budgets:
     def _bucket(self, chat_id: int) -> TokenBuckets:
         return self._group if chat_id < 0 else self._chat
 
-    def wait_for(self, chat_id: int) -> float:
-        """Seconds until one more send to `chat_id` fits both its chat's and the bot's budget."""
-        return max(self._bucket(chat_id).wait_for(chat_id), self._all.wait_for(_ALL))
+    def wait_for(self, chat_id: int, cost: float = 1.0) -> float:
+        """Seconds until `cost` more sends to `chat_id` fit its chat's and the bot's budget."""
+        return max(self._bucket(chat_id).wait_for(chat_id, cost), self._all.wait_for(_ALL, cost))
 
     def take(self, chat_id: int) -> bool:
         """Spend one send of `chat_id` if both budgets allow it now."""
@@ -91,6 +91,12 @@ class Budgets:
             if wait <= 0 and self.take(chat_id):
                 return
             await asyncio.sleep(max(0.001, wait))
+
+    def landed(self, chat_id: int, flight: float) -> None:
+        """A send took `flight` seconds: its tokens count from its end (Telegram counts them
+        on arrival), so two sends never land closer than the budget allows."""
+        self._bucket(chat_id).hold(chat_id, flight)
+        self._all.hold(_ALL, flight)
 
     def spread(self, chat_id: int) -> float:
         """Seconds between two alert messages to one private chat: its burst spread over a

@@ -183,19 +183,19 @@ class TopicNotifier:
         known: bool,
     ) -> int:
         responsible = people.responsible
-        on_duty = await _on_duty(session)
         added = 0
         if ringing:
             if known and responsible is not None and responsible.telegram_user_id is not None:
                 recipients = [responsible]
             else:
-                recipients = on_duty
+                recipients = await _on_duty(session)
             note = render_ringing(call, client, await client_source(session, client))
             for manager in recipients:
                 assert manager.telegram_user_id is not None
                 enqueue(session, _private(manager.telegram_user_id, call, client, ALERT, note))
                 added += 1
         elif self.rules.escalate_after > timedelta(0):
+            on_duty = await _on_duty(session)
             recipients = list(on_duty)
             if responsible is not None and responsible.telegram_user_id is not None:
                 recipients = [responsible, *(m for m in on_duty if m.id != responsible.id)]

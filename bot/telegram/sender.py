@@ -114,6 +114,10 @@ class Sender:
         self._stopping = False
         self._depth_at = float("-inf")
         self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
+        # Clients whose topic and card are known to stand: a send there is one call, not
+        # three (topic, card, message), so a delivery waits for as many tokens as it needs
+        # instead of blocking the pass (and other chats) halfway.
+        self._ready: set[int] = set()
         bot.session.middleware(Budgeted(self))
 
     # --- one Bot API call within the budget -------------------------------------------------
@@ -379,7 +383,8 @@ class Sender:
         ):
             head = fifo[0]
             due_in = (head.next_attempt_at - now).total_seconds()
-            wait = max(due_in, self.budgets.wait_for(head.chat_id))
+            cost = 1 if head.target != "topic" or head.client_id in self._ready else 3
+            wait = max(due_in, self.budgets.wait_for(head.chat_id, min(cost, self._burst(head))))
             if head.lane == ALERT and head.target == "chat":
                 last = self._alerted.get(head.chat_id, float("-inf"))
                 wait = max(wait, last + self.budgets.spread(head.chat_id) - mono)
@@ -388,6 +393,10 @@ class Sender:
                 continue
             return key, self._together(fifo)
         return None
+
+    def _burst(self, row: TelegramDelivery) -> float:
+        rates = self.budgets.rates
+        return rates.group_burst if row.chat_id < 0 else rates.chat_burst
 
     @staticmethod
     def _together(fifo: list[TelegramDelivery]) -> list[TelegramDelivery]:
@@ -505,6 +514,7 @@ class Sender:
             if topic is None:
                 raise NotSentYet("no managers' group or no client for the topic")
             chat_id, thread_id = topic.chat_id, topic.message_thread_id
+            self._ready.add(topic.client_id)  # (dropped again below if the topic is gone)
         for each in batch:
             each.sent_thread_id = thread_id
         try:
@@ -542,6 +552,7 @@ class Sender:
                 assert row.client_id is not None
                 log.info("topic %s of client %s is gone: re-creating", thread_id, row.client_id)
                 await self._forget_topic(row.client_id, thread_id)
+                self._ready.discard(row.client_id)
                 raise TopicGone from None
             raise
 
@@ -648,10 +659,14 @@ class Budgeted(BaseRequestMiddleware):
         chat_id = getattr(method, "chat_id", None)
         if method.__api_method__ not in COUNTED or not isinstance(chat_id, int):
             return await make_request(bot, method)
-        await self.sender.budgets.acquire(chat_id)
+        budgets = self.sender.budgets
+        await budgets.acquire(chat_id)
+        started = time.monotonic()
         try:
             return await make_request(bot, method)
         except TelegramRetryAfter as exc:
-            self.sender.budgets.cool_off(chat_id, exc.retry_after)
+            budgets.cool_off(chat_id, exc.retry_after)
             self.sender.status.retry_after(chat_id)
             raise
+        finally:
+            budgets.landed(chat_id, time.monotonic() - started)
