@@ -378,13 +378,21 @@ class Sender:
     ) -> tuple[tuple[str, int], list[TelegramDelivery]] | None:
         """The chat holding the most urgent lane whose head may go now, with what goes at once."""
         now, mono = utcnow(), time.monotonic()
+        saving: set[int] = set()  # chats whose budget a more urgent line is waiting for
         for key, fifo in sorted(
             fifos.items(), key=lambda kv: (min(r.lane for r in kv[1]), kv[1][0].id or 0)
         ):
             head = fifo[0]
             due_in = (head.next_attempt_at - now).total_seconds()
-            cost = 1 if head.target != "topic" or head.client_id in self._ready else 3
-            wait = max(due_in, self.budgets.wait_for(head.chat_id, min(cost, self._burst(head))))
+            if due_in > 0:  # a backoff: this line waits, it does not hold the chat's budget
+                next_due.append(mono + due_in)
+                continue
+            if head.chat_id in saving:
+                continue
+            budget = self.budgets.wait_for(head.chat_id, min(self._cost(head), self._burst(head)))
+            if budget > 0:
+                saving.add(head.chat_id)  # less urgent lines must not spend what this one needs
+            wait = budget
             if head.lane == ALERT and head.target == "chat":
                 last = self._alerted.get(head.chat_id, float("-inf"))
                 wait = max(wait, last + self.budgets.spread(head.chat_id) - mono)
@@ -393,6 +401,14 @@ class Sender:
                 continue
             return key, self._together(fifo)
         return None
+
+    def _cost(self, row: TelegramDelivery) -> int:
+        """Bot API calls the delivery makes: a topic not known to stand may need creating and
+        its card sending first; a card redraw edits the title and the card."""
+        if row.target != "topic":
+            return 1
+        extra = 0 if row.client_id in self._ready else 2
+        return extra + (2 if row.method == "card" else 1)
 
     def _burst(self, row: TelegramDelivery) -> float:
         rates = self.budgets.rates
