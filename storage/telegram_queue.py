@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import Call
-from storage.telegram_models import CallTaker, TelegramDelivery
+from storage.telegram_models import CallTaker, TelegramDelivery, TelegramTopic
 from storage.types import utcnow
 
 # Priority lanes, lower first: a ringing or missed call, then people's messages, then the
@@ -86,6 +86,18 @@ async def pending(db: Database, limit: int) -> list[TelegramDelivery]:
             .limit(limit)
         )
         return list((await session.exec(query)).all())
+
+
+async def ready_topics(db: Database, client_ids: set[int]) -> set[int]:
+    """Clients among `client_ids` whose topic stands with its card sent."""
+    if not client_ids:
+        return set()
+    async with db.session() as session:
+        query = select(TelegramTopic.client_id).where(
+            col(TelegramTopic.client_id).in_(client_ids),
+            col(TelegramTopic.card_message_id).is_not(None),
+        )
+        return set((await session.exec(query)).all())
 
 
 async def live_lines(db: Database, call_id: int | None, up_to: int) -> list[TelegramDelivery]:

@@ -114,7 +114,7 @@ class Sender:
         self._stopping = False
         self._depth_at = float("-inf")
         self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
-        # Clients whose topic and card are known to stand: a send there is one call, not
+        # Clients whose topic and card stand (read each pass): a send there is one call, not
         # three (topic, card, message), so a delivery waits for as many tokens as it needs
         # instead of blocking the pass (and other chats) halfway.
         self._ready: set[int] = set()
@@ -347,6 +347,8 @@ class Sender:
                         next_due.append(mono + (row.next_attempt_at - now).total_seconds())
                     continue
                 fifos.setdefault(_fifo(row), []).append(row)
+            topics = {key[1] for key in fifos if key[0] == "topic"}
+            self._ready = await queue.ready_topics(self.db, topics)
             sends = 0
             while fifos and sends < SENDS_PER_PASS and not self._stopping:
                 chosen = self._most_urgent(fifos, next_due)
