@@ -271,3 +271,27 @@ async def test_failed_deliveries_are_counted_in_metrics(
     metrics = await (await client.get("/metrics")).text()
     assert 'trubka_telegram_deliveries_total{outcome="failed"} 1.0' in metrics
     assert 'trubka_telegram_deliveries_total{outcome="sent"}' in metrics
+
+
+async def test_sends_waiting_when_the_process_stops_go_out_after_a_restart(
+    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+) -> None:
+    first = await make_client(db, **settings)
+    fake_telegram.fail("sendMessage", 502, "Bad Gateway")  # the card: everything waits
+    await replay(first, load("inbound_missed"))
+    await app_of(first)[TELEGRAM].sender.drain()  # tried once, backing off
+    await first.close()
+    assert not any(
+        c.method == "sendMessage" and "INCOMING" in str(c.params) for c in fake_telegram.calls
+    )
+
+    restarted = await make_client(db, **settings)
+    await flush(app_of(restarted))
+    thread = thread_of(fake_telegram, "+7 916 999-88-77")
+    topic = fake_telegram.texts_in(GROUP, thread)
+    assert topic[0].startswith("👤")
+    assert [w for w in ("INCOMING", "CANCELLED", "Missed") if any(w in t for t in topic)] == [
+        "INCOMING",
+        "CANCELLED",
+        "Missed",
+    ]
