@@ -140,7 +140,7 @@ async def test_a_missed_call_nobody_takes_is_escalated_and_who_takes_it_shows_in
 async def test_an_escalation_is_dropped_when_the_client_was_called_back(
     settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
 ) -> None:
-    client = await make_client(db, **settings, telegram_escalate_after=0.005)
+    client = await make_client(db, **settings, telegram_escalate_after=0.02)  # 1.2 s
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await feed(app, message(MANAGER, "/duty"))
@@ -158,7 +158,7 @@ async def test_an_escalation_is_dropped_when_the_client_was_called_back(
             ).all()
         return [row.status for row in rows]
 
-    await asyncio.sleep(0.4)  # the escalation is due now
+    await asyncio.sleep(1.3)  # the escalation is due now
     await flush(app)
     assert await settled() == ["dropped"]
     assert not any("ждёт" in t for t in private_texts(fake_telegram, MANAGER))
