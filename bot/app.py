@@ -17,7 +17,7 @@ from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, leads, megafon, novofon, openapi, ops
+from handlers.web import api, leads, managers_api, megafon, novofon, openapi, ops
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors, quiet_protocol_errors
@@ -186,6 +186,7 @@ async def build_app(
         app.add_routes(megafon.routes)
         app.add_routes(novofon.routes)
         app.add_routes(api.routes)
+        app.add_routes(managers_api.routes)
         app.add_routes(leads.routes)
         setup_reports(app, settings, database, scenarios.hours)  # /reports, /api/v1/reports
         openapi.setup(app)
@@ -198,7 +199,15 @@ async def build_app(
         # Imported only when used: aiogram's types take seconds to load.
         from bot.telegram.wiring import TELEGRAM, build_telegram
 
-        telegram = build_telegram(settings, database, observers, context.dialers, messages=messages)
+        telegram = build_telegram(
+            settings,
+            database,
+            observers,
+            context.dialers,
+            messages=messages,
+            health=context.health,
+            registry=context.metrics.registry,
+        )
         if telegram is not None:
             app[TELEGRAM] = telegram
             telegram.register(app, role, leadership)

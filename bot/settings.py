@@ -48,9 +48,24 @@ class Settings(BaseSettings):
     telegram_admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
-    # Seconds between two sends to one group (Telegram allows ≈20/min) and one private chat.
-    telegram_group_interval: float = Field(default=3.0, ge=0)
-    telegram_chat_interval: float = Field(default=1.0, ge=0)
+    # The send scheduler's budgets (Telegram: ≈20 sends a minute per group, edits included;
+    # ≈1 a second per private chat; ≈30 a second in all). 0 = unlimited.
+    telegram_group_per_minute: float = Field(default=20, ge=0)
+    telegram_group_burst: int = Field(default=5, ge=1)
+    telegram_chat_per_second: float = Field(default=1, ge=0)
+    telegram_chat_burst: int = Field(default=3, ge=1)
+    telegram_global_per_second: float = Field(default=30, ge=0)
+    # Only for tests and the bench against a fake Bot API with shorter windows: < 1 shrinks
+    # every budget window (0.01: a group's minute lasts 0.6 s).
+    telegram_time_scale: float = Field(default=1.0, gt=0, le=1)
+    # The older settings, still accepted: seconds between two sends (0 = unpaced); when set
+    # they replace the group / private chat budget with one of burst 1.
+    telegram_group_interval: float | None = Field(default=None, ge=0)
+    telegram_chat_interval: float | None = Field(default=None, ge=0)
+    # Private alerts: a ringing call to the responsible (known client) or on-duty managers.
+    telegram_private_alerts: bool = True
+    # Minutes after which a missed call nobody took is escalated privately with «Беру» (0 = off).
+    telegram_escalate_after: float = Field(default=10, ge=0)
 
     megafon_url: str | None = None
     megafon_api_key: SecretStr | None = None

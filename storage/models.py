@@ -47,6 +47,8 @@ class Manager(SQLModel, table=True):
     call_mode: str = Field(default="api", max_length=16)
     # Which PBX places this manager's calls in "api" mode: "megafon" or "novofon".
     call_provider: str = Field(default="megafon", max_length=16)
+    # On duty: gets private alerts about calls from unknown callers and missed-call escalations.
+    on_duty: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 

@@ -418,9 +418,3 @@ async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dic
         .group_by(visits.c.pool)
     )
     return {row.pool: row.n for row in await _rows(session, query)}
-
-
-async def pending_telegram_deliveries(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
-    return int((await _rows(session, query))[0][0])
-

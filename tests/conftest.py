@@ -32,7 +32,7 @@ from storage.migrate import upgrade
 from telephony import transaction_guard
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import FakeTelegram, Limits
 
 # Fixtures of the leads room (fake Roistat and Metrika, the app on a fake clock).
 pytest_plugins = ["tests.leads_harness"]
@@ -50,6 +50,7 @@ REQUIRE_POSTGRES = os.environ.get("TRUBKA_TEST_REQUIRE_POSTGRES") == "1" or bool
     os.environ.get("CI")
 )
 CRM_TOKEN = "test-crm-token"
+TELEGRAM_SCALE = 0.01
 API_TOKEN = "test-api-token"
 
 
@@ -253,8 +254,9 @@ def auth() -> dict[str, str]:
 
 @pytest.fixture
 async def fake_telegram() -> AsyncIterator[FakeTelegram]:
-    """A fake Bot API server (tests/fakes/telegram.py) over real HTTP."""
-    telegram = FakeTelegram()
+    """A fake Bot API server (tests/fakes/telegram.py) over real HTTP, enforcing Telegram's
+    limits on windows 100 times shorter (a group's minute lasts 0.6 s)."""
+    telegram = FakeTelegram(limits=Limits(scale=TELEGRAM_SCALE))
     server = TestServer(telegram.app())
     await server.start_server()
     telegram.url = str(server.make_url("")).rstrip("/")

@@ -234,7 +234,7 @@ async def test_metrics_show_pools_queue_and_latency_by_route(
     text = await (await seeded.get("/metrics")).text()
     assert 'trubka_tracking_pool_numbers{pool="direct"} 2.0' in text
     assert 'trubka_tracking_pool_live_leases{pool="search"} 0.0' in text
-    assert "trubka_telegram_queue_depth 1.0" in text
+    assert 'trubka_queue_backlog{queue="telegram"} 1.0' in text  # the Telegram queue's depth
     assert (
         'trubka_http_request_duration_seconds_count{method="GET",'
         'route="/api/v1/calls/{call_id}",status="200"} 2.0'

@@ -10,25 +10,31 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from bot import singletons
 from bot.roles import Role
 from bot.settings import ConfigurationError, Settings
+from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.guard import NoOpenSession
-from bot.telegram.notifier import TopicNotifier
-from bot.telegram.sender import Pacing, Sender
-from handlers.telegram import calls, chats, managers
+from bot.telegram.notifier import AlertRules, TopicNotifier
+from bot.telegram.sender import Sender
+from bot.telegram.status import SendStatus
+from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.dialing import Dialers
+from telephony.health import HealthChecks
 from telephony.notify import CallObservers, MessageObserver
 
 log = logging.getLogger("trubka.telegram")
@@ -43,6 +49,7 @@ def build_dispatcher(context: TelegramContext) -> Dispatcher:
     dispatcher.include_routers(
         managers.build_router(),
         calls.build_router(),
+        alerts.build_router(),
         chats.build_group_router(),
         chats.build_private_router(),
     )
@@ -176,6 +183,8 @@ class TelegramBot:
                 return  # stopped by stop_polling()
             except asyncio.CancelledError:
                 raise
+            except TelegramUnauthorizedError:
+                self.sender.status.token_refused(True)  # logged once, shown in /healthz
             except Exception as exc:
                 log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
@@ -190,6 +199,18 @@ def _secret(value: object) -> str | None:
     return getter() if getter is not None else None
 
 
+def budget_rates(settings: Settings) -> BudgetRates:
+    rates = BudgetRates(
+        group_per_minute=settings.telegram_group_per_minute,
+        group_burst=settings.telegram_group_burst,
+        chat_per_second=settings.telegram_chat_per_second,
+        chat_burst=settings.telegram_chat_burst,
+        global_per_second=settings.telegram_global_per_second,
+        time_scale=settings.telegram_time_scale,
+    )
+    return rates.with_intervals(settings.telegram_group_interval, settings.telegram_chat_interval)
+
+
 def build_telegram(
     settings: Settings,
     db: Database,
@@ -197,6 +218,8 @@ def build_telegram(
     dialers: Dialers,
     *,
     messages: MessageObserver | None = None,
+    health: HealthChecks | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -212,15 +235,16 @@ def build_telegram(
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(NoOpenSession())
     bot = Bot(token, session=session)
+    status = SendStatus(registry)
+    if health is not None:
+        health.add("telegram", status.problem)
     sender = Sender(
         bot,
         db,
         managers_chat_id=settings.telegram_managers_chat_id,
         zone=settings.zone,
-        pacing=Pacing(
-            group_interval=settings.telegram_group_interval,
-            chat_interval=settings.telegram_chat_interval,
-        ),
+        budgets=Budgets(budget_rates(settings)),
+        status=status,
     )
     context = TelegramContext(
         db=db,
@@ -233,10 +257,12 @@ def build_telegram(
         pbx=dialers.megafon,
         messages=messages,
     )
-    notifier = None
-    if settings.telegram_managers_chat_id is not None:
-        notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake)
-        observers.add(notifier)
+    rules = AlertRules(
+        private=settings.telegram_private_alerts,
+        escalate_after=timedelta(minutes=settings.telegram_escalate_after),
+    )
+    notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
+    observers.add(notifier)
     return TelegramBot(
         bot=bot,
         dispatcher=build_dispatcher(context),

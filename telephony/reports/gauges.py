@@ -12,7 +12,6 @@ from storage.db import Database
 from storage.report_queries import (
     live_leases,
     overloaded_visits_since,
-    pending_telegram_deliveries,
     pool_sizes,
 )
 from storage.types import utcnow
@@ -41,10 +40,6 @@ class ReportGauges:
             ["pool"],
             registry=registry,
         )
-        self.telegram_queue = Gauge(
-            "trubka_telegram_queue_depth", "Telegram deliveries waiting to be sent",
-            registry=registry,
-        )
 
     async def refresh(self) -> None:
         now = self._now()
@@ -52,11 +47,9 @@ class ReportGauges:
             sizes = await pool_sizes(session)
             live = await live_leases(session, now)
             overloaded = await overloaded_visits_since(session, now - timedelta(hours=1))
-            queue = await pending_telegram_deliveries(session)
         for pool in set(sizes) | set(live) | set(overloaded):
             size, held = sizes.get(pool, 0), live.get(pool, 0)
             self.numbers.labels(pool).set(size)
             self.live.labels(pool).set(held)
             self.utilisation.labels(pool).set(held / size if size else 0.0)
             self.overloaded.labels(pool).set(overloaded.get(pool, 0))
-        self.telegram_queue.set(queue)
