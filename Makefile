@@ -2,18 +2,24 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# `make run` installs Trubka alone; `make test` adds the test extras (pytest, mypy, Playwright…).
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 # The shipped scenarios run unless TRUBKA_SCENARIOS (environment or .env) or ./scenarios.yaml says otherwise.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	@if [ -z "$$TRUBKA_SCENARIOS" ] && [ ! -f scenarios.yaml ] && ! grep -qs '^TRUBKA_SCENARIOS=' .env; then \
 		export TRUBKA_SCENARIOS=examples/scenarios.yaml; fi; \
 	$(PY) -m bot serve

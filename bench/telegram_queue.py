@@ -1,4 +1,5 @@
-"""How fast the Telegram send queue drains against the fake Bot API (no pacing), on SQLite.
+"""How fast the Telegram send queue drains against the fake Bot API (no budgets, the fake's
+limits off), on SQLite.
 
     .venv/bin/python bench/telegram_queue.py [deliveries] [clients]
 
@@ -22,18 +23,19 @@ from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.telegram.sender import Pacing, Sender
+from bot.telegram.budgets import BudgetRates, Budgets
+from bot.telegram.sender import Sender
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.telegram_models import TelegramDelivery
+from storage.telegram_queue import Outgoing, enqueue
 from telephony.clients import create_client
-from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import TOKEN, FakeTelegram, Limits
 
 GROUP = -1001
 
 
 async def main(deliveries: int, clients: int) -> None:
-    fake = FakeTelegram()
+    fake = FakeTelegram(limits=Limits(enabled=False))  # the queue's own cost, not Telegram's
     server = TestServer(fake.app())
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
@@ -48,10 +50,16 @@ async def main(deliveries: int, clients: int) -> None:
                 assert client.id is not None
                 ids.append(client.id)
             for n in range(deliveries):
-                session.add(
-                    TelegramDelivery(chat_id=GROUP, client_id=ids[n % clients], text=f"note {n}")
+                enqueue(
+                    session,
+                    Outgoing(
+                        target="topic", chat_id=GROUP, client_id=ids[n % clients], text=f"note {n}"
+                    ),
                 )
-        sender = Sender(bot, db, managers_chat_id=GROUP, zone=ZoneInfo("UTC"), pacing=Pacing(0, 0))
+        unlimited = BudgetRates(group_per_minute=0, chat_per_second=0, global_per_second=0)
+        sender = Sender(
+            bot, db, managers_chat_id=GROUP, zone=ZoneInfo("UTC"), budgets=Budgets(unlimited)
+        )
         started = time.perf_counter()
         await sender.drain(include_waiting=True)
         queued = time.perf_counter() - started

@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot import singletons
 from bot.background import end_task
-from bot.leads import LEADS, ScenarioLeads, build_leads
+from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
+from bot.reports import setup_reports
+from bot.roles import Role
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, leads, megafon, novofon, ops
+from handlers.web import api, leads, managers_api, megafon, novofon, openapi, ops
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors, quiet_protocol_errors
@@ -33,6 +36,7 @@ from telephony.novofon import NovofonClient
 from telephony.novofon_events import RECORDING_JOB, RecordingFetcher, stored_pushes
 
 log = logging.getLogger("trubka")
+LEADERSHIP = web.AppKey("trubka_leadership", singletons.Leadership)
 
 class CallLog:
     """Logs every call change (ids and statuses only: no secrets, no personal data)."""
@@ -81,16 +85,25 @@ def novofon_client(settings: Settings) -> NovofonClient | None:
     )
 
 
+def check_files(settings: Settings) -> None:
+    """trubka.toml (every section) and the scenario file; ConfigurationError names the key."""
+    load_tracking(settings)
+    leads_config(settings)
+    load_scenario_settings(settings)
+
+
 async def build_app(
     settings: Settings,
     *,
     db: Database | None = None,
     migrate: bool = True,
     clock: Clock | None = None,
+    role: Role = Role.ALL,
 ) -> web.Application:
     """`db` may be given by tests (already migrated); otherwise it is made from the settings.
     `clock` drives the lead outbox's retry times, scenario waits and working hours (tests move
-    a fake one)."""
+    a fake one). `role` (serve --role) says whether HTTP routes and background loops run here;
+    the loops that must run once across processes are guarded by leases."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
     database = db or Database(settings.database_url)
@@ -120,6 +133,7 @@ async def build_app(
     )
     app[CONTEXT] = context
     context.health.add("inbox", inbox.health)
+    context.scrape_hooks.append(ops.queue_gauges(context))
     for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)
         context.health.add(shape.name, queue_health(database, shape, settings.queue_stuck_after))
     leads_room = build_leads(
@@ -158,15 +172,25 @@ async def build_app(
             await database.dispose()
 
     app.cleanup_ctx.append(lifetime)
-    setup_tracking(app, settings, tracking, database, observers)
+    # Leases are taken before any loop starts and given back after they all stopped.
+    leadership = singletons.Leadership(database)
+    app[LEADERSHIP] = leadership
+    app.cleanup_ctx.append(lambda _app: leadership.lifetime())
+    setup_tracking(app, settings, tracking, database, observers, http=role.http)
     # After tracking's observer: a call is attributed to its visit before leads decide on it.
     observers.add(leads_room.service)
-    app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
-    app.add_routes(megafon.routes)
-    app.add_routes(novofon.routes)
-    app.add_routes(api.routes)
+    if role.background:
+        leads_room.guard(leadership)
+        app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
+    if role.http:
+        app.add_routes(megafon.routes)
+        app.add_routes(novofon.routes)
+        app.add_routes(api.routes)
+        app.add_routes(managers_api.routes)
+        app.add_routes(leads.routes)
+        setup_reports(app, settings, database, scenarios.hours)  # /reports, /api/v1/reports
+        openapi.setup(app)
     app.add_routes(ops.routes)
-    app.add_routes(leads.routes)
     # Telegram (issue 3): None without TRUBKA_TELEGRAM_TOKEN. Appended after `lifetime`, so
     # its cleanup (stop polling, the send queue) runs before the PBX client and DB close.
     messages = MessageObservers()
@@ -175,10 +199,18 @@ async def build_app(
         # Imported only when used: aiogram's types take seconds to load.
         from bot.telegram.wiring import TELEGRAM, build_telegram
 
-        telegram = build_telegram(settings, database, observers, context.dialers, messages=messages)
+        telegram = build_telegram(
+            settings,
+            database,
+            observers,
+            context.dialers,
+            messages=messages,
+            health=context.health,
+            registry=context.metrics.registry,
+        )
         if telegram is not None:
             app[TELEGRAM] = telegram
-            telegram.register(app)
+            telegram.register(app, role, leadership)
     # Scenarios (issue 6): after Telegram, so the scheduler stops before the send queue.
     setup_scenarios(
         app,
@@ -195,5 +227,6 @@ async def build_app(
         registry=context.metrics.registry,
         clock=clock,
         lead_maker=ScenarioLeads(leads_room.service),
+        leadership=leadership if role.background else None,
     )
     return app

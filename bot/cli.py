@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
-from bot.commands import EXIT_FAILURE, EXIT_USAGE, Runner, call, db, inbox, outbox, pool, serve
+from bot import logs
+from bot.commands import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    Runner,
+    call,
+    db,
+    demo,
+    inbox,
+    outbox,
+    pool,
+    serve,
+)
 from bot.settings import ConfigurationError, load_settings
 
 # Each module adds its own subcommand; a new command is a new module listed here.
-COMMANDS = (serve, db, call, pool, outbox, inbox)
+COMMANDS = (serve, db, call, pool, outbox, inbox, demo)
+
+
+def trubka_version() -> str:
+    try:
+        return version("trubka")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="trubka", description="Telephony, Telegram managers and lead analytics in one service."
     )
+    root.add_argument("--version", action="version", version=f"trubka {trubka_version()}")
     commands = root.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.register(commands)
@@ -26,12 +46,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure()
     run: Runner = args.run
     try:
-        return run(load_settings(), args)
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
+        return run(settings, args)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,6 +15,9 @@ from pydantic import BaseModel, ValidationError
 from bot.settings import ConfigurationError, Settings
 
 DEFAULT_PATH = Path("trubka.toml")
+# Every top-level section some part of Trubka reads; any other name is a typo (`[trackng]`)
+# and stops the start instead of being ignored. A new concern adds its section here.
+SECTIONS = frozenset({"tracking", "leads"})
 Section = TypeVar("Section", bound=BaseModel)
 
 
@@ -53,4 +56,9 @@ def load_file_config(settings: Settings) -> FileConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"TRUBKA_CONFIG: {path} is not valid TOML: {exc}") from None
+    if unknown := sorted(set(data) - SECTIONS):
+        raise ConfigurationError(
+            f"TRUBKA_CONFIG: {path}: unknown section(s) {', '.join(f'[{n}]' for n in unknown)}; "
+            f"known: {', '.join(f'[{n}]' for n in sorted(SECTIONS))}"
+        )
     return FileConfig(data, path)

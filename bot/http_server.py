@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -73,14 +74,14 @@ class HttpRunner(web.AppRunner):
         return server
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM, then stop gracefully (the app's cleanup runs)."""
+async def serve(app: web.Application, sock: socket.socket) -> None:
+    """Serve on a bound socket until SIGINT or SIGTERM, then stop gracefully (the app's
+    cleanup runs)."""
     runner = HttpRunner(app)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=10.0)
-        await site.start()
-        log.info("serving on http://%s:%d", host, port)
+        await web.SockSite(runner, sock, shutdown_timeout=10.0).start()
+        log.info("serving on http://%s:%d", *sock.getsockname()[:2])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from bot import singletons
 from bot.config import FileConfig, load_file_config
 from bot.settings import Settings
 from storage.db import Database
@@ -57,7 +58,29 @@ class Leads:
     metrics: LeadMetrics
     roistat: roistat.RoistatClient | None = None
     metrika: metrika.MetrikaBatcher | None = None
+    sweep_guard: singletons.LeaseGuard | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def guard(self, leadership: singletons.Leadership) -> None:
+        """Several processes: one sweeps (at start and whenever the lease changes hands, so
+        calls a dead process left undecided are decided); one uploads to Metrika. The outbox
+        is shared (rows claimed with SKIP LOCKED)."""
+        self.sweep_guard = leadership.guard(singletons.LEADS_SWEEP)
+        self.sweep_guard.on_gain(self._sweep_soon)
+        if self.metrika is not None:
+            guard = leadership.guard(singletons.METRIKA_BATCHES)
+            self.metrika.gate = guard.held
+
+    def _sweep_soon(self) -> None:
+        if self.config.workers:
+            self._tasks.append(asyncio.create_task(self._sweep(), name="leads-sweep"))
+
+    async def _sweep(self) -> None:
+        try:
+            if decided := await self.service.sweep():
+                log.info("decided %s call(s) the last run left undecided", decided)
+        except Exception:
+            log.exception("sweeping undecided calls failed")
 
     def start(self) -> None:
         if not self.config.workers:
@@ -83,12 +106,8 @@ class Leads:
             await self.metrika.client.close()
 
     async def lifetime(self) -> AsyncIterator[None]:
-        if self.config.workers:
-            try:
-                if decided := await self.service.sweep():
-                    log.info("decided %s call(s) the last run left undecided", decided)
-            except Exception:
-                log.exception("sweeping undecided calls failed")
+        if self.config.workers and self.sweep_guard is None:
+            await self._sweep()
         self.start()
         yield
         await self.stop()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "TRUBKA_"
+ENV_FILE = ".env"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _http_url(value: str | None) -> str | None:
@@ -24,7 +28,7 @@ def _http_url(value: str | None) -> str | None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
     )
@@ -44,9 +48,24 @@ class Settings(BaseSettings):
     telegram_admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
-    # Seconds between two sends to one group (Telegram allows ≈20/min) and one private chat.
-    telegram_group_interval: float = Field(default=3.0, ge=0)
-    telegram_chat_interval: float = Field(default=1.0, ge=0)
+    # The send scheduler's budgets (Telegram: ≈20 sends a minute per group, edits included;
+    # ≈1 a second per private chat; ≈30 a second in all). 0 = unlimited.
+    telegram_group_per_minute: float = Field(default=20, ge=0)
+    telegram_group_burst: int = Field(default=5, ge=1)
+    telegram_chat_per_second: float = Field(default=1, ge=0)
+    telegram_chat_burst: int = Field(default=3, ge=1)
+    telegram_global_per_second: float = Field(default=30, ge=0)
+    # Only for tests and the bench against a fake Bot API with shorter windows: < 1 shrinks
+    # every budget window (0.01: a group's minute lasts 0.6 s).
+    telegram_time_scale: float = Field(default=1.0, gt=0, le=1)
+    # The older settings, still accepted: seconds between two sends (0 = unpaced); when set
+    # they replace the group / private chat budget with one of burst 1.
+    telegram_group_interval: float | None = Field(default=None, ge=0)
+    telegram_chat_interval: float | None = Field(default=None, ge=0)
+    # Private alerts: a ringing call to the responsible (known client) or on-duty managers.
+    telegram_private_alerts: bool = True
+    # Minutes after which a missed call nobody took is escalated privately with «Беру» (0 = off).
+    telegram_escalate_after: float = Field(default=10, ge=0)
 
     megafon_url: str | None = None
     megafon_api_key: SecretStr | None = None
@@ -79,6 +98,8 @@ class Settings(BaseSettings):
     # or a durable queue's oldest due item did (the Telegram queue is paced, so it gets longer).
     inbox_stuck_after: float = Field(default=60.0, gt=0)
     queue_stuck_after: float = Field(default=900.0, gt=0)
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
@@ -99,6 +120,13 @@ class Settings(BaseSettings):
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError("must be one of " + ", ".join(LOG_LEVELS))
+        return value.upper()
 
     @field_validator("timezone")
     @classmethod
@@ -125,13 +153,40 @@ class ConfigurationError(Exception):
     """A setting is set but invalid; the message names the environment variable."""
 
 
+def variable(field: str) -> str:
+    """The environment variable of a settings field: `megafon_url` → `TRUBKA_MEGAFON_URL`."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+KNOWN_VARIABLES = frozenset(variable(name) for name in Settings.model_fields)
+
+
+def unknown_dotenv_variables(path: Path) -> list[str]:
+    """TRUBKA_* names in a `.env` file that no setting reads (a typo would be silently ignored).
+    TRUBKA_TEST_* belong to the test suite."""
+    if not path.is_file():
+        return []
+    names = dotenv_values(path).keys()
+    return sorted(
+        name
+        for name in names
+        if name.upper().startswith(ENV_PREFIX)
+        and not name.upper().startswith(f"{ENV_PREFIX}TEST_")
+        and name.upper() not in KNOWN_VARIABLES
+    )
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings, turning pydantic's report into one message naming each bad variable."""
+    if unknown := unknown_dotenv_variables(Path(ENV_FILE)):
+        raise ConfigurationError(
+            f"{ENV_FILE}: unknown setting(s) {', '.join(unknown)} (see .env.example for every name)"
+        )
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+            problems.append(f"{variable(field)}: {error['msg']}")
         raise ConfigurationError("; ".join(problems)) from None

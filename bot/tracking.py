@@ -34,13 +34,16 @@ def setup_tracking(
     config: TrackingConfig,
     db: Database,
     observers: CallObservers,
+    *,
+    http: bool = True,
 ) -> None:
     script = render_tracker(config, settings.public_url).encode("utf-8")
     app[tracking_web.TRACKING] = tracking_web.TrackingWeb(
         config=config, script=script, budget=RequestBudget(config.limits)
     )
-    app.middlewares.append(tracking_web.cors)
-    app.add_routes(tracking_web.routes)
+    if http:
+        app.middlewares.append(tracking_web.cors)
+        app.add_routes(tracking_web.routes)
     if not config.enabled:
         return
     observers.add(TrackingAttributor(db, config))

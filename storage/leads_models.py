@@ -72,6 +72,8 @@ class OutboxItem(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("sink", "key", name="uq_outbox_sink_key"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The leads report counts deliveries of a period by sink and state (covering).
+        Index("ix_outbox_created_at", "created_at", "sink", "status", "attempts"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -47,6 +47,8 @@ class Manager(SQLModel, table=True):
     call_mode: str = Field(default="api", max_length=16)
     # Which PBX places this manager's calls in "api" mode: "megafon" or "novofon".
     call_provider: str = Field(default="megafon", max_length=16)
+    # On duty: gets private alerts about calls from unknown callers and missed-call escalations.
+    on_duty: bool = Field(default=False)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
@@ -114,6 +116,11 @@ class Call(SQLModel, table=True):
     """One conversation with a client, merged from all its legs and pushes."""
 
     __tablename__ = "calls"
+    __table_args__ = (
+        # Reports read calls by time, and a caller's calls before or after a moment.
+        Index("ix_calls_started_at", "started_at"),
+        Index("ix_calls_phone_started_at", "phone", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(default="megafon", max_length=16)
@@ -266,10 +273,17 @@ class CallAttribution(SQLModel, table=True):
     ga_client_id: str | None = Field(default=None, max_length=100)
     landing_url: str | None = Field(default=None, sa_type=Text)
     referrer: str | None = Field(default=None, sa_type=Text)
+    # How sure the match is (telephony.tracking.confidence): exact / probable / channel;
+    # None on rows written before it was recorded. `matched_by` says why, `candidate_visits`
+    # (JSON list of visit ids, newest first) the visits that held or recently held the number.
+    confidence: str | None = Field(default=None, max_length=16)
+    matched_by: str | None = Field(default=None, max_length=16)
+    candidate_visits: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
 import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)
 import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
 from storage import leads_models as _leads_models  # noqa: E402, F401
+from storage import leases as _leases  # noqa: E402, F401  (worker leases, issue 14)
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

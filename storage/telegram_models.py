@@ -63,11 +63,14 @@ class TelegramDelivery(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("calls.id", ondelete="SET NULL"), nullable=True),
     )
     method: str = Field(default="send", max_length=8)
+    # Priority lane (storage.telegram_queue: 0 alerts … 3 cards): lower goes first.
+    lane: int = Field(default=1)
     text: str = Field(default="", sa_type=Text)
     reply_markup: str | None = Field(default=None, sa_type=Text)  # JSON
     from_chat_id: int | None = Field(default=None, sa_type=BigInteger)
     from_message_id: int | None = None
-    # "pending" → "sent", or "failed" once Telegram refuses for good (blocked, bad request).
+    # "pending" → "sent", or "failed" once Telegram refuses for good (blocked, bad request),
+    # or "dropped" when it is no longer needed (an escalation of a call someone took).
     status: str = Field(default="pending", max_length=8)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
@@ -77,3 +80,18 @@ class TelegramDelivery(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CallTaker(SQLModel, table=True):
+    """Who took a missed call («Беру» in a private escalation): one manager per call."""
+
+    __tablename__ = "call_takers"
+
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    )
+    manager_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("managers.id", ondelete="SET NULL"), nullable=True),
+    )
+    taken_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)

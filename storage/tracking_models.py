@@ -18,6 +18,8 @@ class TrackingVisit(SQLModel, table=True):
     """A visit to the site as the tracker reported it; its id lives in a first-party cookie."""
 
     __tablename__ = "tracking_visits"
+    # Pool reports count a period's visits per pool and find those never given a number.
+    __table_args__ = (Index("ix_tracking_visits_created_pool", "created_at", "pool", "id"),)
 
     id: str = Field(primary_key=True, max_length=64)
     pool: str | None = Field(default=None, max_length=100)
@@ -69,6 +71,8 @@ class TrackingLease(SQLModel, table=True):
         # Live leases per address and per network (the caps against draining the pool).
         Index("ix_tracking_leases_address_ends", "address", "ends_at"),
         Index("ix_tracking_leases_network_ends", "network", "ends_at"),
+        # Pool utilisation reads the leases of a time range: covering, no table lookups.
+        Index("ix_tracking_leases_started_at", "started_at", "ends_at", "pool"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import update
@@ -10,15 +12,84 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Client, Manager
 from storage.types import utcnow
+from telephony.megafon import PROVIDER as MEGAFON
+from telephony.novofon import PROVIDER as NOVOFON
+from telephony.phones import Extension, InvalidPhone, parse_party
 
 CallMode = Literal["disabled", "app", "api"]
 CALL_MODES: tuple[CallMode, ...] = ("disabled", "app", "api")
+PROVIDERS = (MEGAFON, NOVOFON)
+_PROVIDER_WORDS = {
+    "megafon": MEGAFON,
+    "мегафон": MEGAFON,
+    "novofon": NOVOFON,
+    "новофон": NOVOFON,
+    "zadarma": NOVOFON,
+}
+
+
+@dataclass(frozen=True)
+class PbxIdentity:
+    """Who a manager is on which PBX: a login (MegaFon only), an extension or a number."""
+
+    provider: str
+    login: str | None = None
+    ext: str | None = None
+    telnum: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return self.login or self.ext or self.telnum or ""
+
+
+class ProviderNeeded(ValueError):
+    """Both PBXs are configured and the input names none: ask which (`choices`)."""
+
+    def __init__(self, raw: str, choices: Sequence[str]) -> None:
+        super().__init__(f"which PBX is {raw!r} on: {' or '.join(choices)}?")
+        self.raw = raw
+        self.choices = tuple(choices)
+
+
+def parse_pbx_identity(raw: str, configured: Sequence[str]) -> PbxIdentity:
+    """`megafon andy`, `novofon 100`, or just `andy` / `100` when one PBX is configured.
+
+    Raises ProviderNeeded when both are configured and the input names neither, ValueError for
+    input no PBX accepts (empty, a login for Novofon, which has none).
+    """
+    words = raw.split()
+    if not words:
+        raise ValueError("give a PBX login, extension or number")
+    provider = _PROVIDER_WORDS.get(words[0].lower())
+    if provider is not None:
+        words = words[1:]
+        if not words:
+            raise ValueError(f"give a login, extension or number after {provider}")
+    given = " ".join(words)
+    if provider is None:
+        if len(configured) > 1:
+            raise ProviderNeeded(given, [p for p in PROVIDERS if p in configured])
+        provider = configured[0] if configured else MEGAFON
+    try:
+        party = parse_party(given)
+    except InvalidPhone:
+        if provider == NOVOFON:
+            raise ValueError("Novofon has no logins: give an extension (100) or a number") from None
+        return PbxIdentity(provider, login=given)
+    if isinstance(party, Extension):
+        return PbxIdentity(provider, ext=party.number)
+    return PbxIdentity(provider, telnum=party)
 
 
 async def manager_by_telegram(session: AsyncSession, telegram_user_id: int) -> Manager | None:
     return (
         await session.exec(select(Manager).where(Manager.telegram_user_id == telegram_user_id))
     ).first()
+
+
+async def all_managers(session: AsyncSession) -> list[Manager]:
+    """Every manager, PBX-only rows made by calls included (the API lists them all)."""
+    return list((await session.exec(select(Manager).order_by(col(Manager.id)))).all())
 
 
 async def list_managers(session: AsyncSession) -> list[Manager]:
@@ -44,18 +115,31 @@ async def add_manager(
     return manager, True
 
 
+async def add_pbx_manager(session: AsyncSession, name: str) -> Manager:
+    """A manager without Telegram (the API): bound to a PBX identity next."""
+    manager = Manager(name=name, created_at=utcnow())
+    session.add(manager)
+    await session.flush()
+    return manager
+
+
 async def remove_manager(session: AsyncSession, telegram_user_id: int) -> bool:
     """Unbinds the Telegram account; a manager known to the PBX stays for the call history."""
     manager = await manager_by_telegram(session, telegram_user_id)
     if manager is None:
         return False
+    await retire_manager(session, manager)
+    return True
+
+
+async def retire_manager(session: AsyncSession, manager: Manager) -> None:
+    """Unbind Telegram; delete the row unless the PBX knows it (its calls keep their manager)."""
     if manager.pbx_login or manager.pbx_ext or manager.pbx_telnum:
         manager.telegram_user_id = None
         session.add(manager)
     else:
         await session.delete(manager)
     await session.flush()
-    return True
 
 
 async def bind_pbx(
@@ -66,8 +150,10 @@ async def bind_pbx(
     ext: str | None = None,
     telnum: str | None = None,
     name: str | None = None,
+    provider: str | None = None,
 ) -> Manager:
-    """Bind a PBX identity. A row the PBX's calls already made for that login absorbs this one.
+    """Bind a PBX identity on `provider` (the PBX the manager's calls then go through).
+    A row the PBX's calls already made for that login absorbs this one.
 
     Calls create a manager row per PBX login (the responsible manager); binding the Telegram
     account to that row keeps the clients it is responsible for.
@@ -92,6 +178,10 @@ async def bind_pbx(
                 pbx_row.name = manager.name  # the login says less than the person's name
             target = pbx_row
     target.pbx_login, target.pbx_ext, target.pbx_telnum = login, ext, telnum
+    if provider is not None:
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown PBX {provider!r}: {' or '.join(PROVIDERS)}")
+        target.call_provider = provider
     if name:
         target.name = name
     session.add(target)
@@ -101,6 +191,27 @@ async def bind_pbx(
 
 async def set_call_mode(session: AsyncSession, manager: Manager, mode: CallMode) -> Manager:
     manager.call_mode = mode
+    session.add(manager)
+    await session.flush()
+    return manager
+
+
+async def bind_identity(
+    session: AsyncSession, manager: Manager, identity: PbxIdentity, *, name: str | None = None
+) -> Manager:
+    return await bind_pbx(
+        session,
+        manager,
+        login=identity.login,
+        ext=identity.ext,
+        telnum=identity.telnum,
+        name=name,
+        provider=identity.provider,
+    )
+
+
+async def set_on_duty(session: AsyncSession, manager: Manager, on_duty: bool) -> Manager:
+    manager.on_duty = on_duty
     session.add(manager)
     await session.flush()
     return manager

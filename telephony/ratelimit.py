@@ -98,6 +98,13 @@ class TokenBuckets:
             self._forget_full(now)
         return True
 
+    def hold(self, key: object, seconds: float) -> None:
+        """Start `key`'s refill `seconds` later: a request taken before it went out counts from
+        when the upstream got it (somewhere in its flight), so spacing never shrinks."""
+        if key in self._tokens:
+            tokens, since = self._tokens[key]
+            self._tokens[key] = (tokens, since + seconds)
+
     def cool_off(self, key: object, seconds: float) -> None:
         """The upstream refused (429 retry_after): nothing for `key` for `seconds`, then an
         empty bucket that refills at the normal rate."""

@@ -32,7 +32,7 @@ from storage.migrate import upgrade
 from telephony import transaction_guard
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import FakeTelegram, Limits
 
 # Fixtures of the leads room (fake Roistat and Metrika, the app on a fake clock).
 pytest_plugins = ["tests.leads_harness"]
@@ -50,6 +50,7 @@ REQUIRE_POSTGRES = os.environ.get("TRUBKA_TEST_REQUIRE_POSTGRES") == "1" or bool
     os.environ.get("CI")
 )
 CRM_TOKEN = "test-crm-token"
+TELEGRAM_SCALE = 0.01
 API_TOKEN = "test-api-token"
 
 
@@ -61,11 +62,14 @@ def _no_network_inside_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see only the settings they give, not the developer's TRUBKA_* variables."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests see only the settings they give, not the developer's TRUBKA_* variables, nor the
+    `./trubka.toml`, `./.env` and `./scenarios.yaml` of the folder `make test` runs in: each
+    test (and each `trubka` it starts) runs in its own empty folder."""
     for name in list(os.environ):
         if name.startswith("TRUBKA_") and not name.startswith("TRUBKA_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 def _run_blocking(factory: Callable[[], Awaitable[Any]]) -> Any:
@@ -250,8 +254,9 @@ def auth() -> dict[str, str]:
 
 @pytest.fixture
 async def fake_telegram() -> AsyncIterator[FakeTelegram]:
-    """A fake Bot API server (tests/fakes/telegram.py) over real HTTP."""
-    telegram = FakeTelegram()
+    """A fake Bot API server (tests/fakes/telegram.py) over real HTTP, enforcing Telegram's
+    limits on windows 100 times shorter (a group's minute lasts 0.6 s)."""
+    telegram = FakeTelegram(limits=Limits(scale=TELEGRAM_SCALE))
     server = TestServer(telegram.app())
     await server.start_server()
     telegram.url = str(server.make_url("")).rstrip("/")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from telephony.ratelimit import TokenBuckets
 
 
@@ -51,3 +53,14 @@ def test_idle_keys_are_forgotten() -> None:
     clock.now += 2
     buckets.take("one more")
     assert len(buckets._tokens) < 4100
+
+
+def test_a_hold_counts_the_refill_from_when_a_request_landed() -> None:
+    clock = FakeClock()
+    buckets = TokenBuckets(rate=1, burst=1, clock=clock)
+    assert buckets.take("chat") is True
+    clock.now += 0.3  # the request's flight
+    buckets.hold("chat", 0.3)
+    assert buckets.wait_for("chat") == pytest.approx(1.0)  # a full second after it landed
+    buckets.hold("unknown", 5)  # a key never taken has nothing to hold
+    assert buckets.take("unknown") is True

@@ -3,6 +3,7 @@ leases, the least-recently-released queue, grace, returning visitors, attributio
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,16 +43,16 @@ async def tracked(any_db: Database) -> tuple[Database, TrackingConfig]:
 
 
 async def call_to(
-    db: Database, cfg: TrackingConfig, number: str, when: datetime
+    db: Database, cfg: TrackingConfig, number: str, when: datetime, phone: str = "79161234567"
 ) -> CallAttribution | None:
-    """A stored inbound call that came in on `number` at `when`, attributed."""
+    """A stored inbound call from `phone` that came in on `number` at `when`, attributed."""
     async with db.session() as session:
-        client, _ = await match_or_create_client(session, "79161234567")
+        client, _ = await match_or_create_client(session, phone)
         call = Call(
             provider="megafon",
             callid=f"c-{number}-{when.timestamp()}",
             direction="in",
-            phone="79161234567",
+            phone=phone,
             client_id=client.id,
             diversion=number,
             started_at=when,
@@ -159,6 +160,9 @@ async def test_a_call_belongs_to_the_lease_that_held_the_number_then(
     assert during is not None and after is not None
     assert during.visit_id == after.visit_id == a.visit_id
     assert during.channel_level is False
+    # Page open and nobody else near the number: exact; after the page closed: probable.
+    assert (during.confidence, during.matched_by) == ("exact", "lease")
+    assert (after.confidence, after.matched_by) == ("probable", "grace")
     assert (during.utm_source, during.utm_campaign, during.yclid) == ("yandex", "spring", "777")
     assert during.metrika_client_id == "111" and during.source == "Яндекс.Директ"
     # C takes n1 once both earlier leases ended (released longest ago): calls go to C now.
@@ -166,10 +170,19 @@ async def test_a_call_belongs_to_the_lease_that_held_the_number_then(
     assert c.number == n1
     to_c = await call_to(db, cfg, n1, at(710))
     assert to_c is not None and to_c.visit_id == c.visit_id
-    # B's number after B's grace ran out: only the pool's source is known.
-    late = await call_to(db, cfg, b.number, at(1 + 90 + 1800 + 5))
+    # C's page is open: exact; A's grace still runs, so both are listed as candidates.
+    assert (to_c.confidence, to_c.matched_by) == ("exact", "lease")
+    assert json.loads(to_c.candidate_visits or "[]") == [c.visit_id, a.visit_id]
+    # B's number after B's grace ran out, a new caller: only the pool's source is known.
+    late = await call_to(db, cfg, b.number, at(1 + 90 + 1800 + 5), phone="79169990000")
     assert late is not None and late.channel_level is True and late.visit_id is None
     assert late.source == "Яндекс.Директ"
+    assert (late.confidence, late.matched_by) == ("channel", "pool")
+    # The caller of the earlier calls, on the same lapsed number: their last visit (C).
+    returning = await call_to(db, cfg, b.number, at(1 + 90 + 1800 + 9))
+    assert returning is not None and returning.visit_id == c.visit_id
+    assert (returning.confidence, returning.matched_by) == ("probable", "returning")
+    assert returning.channel_level is False and returning.utm_campaign == "spring"
 
 
 async def test_static_default_and_foreign_numbers(tracked: tuple[Database, TrackingConfig]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from bot import preflight
 from bot.commands import EXIT_OK, Subparsers
 from bot.settings import Settings
 from storage.db import Database
@@ -26,6 +27,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def run_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    preflight.check_database(settings.database_url)
     asyncio.run(_upgrade(settings))
     print("database is up to date")
     return EXIT_OK

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Client
-from storage.telegram_models import TelegramDelivery
+from storage.telegram_queue import Outgoing, enqueue
 from telephony.calls import append_dialog
 from telephony.chats import record_message
 
@@ -42,26 +42,26 @@ async def queue_client_message(
     Managers see in the client's topic what the bot sent."""
     assert client.id is not None and client.external_id is not None
     line = await record_message(session, client, text, "out")
-    session.add(
-        TelegramDelivery(
+    enqueue(
+        session,
+        Outgoing(
             target="chat",
             chat_id=int(client.external_id),
             client_id=client.id,
             dialog_message_id=line.id,
-            method="send",
             text=html.escape(text, quote=False),
-        )
+        ),
     )
     if outlet.managers_chat_id is not None:
-        session.add(
-            TelegramDelivery(
+        enqueue(
+            session,
+            Outgoing(
                 target="topic",
                 chat_id=outlet.managers_chat_id,
                 client_id=client.id,
-                method="send",
                 text=f"🤖 Сценарий «{html.escape(rule)}» → клиенту:\n"
                 + html.escape(text, quote=False),
-            )
+            ),
         )
 
 
@@ -74,13 +74,13 @@ async def queue_topic_note(
     if outlet is None or outlet.managers_chat_id is None:
         log.warning("notify_managers: no Telegram managers' group; the note is in the dialog only")
         return
-    session.add(
-        TelegramDelivery(
+    enqueue(
+        session,
+        Outgoing(
             target="topic",
             chat_id=outlet.managers_chat_id,
             client_id=client.id,
             dialog_message_id=line.id,
-            method="send",
             text=html.escape(text, quote=False),
-        )
+        ),
     )

@@ -15,7 +15,7 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -132,6 +132,7 @@ class ScenarioEngine:
         self.metrics = metrics or ScenarioMetrics(CollectorRegistry())
         self._lock = asyncio.Lock()
         self.worker = Worker("scenario-scheduler", self._step, idle_poll=IDLE_POLL)
+        self.gate: Callable[[], bool] = lambda: True
 
     # --- triggers ------------------------------------------------------------------------
 
@@ -246,6 +247,8 @@ class ScenarioEngine:
                     ran += 1
 
     async def _step(self) -> float | None:
+        if not self.gate():  # another process holds the "scenario-scheduler" lease
+            return None
         await self.run_due()
         due = await next_due(self.db)
         return None if due is None else max(0.05, (due - self.clock.now()).total_seconds())

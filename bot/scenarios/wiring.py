@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.engine import ScenarioEngine, ScenarioMetrics
 from bot.settings import ConfigurationError, Settings
+from bot.singletons import SCENARIO_SCHEDULER, Leadership
 from storage.db import Database
 from telephony.clock import Clock, SystemClock
 from telephony.megafon import MegafonClient
@@ -53,7 +54,10 @@ def setup_scenarios(
     registry: CollectorRegistry,
     lead_maker: LeadMaker,
     clock: Clock | None = None,
+    leadership: Leadership | None = None,
 ) -> ScenarioEngine:
+    """`leadership` None: no scheduler loop here (`serve --role web`); else it runs while this
+    process holds the "scenario-scheduler" lease."""
     engine = ScenarioEngine(
         db,
         scenarios,
@@ -72,6 +76,12 @@ def setup_scenarios(
 
     if scenarios.path is not None:
         log.info("scenarios: %d rules from %s", len(scenarios.rules), scenarios.path)
+
+    if leadership is None:
+        return engine
+    guard = leadership.guard(SCENARIO_SCHEDULER)
+    engine.gate = guard.held
+    guard.on_gain(engine.wake)
 
     async def scheduler(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(engine.run(), name="scenario-scheduler")

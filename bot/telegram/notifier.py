@@ -1,9 +1,11 @@
-"""The dialog notifier: every stored call change reaches the client's topic as a queued send."""
+"""The dialog notifier: every stored call change reaches the client's topic as a queued send,
+and a ringing or missed call reaches the right managers' private chats (private alerts)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlmodel import col, select
@@ -12,13 +14,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.telegram.render import (
     Notification,
     People,
+    is_missed,
+    render_escalation,
     render_event,
     render_requested,
+    render_ringing,
     render_status,
 )
+from handlers.telegram.cards import client_source
 from storage.db import Database
 from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
+from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
+from storage.types import utcnow
 from telephony.notify import CallUpdate
 
 EVENT_PREFIX = "_call_event "
@@ -27,14 +35,31 @@ CATCH_UP_LIMIT = 500
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class AlertRules:
+    """Private alerts: a ringing call from a known client to their responsible manager, from
+    an unknown caller to the on-duty managers; a missed call nobody took within
+    `escalate_after` (0 = never) to both, with «Беру»."""
+
+    private: bool = True
+    escalate_after: timedelta = timedelta(minutes=10)
+
+
 class TopicNotifier:
     """A CallObserver. The dialog line is already committed; this stores the send, then wakes
     the queue, so a failed or postponed send is retried from the table."""
 
-    def __init__(self, db: Database, managers_chat_id: int, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        managers_chat_id: int | None,
+        wake: Callable[[], None],
+        rules: AlertRules | None = None,
+    ) -> None:
         self.db = db
         self.chat_id = managers_chat_id
         self._wake = wake
+        self.rules = rules or AlertRules()
 
     async def call_updated(self, update: CallUpdate) -> None:
         client = update.client
@@ -42,7 +67,12 @@ class TopicNotifier:
             return
         async with self.db.session() as session:
             added = await self._enqueue(
-                session, update.call, client, update.dialog, requested=update.trigger == "requested"
+                session,
+                update.call,
+                client,
+                update.dialog,
+                requested=update.trigger == "requested",
+                known=not update.client_created,
             )
         if added:
             self._wake()
@@ -85,7 +115,7 @@ class TopicNotifier:
                 call = await session.get(Call, line.call_id)
                 client = await session.get(Client, line.client_id)
                 if call is not None and client is not None and not call.internal:
-                    added += await self._enqueue(session, call, client, [line])
+                    added += await self._enqueue(session, call, client, [line], alerts=False)
         if added:
             log.info("queued %d call notes stored while no send was queued", added)
             self._wake()
@@ -99,37 +129,112 @@ class TopicNotifier:
         dialog: list[DialogMessage],
         *,
         requested: bool = False,
+        known: bool = True,
+        alerts: bool = True,
     ) -> int:
         call = await session.get(Call, stale_call.id) or stale_call
         client = await session.get(Client, stale_client.id) or stale_client
         people = await _people(session, call, client.responsible_manager_id)
         # Events are lines of the call's one live message; the outcome is a message of its own
-        # (managers get notified, a missed call carries its call-back button).
-        sends: list[tuple[int | None, str, Notification]] = []
+        # (managers get notified, a missed call carries its call-back button). A ringing
+        # inbound call and a missed one go first.
+        sends: list[tuple[int | None, str, int, Notification]] = []
+        ringing = missed = False
         if requested:
-            sends.append((None, "live", render_requested(call, people)))
+            sends.append((None, "live", LIVE, render_requested(call, people)))
         for line in dialog:
             if line.kind == "call_event":
                 event = line.text.partition(EVENT_PREFIX)[2] or "?"
-                sends.append((line.id, "live", render_event(event, call, client, people)))
+                ringing = ringing or (event == "INCOMING" and call.direction == "in")
+                lane = ALERT if event == "INCOMING" else LIVE
+                sends.append((line.id, "live", lane, render_event(event, call, client, people)))
             elif line.kind == "call_status":
-                sends.append((line.id, "send", render_status(call, client, people)))
-        for dialog_id, method, note in sends:
-            session.add(
-                TelegramDelivery(
-                    target="topic",
-                    chat_id=self.chat_id,
-                    client_id=client.id,
-                    dialog_message_id=dialog_id,
-                    call_id=call.id,
-                    method=method,
-                    text=note.text,
-                    reply_markup=note.keyboard.model_dump_json(exclude_none=True)
-                    if note.keyboard
-                    else None,
+                missed = missed or is_missed(call)
+                lane = ALERT if is_missed(call) else MESSAGE
+                sends.append((line.id, "send", lane, render_status(call, client, people)))
+        if self.chat_id is not None:
+            for dialog_id, method, lane, note in sends:
+                enqueue(
+                    session,
+                    Outgoing(
+                        target="topic",
+                        chat_id=self.chat_id,
+                        client_id=client.id,
+                        dialog_message_id=dialog_id,
+                        call_id=call.id,
+                        method=method,
+                        lane=lane,
+                        text=note.text,
+                        reply_markup=_markup(note),
+                    ),
                 )
-            )
-        return len(sends)
+        added = len(sends) if self.chat_id is not None else 0
+        if alerts and self.rules.private and (ringing or missed):
+            added += await self._private_alerts(session, call, client, people, ringing, known)
+        return added
+
+    async def _private_alerts(
+        self,
+        session: AsyncSession,
+        call: Call,
+        client: Client,
+        people: People,
+        ringing: bool,
+        known: bool,
+    ) -> int:
+        responsible = people.responsible
+        added = 0
+        if ringing:
+            if known and responsible is not None and responsible.telegram_user_id is not None:
+                recipients = [responsible]
+            else:
+                recipients = await _on_duty(session)
+            note = render_ringing(call, client, await client_source(session, client))
+            for manager in recipients:
+                assert manager.telegram_user_id is not None
+                enqueue(session, _private(manager.telegram_user_id, call, client, ALERT, note))
+                added += 1
+        elif self.rules.escalate_after > timedelta(0):
+            on_duty = await _on_duty(session)
+            recipients = list(on_duty)
+            if responsible is not None and responsible.telegram_user_id is not None:
+                recipients = [responsible, *(m for m in on_duty if m.id != responsible.id)]
+            note = render_escalation(call, client, people, self.rules.escalate_after)
+            due = utcnow() + self.rules.escalate_after
+            for manager in recipients:
+                assert manager.telegram_user_id is not None
+                outgoing = _private(manager.telegram_user_id, call, client, ALERT, note)
+                enqueue(
+                    session,
+                    Outgoing(**{**outgoing.__dict__, "method": ESCALATE, "due_at": due}),
+                )
+                added += 1
+        return added
+
+
+def _markup(note: Notification) -> str | None:
+    return note.keyboard.model_dump_json(exclude_none=True) if note.keyboard else None
+
+
+def _private(chat_id: int, call: Call, client: Client, lane: int, note: Notification) -> Outgoing:
+    return Outgoing(
+        target="chat",
+        chat_id=chat_id,
+        client_id=client.id,
+        call_id=call.id,
+        lane=lane,
+        text=note.text,
+        reply_markup=_markup(note),
+    )
+
+
+async def _on_duty(session: AsyncSession) -> list[Manager]:
+    query = (
+        select(Manager)
+        .where(col(Manager.on_duty).is_(True), col(Manager.telegram_user_id).is_not(None))
+        .order_by(col(Manager.id))
+    )
+    return list((await session.exec(query)).all())
 
 
 async def _people(session: AsyncSession, call: Call, responsible_id: int | None) -> People:

@@ -7,11 +7,12 @@ scripts searching the topic find it, plus the manager, the duration and the reco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from html import escape
 
 from aiogram.types import InlineKeyboardMarkup
 
-from handlers.telegram.cards import call_button
+from handlers.telegram.cards import call_button, take_button
 from handlers.telegram.texts import (
     STATUS_WORDS,
     client_label,
@@ -19,6 +20,7 @@ from handlers.telegram.texts import (
     manager_html,
 )
 from storage.models import Call, Client, Manager
+from telephony.phones import format_phone
 
 EVENT_HEADINGS = {
     "INCOMING": "📲 <b>Входящий звонок</b>",
@@ -115,3 +117,37 @@ def render_requested(call: Call, people: People) -> Notification:
 
 def undelivered(reason: str) -> str:
     return f"⚠️ Сообщение не доставлено клиенту: {escape(reason)}"
+
+
+def _client_lines(call: Call, client: Client, source: str | None) -> list[str]:
+    lines = [f"Клиент: {escape(client.name or client_label(client, call.phone))}"]
+    if call.phone or client.phone:
+        lines.append(f"Телефон: {format_phone(call.phone or client.phone or '')}")
+    if source:
+        lines.append(f"Источник: {escape(source)}")
+    return lines
+
+
+def render_ringing(call: Call, client: Client, source: str | None) -> Notification:
+    """A private alert: a call is ringing now (name, phone, source, 📞)."""
+    lines = ["📲 <b>Звонит клиент</b> · INCOMING", *_client_lines(call, client, source)]
+    keyboard = None
+    if client.id is not None:
+        keyboard = InlineKeyboardMarkup(inline_keyboard=[[call_button(client.id)]])
+    return Notification("\n".join(lines), keyboard)
+
+
+def render_escalation(call: Call, client: Client, people: People, after: timedelta) -> Notification:
+    """A private alert: a missed call nobody took within `after`, with «Беру»."""
+    minutes = max(1, int(after.total_seconds() // 60))
+    lines = [
+        f"⏰ <b>Пропущенный звонок ждёт {minutes} мин</b> · Missed",
+        *_client_lines(call, client, None),
+        f"Ответственный: {manager_html(people.responsible)}",
+    ]
+    buttons = []
+    if call.id is not None:
+        buttons.append([take_button(call.id)])
+    if client.id is not None:
+        buttons.append([call_button(client.id, "📞 Перезвонить")])
+    return Notification("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons))

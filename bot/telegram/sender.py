@@ -1,9 +1,12 @@
-"""The send queue: stored deliveries go out in order, paced per chat, 429s and deleted topics
-handled, failures retried with backoff.
+"""The send scheduler: stored deliveries go out by priority within Telegram's budgets.
 
-One sender per process works through `telegram_deliveries` oldest first. A chat whose earliest
-pending delivery is not due yet (a 429's retry_after, a backoff, the pacing interval) is skipped
-as a whole, so a chat's messages never overtake each other.
+Every chat (a client's topic, a private chat) is a FIFO of its pending deliveries, so one
+chat's messages never overtake each other. Among chats the one holding the most urgent lane
+goes first (a ringing or missed call, then people's messages, then live call lines, then cards),
+as long as its chat's token bucket and the bot's global bucket allow (bot/telegram/budgets.py).
+Pending lines of one call's live message collapse into one edit to its latest state; alerts
+waiting for one manager's private chat go as one message. A 429 cools the whole chat off.
+Persistence lives in storage/telegram_queue.py.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -25,42 +33,46 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import col
 
 from bot.background import end_task
+from bot.telegram.budgets import Budgets
 from bot.telegram.render import undelivered
+from bot.telegram.status import SendStatus
 from handlers.telegram.cards import render_card
 from handlers.telegram.texts import merged_away, topic_link, topic_title
+from storage import telegram_queue as queue
 from storage.db import Database
 from storage.models import Client
 from storage.telegram_models import TelegramDelivery, TelegramTopic
+from storage.telegram_queue import ALERT, CARD, ESCALATE, Outgoing
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
-MAX_ATTEMPTS = 12
+BATCH = 500
+SENDS_PER_PASS = 10  # then look at the table again: a new ringing call must not wait long
 MAX_BACKOFF = 600.0
 IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the sender
 MAX_TEXT = 4096
+MAX_MERGED = 20  # alerts merged into one private message
+DEPTH_EVERY = 1.0  # seconds between refreshes of the queue depth gauge
 # Refusals about the message itself: sending it again cannot help.
 _POISON = ("can't parse entities", "message is too long", "text must be non-empty", "button_")
 _MESSAGE_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic deleted", "topic_closed")
+T = TypeVar("T")
 
 
 @dataclass
 class Pacing:
-    """Minimum seconds between two sends to one group (≈20/min) and to one private chat (≈1/s)."""
+    """Retry timing after a failed send: base, base², … capped at MAX_BACKOFF seconds."""
 
-    group_interval: float = 3.0
-    chat_interval: float = 1.0
-    retry_base: float = 2.0  # backoff after a failed send: base, base², … capped at MAX_BACKOFF
-
-    def interval(self, chat_id: int) -> float:
-        return self.group_interval if chat_id < 0 else self.chat_interval
+    retry_base: float = 2.0
 
 
 class TopicGone(Exception):
@@ -69,6 +81,12 @@ class TopicGone(Exception):
 
 class NotSentYet(Exception):
     """A send that cannot happen now for a reason of ours (worth retrying later)."""
+
+
+def _fifo(row: TelegramDelivery) -> tuple[str, int]:
+    if row.target == "topic" and row.client_id is not None:
+        return "topic", row.client_id
+    return "chat", row.chat_id
 
 
 class Sender:
@@ -80,17 +98,41 @@ class Sender:
         managers_chat_id: int | None,
         zone: ZoneInfo,
         pacing: Pacing | None = None,
+        budgets: Budgets | None = None,
+        status: SendStatus | None = None,
     ) -> None:
         self.bot = bot
         self.db = db
         self.managers_chat_id = managers_chat_id
         self.zone = zone
         self.pacing = pacing or Pacing()
-        self._ready_at: dict[int, float] = {}  # chat id → monotonic time it may be sent to again
+        self.budgets = budgets or Budgets()
+        self.status = status or SendStatus()
         self._lock = asyncio.Lock()
         self._topic_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
+        # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
+        self.gate: Callable[[], bool] = lambda: True
+        self._depth_at = float("-inf")
+        self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
+        # Clients whose topic and card stand (read each pass): a send there is one call, not
+        # three (topic, card, message), so a delivery waits for as many tokens as it needs
+        # instead of blocking the pass (and other chats) halfway.
+        self._ready: set[int] = set()
+        bot.session.middleware(Budgeted(self))
+
+    # --- one Bot API call within the budget -------------------------------------------------
+
+    async def _api(self, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
+        """The budget is taken (and a 429 cools the chat off) in `Budgeted`, for every call."""
+        try:
+            result = await call()
+        except TelegramUnauthorizedError:
+            self.status.token_refused(True)
+            raise
+        self.status.token_refused(False)
+        return result
 
     # --- the managers' group topics -------------------------------------------------------
 
@@ -105,30 +147,53 @@ class Sender:
         return topic.message_thread_id
 
     async def refresh(self, client_id: int) -> None:
+        """Queue a redraw of the client's topic title and card (the last lane)."""
+        if self.managers_chat_id is None:
+            return
+        async with self.db.session() as session:
+            queue.enqueue(
+                session,
+                Outgoing(
+                    target="topic",
+                    chat_id=self.managers_chat_id,
+                    client_id=client_id,
+                    method="card",
+                    lane=CARD,
+                ),
+            )
+        self.wake()
+
+    async def _redraw(self, row: TelegramDelivery) -> None:
         """Best effort: a failure here leaves the old title or card, nothing else."""
         async with self.db.session() as session:
-            topic = await session.get(TelegramTopic, client_id)
-            client = await session.get(Client, client_id)
+            topic = await session.get(TelegramTopic, row.client_id)
+            client = await session.get(Client, row.client_id)
             if topic is None or client is None:
                 return
             text, keyboard = await render_card(session, client, self.zone)
         try:
-            await self._pace(topic.chat_id)
-            await self.bot.edit_forum_topic(
-                topic.chat_id, topic.message_thread_id, name=topic_title(client)
+            await self._api(
+                topic.chat_id,
+                lambda: self.bot.edit_forum_topic(
+                    topic.chat_id, topic.message_thread_id, name=topic_title(client)
+                ),
             )
             if topic.card_message_id:
-                await self.bot.edit_message_text(
-                    text,
-                    chat_id=topic.chat_id,
-                    message_id=topic.card_message_id,
-                    parse_mode="HTML",
-                    reply_markup=keyboard,
+                card_id = topic.card_message_id
+                await self._api(
+                    topic.chat_id,
+                    lambda: self.bot.edit_message_text(
+                        text,
+                        chat_id=topic.chat_id,
+                        message_id=card_id,
+                        parse_mode="HTML",
+                        reply_markup=keyboard,
+                    ),
                 )
+        except TelegramRetryAfter:
+            raise
         except TelegramAPIError as exc:
-            log.info("refreshing the topic of client %s: %s", client_id, exc)
-        finally:
-            self._sent(topic.chat_id)
+            log.info("refreshing the topic of client %s: %s", row.client_id, exc)
 
     async def retire(self, thread_id: int, client_id: int) -> None:
         """Best effort, like `refresh`: the old topic only loses its pointer if this fails."""
@@ -137,12 +202,16 @@ class Sender:
         if chat_id is None or current is None or current == thread_id:
             return
         try:
-            await self._pace(chat_id)
-            await self.bot.send_message(
-                chat_id, merged_away(topic_link(chat_id, current)), message_thread_id=thread_id
+            await self._api(
+                chat_id,
+                lambda: self.bot.send_message(
+                    chat_id,
+                    merged_away(topic_link(chat_id, current)),
+                    message_thread_id=thread_id,
+                    disable_notification=True,
+                ),
             )
-            self._sent(chat_id)
-            await self.bot.close_forum_topic(chat_id, thread_id)
+            await self._api(chat_id, lambda: self.bot.close_forum_topic(chat_id, thread_id))
         except TelegramAPIError as exc:
             log.info("retiring topic %s: %s", thread_id, exc)
 
@@ -157,9 +226,9 @@ class Sender:
                 client = await session.get(Client, client_id)
             if topic is not None or client is None:
                 return topic
-            await self._pace(chat_id)
-            created = await self.bot.create_forum_topic(chat_id, topic_title(client))
-            self._sent(chat_id)
+            created = await self._api(
+                chat_id, lambda: self.bot.create_forum_topic(chat_id, topic_title(client))
+            )
             topic = TelegramTopic(
                 client_id=client_id,
                 chat_id=chat_id,
@@ -191,14 +260,17 @@ class Sender:
             if client is None:
                 return
             text, keyboard = await render_card(session, client, self.zone)
-        await self._pace(topic.chat_id)
         try:
-            message = await self.bot.send_message(
+            message = await self._api(
                 topic.chat_id,
-                text,
-                message_thread_id=topic.message_thread_id,
-                parse_mode="HTML",
-                reply_markup=keyboard,
+                lambda: self.bot.send_message(
+                    topic.chat_id,
+                    text,
+                    message_thread_id=topic.message_thread_id,
+                    parse_mode="HTML",
+                    reply_markup=keyboard,
+                    disable_notification=True,
+                ),
             )
             topic.card_message_id = message.message_id
         except TelegramBadRequest as exc:
@@ -206,8 +278,6 @@ class Sender:
                 raise
             log.warning("card for client %s refused: %s", topic.client_id, exc.message)
             topic.card_message_id = 0
-        finally:
-            self._sent(topic.chat_id)
         async with self.db.session() as session:
             session.add(topic)
 
@@ -220,21 +290,7 @@ class Sender:
                 )
             )
 
-    # --- pacing --------------------------------------------------------------------------
-
-    async def _pace(self, chat_id: int) -> None:
-        wait = self._ready_at.get(chat_id, 0.0) - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    def _sent(self, chat_id: int) -> None:
-        ready = time.monotonic() + self.pacing.interval(chat_id)
-        self._ready_at[chat_id] = max(self._ready_at.get(chat_id, 0.0), ready)
-
-    def _block(self, chat_id: int, seconds: float) -> None:
-        self._ready_at[chat_id] = max(self._ready_at.get(chat_id, 0.0), time.monotonic() + seconds)
-
-    # --- the queue -----------------------------------------------------------------------
+    # --- the loop ------------------------------------------------------------------------
 
     def wake(self) -> None:
         self._wake.set()
@@ -246,10 +302,10 @@ class Sender:
         await end_task(task, grace)
 
     async def drain(self, *, include_waiting: bool = False) -> None:
-        """Send everything that is due; with `include_waiting`, also wait out 429s and backoffs
-        until the queue is empty (tests, shutdown)."""
+        """Send everything that is due; with `include_waiting`, also wait out 429s, budgets
+        and backoffs until nothing but scheduled escalations is left (tests, shutdown)."""
         while True:
-            next_due = await self._pass()
+            next_due = await self._pass(include_scheduled=False)
             if next_due is None:
                 return
             delay = next_due - time.monotonic()
@@ -259,80 +315,163 @@ class Sender:
                 await asyncio.sleep(delay)
 
     async def run(self) -> None:
-        """The background worker: drain, then sleep until woken or something is due."""
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                next_due = await self._pass()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("telegram send queue pass failed")
-                next_due = time.monotonic() + IDLE_POLL
-            timeout = IDLE_POLL if next_due is None else max(0.0, next_due - time.monotonic())
-            if timeout > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _pass(self) -> float | None:
-        """One pass over pending deliveries. Returns when (monotonic) the next pass is due, or
-        None when nothing is pending."""
-        async with self._lock:
-            now = utcnow()
-            async with self.db.session() as session:
-                rows = list(
-                    (
-                        await session.exec(
-                            select(TelegramDelivery)
-                            .where(TelegramDelivery.status == "pending")
-                            .order_by(col(TelegramDelivery.id))
-                            .limit(BATCH)
-                        )
-                    ).all()
-                )
-            if not rows:
-                return None
-            held: dict[int, float] = {}  # chats skipped in this pass → when they may go
-            for row in rows:
-                if self._stopping:
-                    return None
-                chat = row.chat_id
-                if chat in held:
-                    continue
-                due_in = max(
-                    (row.next_attempt_at - now).total_seconds(),
-                    self._ready_at.get(chat, 0.0) - time.monotonic(),
-                )
-                if due_in > 0:
-                    held[chat] = time.monotonic() + due_in
-                    continue
-                await self._deliver(row)
-                if row.status == "pending":  # postponed (429, backoff): hold its chat
-                    held[chat] = time.monotonic() + max(
-                        0.0, (row.next_attempt_at - utcnow()).total_seconds()
-                    )
-            if held:
-                return min(held.values())
-            # Everything fetched was settled; sends may have queued more (a note): look again.
-            return time.monotonic()
-
-    async def _deliver(self, row: TelegramDelivery) -> None:
+        """The background worker: send, then sleep until woken or something is due."""
+        self.status.loop_running(True)
         try:
+            while not self._stopping:
+                self._wake.clear()
+                if not self.gate():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                    continue
+                try:
+                    next_due = await self._pass()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("telegram send queue pass failed")
+                    next_due = time.monotonic() + IDLE_POLL
+                timeout = IDLE_POLL if next_due is None else max(0.0, next_due - time.monotonic())
+                if timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            self.status.loop_running(False, stopping=self._stopping)
+
+    async def _pass(self, *, include_scheduled: bool = True) -> float | None:
+        """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
+        (monotonic) the next pass is due, or None when nothing is pending."""
+        async with self._lock:
+            rows = await queue.pending(self.db, BATCH)
+            now, mono = utcnow(), time.monotonic()
+            fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
+            next_due: list[float] = []
+            for row in rows:
+                if row.method == ESCALATE and row.next_attempt_at > now:
+                    # Scheduled for later, not waiting in its chat's line.
+                    if include_scheduled:
+                        next_due.append(mono + (row.next_attempt_at - now).total_seconds())
+                    continue
+                fifos.setdefault(_fifo(row), []).append(row)
+            topics = {key[1] for key in fifos if key[0] == "topic"}
+            self._ready = await queue.ready_topics(self.db, topics)
+            sends = 0
+            while fifos and sends < SENDS_PER_PASS and not self._stopping:
+                chosen = self._most_urgent(fifos, next_due)
+                if chosen is None:
+                    break
+                key, batch = chosen
+                sends += 1
+                await self._deliver(batch)
+                if batch[0].status == "pending":  # postponed: its chat waits
+                    del fifos[key]
+                    continue
+                done = {r.id for r in batch}
+                rest = [r for r in fifos[key] if r.id not in done]
+                if rest:
+                    fifos[key] = rest
+                else:
+                    del fifos[key]
+            if time.monotonic() - self._depth_at >= DEPTH_EVERY:
+                self._depth_at = time.monotonic()
+                self.status.queue_depth(await queue.depth(self.db))
+            if self._stopping:
+                return None
+            if sends:
+                return time.monotonic()  # look again: more may be due, new rows may be queued
+            return min(next_due) if next_due else None
+
+    def _most_urgent(
+        self, fifos: dict[tuple[str, int], list[TelegramDelivery]], next_due: list[float]
+    ) -> tuple[tuple[str, int], list[TelegramDelivery]] | None:
+        """The chat holding the most urgent lane whose head may go now, with what goes at once."""
+        now, mono = utcnow(), time.monotonic()
+        saving: set[int] = set()  # chats whose budget a more urgent line is waiting for
+        for key, fifo in sorted(
+            fifos.items(), key=lambda kv: (min(r.lane for r in kv[1]), kv[1][0].id or 0)
+        ):
+            head = fifo[0]
+            due_in = (head.next_attempt_at - now).total_seconds()
+            if due_in > 0:  # a backoff: this line waits, it does not hold the chat's budget
+                next_due.append(mono + due_in)
+                continue
+            if head.chat_id in saving:
+                continue
+            budget = self.budgets.wait_for(head.chat_id, min(self._cost(head), self._burst(head)))
+            if budget > 0:
+                saving.add(head.chat_id)  # less urgent lines must not spend what this one needs
+            wait = budget
+            if head.lane == ALERT and head.target == "chat":
+                last = self._alerted.get(head.chat_id, float("-inf"))
+                wait = max(wait, last + self.budgets.spread(head.chat_id) - mono)
+            if wait > 0:
+                next_due.append(mono + wait)
+                continue
+            return key, self._together(fifo)
+        return None
+
+    def _cost(self, row: TelegramDelivery) -> int:
+        """Bot API calls the delivery makes: a topic not known to stand may need creating and
+        its card sending first; a card redraw edits the title and the card."""
+        if row.target != "topic":
+            return 1
+        extra = 0 if row.client_id in self._ready else 2
+        return extra + (2 if row.method == "card" else 1)
+
+    def _burst(self, row: TelegramDelivery) -> float:
+        rates = self.budgets.rates
+        return rates.group_burst if row.chat_id < 0 else rates.chat_burst
+
+    @staticmethod
+    def _together(fifo: list[TelegramDelivery]) -> list[TelegramDelivery]:
+        """The head and what goes in the same message: the call's next live lines (one edit to
+        the latest state), or more alerts waiting for the same private chat."""
+        head = fifo[0]
+        batch = [head]
+        size = len(head.text)
+        for row in fifo[1:]:
+            size += len(row.text) + 2
+            if (head.method == "live" and row.method == "live" and row.call_id == head.call_id) or (
+                head.target == "chat"
+                and head.lane == ALERT
+                and row.lane == ALERT
+                and row.method in ("send", ESCALATE)
+                and head.method in ("send", ESCALATE)
+                and len(batch) < MAX_MERGED
+                and size <= MAX_TEXT
+            ):
+                batch.append(row)
+            else:
+                break
+        return batch
+
+    async def _deliver(self, batch: list[TelegramDelivery]) -> None:
+        row = batch[0]
+        try:
+            batch = await self._still_needed(batch)
+            if not batch:
+                return
+            row = batch[0]
             for _ in range(2):  # a second try after re-creating a deleted topic
                 try:
-                    message_id = await self._send(row)
+                    message_id = await self._send(batch)
                 except TopicGone:
                     continue
-                await self._finish(row, sent_message_id=message_id)
+                await queue.complete(self.db, batch, message_id)
+                self.status.delivered("sent", len(batch))
+                if row.lane == ALERT and row.target == "chat":
+                    self._alerted[row.chat_id] = time.monotonic()
                 return
             raise NotSentYet("the topic was deleted again")
         except TelegramRetryAfter as exc:
-            self._block(row.chat_id, exc.retry_after)
-            await self._postpone(row, float(exc.retry_after), count=False, error=exc.message)
+            # The chat is cooled off by `_api`; the row waits as long (not a failed attempt).
+            seconds = exc.retry_after * self.budgets.rates.time_scale
+            await queue.postpone(self.db, row, seconds, count=False, error=exc.message)
         except TelegramForbiddenError as exc:
             if row.target == "chat":  # the person blocked the bot: nothing will get through
-                await self._finish(row, failed=exc.message)
-                await self._tell_managers(row, exc.message)
+                await self._fail(row, exc.message)
+                if row.lane != ALERT:  # a client, not a manager's own alert
+                    await self._tell_managers(row, exc.message)
             else:  # the bot lost its rights in the managers' group: an admin can fix that
                 await self._retry_later(row, exc)
         except TelegramBadRequest as exc:
@@ -342,32 +481,55 @@ class Sender:
                 log.warning("the managers' group refused a send: %s", exc.message)
                 await self._retry_later(row, exc)
             else:
-                await self._finish(row, failed=exc.message)
+                await self._fail(row, exc.message)
         except (TelegramUnauthorizedError, TelegramNotFound) as exc:
             # A wrong token or API URL: settings get fixed, the messages should then go out.
             await self._retry_later(row, exc)
         except (TelegramAPIError, NotSentYet, OSError, TimeoutError) as exc:
             await self._retry_later(row, exc)
 
+    async def _still_needed(self, batch: list[TelegramDelivery]) -> list[TelegramDelivery]:
+        """Escalations of a call someone has taken meanwhile are dropped, not sent."""
+        kept = []
+        for row in batch:
+            if row.method == ESCALATE and await queue.call_taken(self.db, row.call_id):
+                await queue.drop(self.db, row, "taken")
+                self.status.delivered("dropped")
+            else:
+                kept.append(row)
+        return kept
+
+    async def _fail(self, row: TelegramDelivery, reason: str) -> None:
+        log.warning("telegram delivery %s failed for good: %s", row.id, reason)
+        await queue.fail(self.db, row, reason)
+        self.status.delivered("failed")
+
     async def _tell_managers(self, row: TelegramDelivery, reason: str) -> None:
         """A reply that cannot reach the client: say so in the client's topic."""
         if row.client_id is None or self.managers_chat_id is None:
             return
         async with self.db.session() as session:
-            session.add(
-                TelegramDelivery(
+            queue.enqueue(
+                session,
+                Outgoing(
                     target="topic",
                     chat_id=self.managers_chat_id,
                     client_id=row.client_id,
                     text=undelivered(reason),
-                )
+                ),
             )
 
     async def _retry_later(self, row: TelegramDelivery, exc: Exception) -> None:
         backoff = min(MAX_BACKOFF, self.pacing.retry_base ** (row.attempts + 1))
-        await self._postpone(row, backoff, count=True, error=str(exc))
+        dead = await queue.postpone(self.db, row, backoff, count=True, error=str(exc))
+        if dead:
+            log.warning(
+                "telegram delivery %s is dead after %d attempts: %s", row.id, row.attempts, exc
+            )
+            self.status.delivered("dead")
 
-    async def _send(self, row: TelegramDelivery) -> int:
+    async def _send(self, batch: list[TelegramDelivery]) -> int | None:
+        row = batch[0]
         chat_id, thread_id = row.chat_id, None
         topic: TelegramTopic | None = None
         if row.target == "topic":
@@ -376,30 +538,37 @@ class Sender:
             if topic is None:
                 raise NotSentYet("no managers' group or no client for the topic")
             chat_id, thread_id = topic.chat_id, topic.message_thread_id
-        row.sent_thread_id = thread_id
+            self._ready.add(topic.client_id)  # (dropped again below if the topic is gone)
+        for each in batch:
+            each.sent_thread_id = thread_id
         try:
             if topic is not None:
                 await self._ensure_card(topic)
-            await self._pace(chat_id)
+            if row.method == "card":
+                await self._redraw(row)
+                return None
             if row.method == "live":
-                return await self._send_live(row, chat_id, thread_id)
+                return await self._send_live(batch, chat_id, thread_id)
             if row.method == "copy":
                 assert row.from_chat_id is not None and row.from_message_id is not None
-                copied = await self.bot.copy_message(
-                    chat_id, row.from_chat_id, row.from_message_id, message_thread_id=thread_id
+                from_chat, from_message = row.from_chat_id, row.from_message_id
+                copied = await self._api(
+                    chat_id,
+                    lambda: self.bot.copy_message(
+                        chat_id, from_chat, from_message, message_thread_id=thread_id
+                    ),
                 )
                 return copied.message_id
-            markup = (
-                InlineKeyboardMarkup.model_validate_json(row.reply_markup)
-                if row.reply_markup
-                else None
-            )
-            message = await self.bot.send_message(
+            text, markup = _merged(batch)
+            message = await self._api(
                 chat_id,
-                row.text,
-                message_thread_id=thread_id,
-                parse_mode="HTML",
-                reply_markup=markup,
+                lambda: self.bot.send_message(
+                    chat_id,
+                    text,
+                    message_thread_id=thread_id,
+                    parse_mode="HTML",
+                    reply_markup=markup,
+                ),
             )
             return message.message_id
         except TelegramBadRequest as exc:
@@ -407,36 +576,28 @@ class Sender:
                 assert row.client_id is not None
                 log.info("topic %s of client %s is gone: re-creating", thread_id, row.client_id)
                 await self._forget_topic(row.client_id, thread_id)
+                self._ready.discard(row.client_id)
                 raise TopicGone from None
             raise
-        finally:
-            self._sent(chat_id)
 
-    async def _send_live(self, row: TelegramDelivery, chat_id: int, thread_id: int | None) -> int:
-        """Edit the call's live message to hold every live line so far; send it if none is
-        standing in this topic (first line, deleted topic, message gone)."""
-        async with self.db.session() as session:
-            lines = list(
-                (
-                    await session.exec(
-                        select(TelegramDelivery)
-                        .where(
-                            TelegramDelivery.call_id == row.call_id,
-                            TelegramDelivery.method == "live",
-                            col(TelegramDelivery.id) <= row.id,
-                        )
-                        .order_by(col(TelegramDelivery.id))
-                    )
-                ).all()
-            )
+    async def _send_live(
+        self, batch: list[TelegramDelivery], chat_id: int, thread_id: int | None
+    ) -> int:
+        """Edit the call's live message to hold every live line up to the batch's last (pending
+        lines collapse into one edit); send it if none is standing in this topic (first line,
+        deleted topic, message gone). Only a ringing call's first send notifies."""
+        last = batch[-1]
+        assert last.id is not None
+        lines = await queue.live_lines(self.db, last.call_id, last.id)
         text = "\n".join(line.text for line in lines)
         if len(text) > MAX_TEXT:  # keep the opening block and the latest lines
             text = lines[0].text + "\n…\n" + text[-(MAX_TEXT - len(lines[0].text) - 3) :]
+        ids = {row.id for row in batch}
         standing = next(
             (
                 line
                 for line in reversed(lines)
-                if line.id != row.id
+                if line.id not in ids
                 and line.status == "sent"
                 and line.sent_message_id
                 and line.sent_thread_id == thread_id
@@ -444,48 +605,92 @@ class Sender:
             None,
         )
         if standing is not None and standing.sent_message_id is not None:
+            message_id = standing.sent_message_id
             try:
-                await self.bot.edit_message_text(
-                    text, chat_id=chat_id, message_id=standing.sent_message_id, parse_mode="HTML"
+                await self._api(
+                    chat_id,
+                    lambda: self.bot.edit_message_text(
+                        text, chat_id=chat_id, message_id=message_id, parse_mode="HTML"
+                    ),
                 )
-                return standing.sent_message_id
+                return message_id
             except TelegramBadRequest as exc:
                 reason = exc.message.lower()
                 if "not modified" in reason:
-                    return standing.sent_message_id
+                    return message_id
                 if not any(s in reason for s in _MESSAGE_GONE):
                     raise
-                log.info("live message of call %s is gone: sending it again", row.call_id)
-        message = await self.bot.send_message(
-            chat_id, text, message_thread_id=thread_id, parse_mode="HTML"
+                log.info("live message of call %s is gone: sending it again", last.call_id)
+        silent = batch[0].lane != ALERT
+        message = await self._api(
+            chat_id,
+            lambda: self.bot.send_message(
+                chat_id,
+                text,
+                message_thread_id=thread_id,
+                parse_mode="HTML",
+                disable_notification=silent,
+            ),
         )
         return message.message_id
 
-    async def _finish(
-        self,
-        row: TelegramDelivery,
-        *,
-        sent_message_id: int | None = None,
-        failed: str | None = None,
-    ) -> None:
-        row.status = "failed" if failed is not None else "sent"
-        row.error = failed
-        row.sent_message_id = sent_message_id
-        row.sent_at = utcnow() if failed is None else None
-        row.attempts += 1
-        if failed is not None:
-            log.warning("telegram delivery %s failed for good: %s", row.id, failed)
-        async with self.db.session() as session:
-            session.add(row)
 
-    async def _postpone(
-        self, row: TelegramDelivery, seconds: float, *, count: bool, error: str
-    ) -> None:
-        if count:
-            row.attempts += 1
-        row.error = error
-        row.next_attempt_at = utcnow() + timedelta(seconds=seconds)
-        if row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-        async with self.db.session() as session:
-            session.add(row)
+def _merged(batch: list[TelegramDelivery]) -> tuple[str, InlineKeyboardMarkup | None]:
+    """One message for the batch: the texts one after another, the buttons of each."""
+    texts: list[str] = []
+    buttons = []
+    for row in batch:
+        texts.append(row.text)
+        if row.reply_markup:
+            buttons.extend(
+                InlineKeyboardMarkup.model_validate_json(row.reply_markup).inline_keyboard
+            )
+    text = "\n\n".join(texts)
+    return text, InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
+
+
+# Bot API methods that put something into a chat: they spend the chat's and the bot's budget.
+COUNTED = frozenset(
+    {
+        "sendMessage",
+        "copyMessage",
+        "forwardMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "createForumTopic",
+        "editForumTopic",
+        "closeForumTopic",
+        "reopenForumTopic",
+        "sendPhoto",
+        "sendDocument",
+    }
+)
+
+
+class Budgeted(BaseRequestMiddleware):
+    """Every Bot API call of the bot — the queue's sends and handlers' direct answers alike —
+    waits for its chat's budget, and a 429 cools that chat off."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        chat_id = getattr(method, "chat_id", None)
+        if method.__api_method__ not in COUNTED or not isinstance(chat_id, int):
+            return await make_request(bot, method)
+        budgets = self.sender.budgets
+        await budgets.acquire(chat_id)
+        started = time.monotonic()
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            budgets.cool_off(chat_id, exc.retry_after)
+            self.sender.status.retry_after(chat_id)
+            raise
+        finally:
+            budgets.landed(chat_id, time.monotonic() - started)

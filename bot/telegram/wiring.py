@@ -8,24 +8,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramUnauthorizedError
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from bot import singletons
+from bot.roles import Role
 from bot.settings import ConfigurationError, Settings
+from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.guard import NoOpenSession
-from bot.telegram.notifier import TopicNotifier
-from bot.telegram.sender import Pacing, Sender
-from handlers.telegram import calls, chats, managers
+from bot.telegram.notifier import AlertRules, TopicNotifier
+from bot.telegram.sender import Sender
+from bot.telegram.status import SendStatus
+from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.dialing import Dialers
+from telephony.health import HealthChecks
 from telephony.notify import CallObservers, MessageObserver
 
 log = logging.getLogger("trubka.telegram")
@@ -40,6 +49,7 @@ def build_dispatcher(context: TelegramContext) -> Dispatcher:
     dispatcher.include_routers(
         managers.build_router(),
         calls.build_router(),
+        alerts.build_router(),
         chats.build_group_router(),
         chats.build_private_router(),
     )
@@ -58,42 +68,98 @@ class TelegramBot:
     webhook_url: str | None = None
     webhook_secret: str | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _polling: asyncio.Task[None] | None = None
 
     @property
     def webhook_path(self) -> str:
         path = urlsplit(self.webhook_url).path if self.webhook_url else ""
         return path or DEFAULT_WEBHOOK_PATH
 
-    def register(self, app: web.Application) -> None:
-        if self.webhook_url:
+    def register(
+        self,
+        app: web.Application,
+        role: Role = Role.ALL,
+        leadership: singletons.Leadership | None = None,
+    ) -> None:
+        """HTTP roles take webhook updates; background roles run the sender and polling, each
+        only while this process holds its lease (several processes share one bot)."""
+        if self.webhook_url and role.http:
             SimpleRequestHandler(
                 self.dispatcher, self.bot, secret_token=self.webhook_secret
             ).register(app, path=self.webhook_path)
-        app.cleanup_ctx.append(self.lifetime)
+        if role.background and leadership is not None:
+            sending = leadership.guard(singletons.TELEGRAM_SENDER)
+            self.sender.gate = sending.held
+            sending.on_gain(self._on_sender_lease)
+            updates = leadership.guard(singletons.TELEGRAM_UPDATES)
+            updates.on_gain(self._on_updates_lease)
+            updates.on_loss(self._on_updates_lost)
+            app.cleanup_ctx.append(self.lifetime)
+        elif role.background:  # one process on its own: nothing to share
+            app.cleanup_ctx.append(self._alone)
+        else:
+            app.cleanup_ctx.append(self._session_lifetime)
+
+    async def _alone(self, app: web.Application) -> AsyncIterator[None]:
+        self._on_sender_lease()
+        self._on_updates_lease()
+        async for _ in self.lifetime(app):
+            yield
+
+    async def _session_lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        yield
+        await self.bot.session.close()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    def _on_sender_lease(self) -> None:
+        self.sender.wake()
+        if self.notifier is not None:
+            self._spawn(self._catch_up(), "telegram-catch-up")
+
+    async def _catch_up(self) -> None:
+        assert self.notifier is not None
+        try:
+            await self.notifier.catch_up()
+        except Exception:  # a catch-up problem must not stop the service from starting
+            log.exception("catching up on call notes failed")
+
+    def _on_updates_lease(self) -> None:
+        if self.webhook_url:
+            self._spawn(self._set_webhook(), "telegram-set-webhook")
+        elif self._polling is None or self._polling.done():
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+
+    def _on_updates_lost(self) -> None:
+        if self._polling is not None and not self._polling.done():
+            self._spawn(self._stop_polling(), "telegram-stop-polling")
+
+    async def _set_webhook(self) -> None:
+        try:
+            await self.bot.set_webhook(
+                self.webhook_url or "",
+                secret_token=self.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        except Exception:  # Telegram down must not stop the PBX side from starting
+            log.exception("setWebhook failed; updates will not arrive until it succeeds")
+
+    async def _stop_polling(self) -> None:
+        # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
+        with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
+            await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        if self._polling is not None:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
 
     async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
-        if self.notifier is not None:
-            try:
-                await self.notifier.catch_up()
-            except Exception:  # a catch-up problem must not stop the service from starting
-                log.exception("catching up on call notes failed")
         sender = asyncio.create_task(self.sender.run(), name="telegram-sender")
-        if self.webhook_url:
-            try:
-                await self.bot.set_webhook(
-                    self.webhook_url,
-                    secret_token=self.webhook_secret,
-                    allowed_updates=ALLOWED_UPDATES,
-                )
-            except Exception:  # Telegram down must not stop the PBX side from starting
-                log.exception("setWebhook failed; updates will not arrive until it succeeds")
-        else:
-            self._tasks.append(asyncio.create_task(self._poll(), name="telegram-polling"))
         yield
-        if not self.webhook_url:
-            # Cancelling start_polling() leaves its per-bot task running; the stop signal ends it.
-            with contextlib.suppress(RuntimeError, TimeoutError):  # RuntimeError: not started
-                await asyncio.wait_for(self.dispatcher.stop_polling(), 5)
+        if self._polling is not None and not self._polling.done():
+            await self._stop_polling()
         await self.sender.stop(sender)
         for task in self._tasks:
             task.cancel()
@@ -117,6 +183,8 @@ class TelegramBot:
                 return  # stopped by stop_polling()
             except asyncio.CancelledError:
                 raise
+            except TelegramUnauthorizedError:
+                self.sender.status.token_refused(True)  # logged once, shown in /healthz
             except Exception as exc:
                 log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
             await asyncio.sleep(delay)
@@ -131,6 +199,18 @@ def _secret(value: object) -> str | None:
     return getter() if getter is not None else None
 
 
+def budget_rates(settings: Settings) -> BudgetRates:
+    rates = BudgetRates(
+        group_per_minute=settings.telegram_group_per_minute,
+        group_burst=settings.telegram_group_burst,
+        chat_per_second=settings.telegram_chat_per_second,
+        chat_burst=settings.telegram_chat_burst,
+        global_per_second=settings.telegram_global_per_second,
+        time_scale=settings.telegram_time_scale,
+    )
+    return rates.with_intervals(settings.telegram_group_interval, settings.telegram_chat_interval)
+
+
 def build_telegram(
     settings: Settings,
     db: Database,
@@ -138,6 +218,8 @@ def build_telegram(
     dialers: Dialers,
     *,
     messages: MessageObserver | None = None,
+    health: HealthChecks | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -153,15 +235,16 @@ def build_telegram(
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(NoOpenSession())
     bot = Bot(token, session=session)
+    status = SendStatus(registry)
+    if health is not None:
+        health.add("telegram", status.problem)
     sender = Sender(
         bot,
         db,
         managers_chat_id=settings.telegram_managers_chat_id,
         zone=settings.zone,
-        pacing=Pacing(
-            group_interval=settings.telegram_group_interval,
-            chat_interval=settings.telegram_chat_interval,
-        ),
+        budgets=Budgets(budget_rates(settings)),
+        status=status,
     )
     context = TelegramContext(
         db=db,
@@ -174,10 +257,12 @@ def build_telegram(
         pbx=dialers.megafon,
         messages=messages,
     )
-    notifier = None
-    if settings.telegram_managers_chat_id is not None:
-        notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake)
-        observers.add(notifier)
+    rules = AlertRules(
+        private=settings.telegram_private_alerts,
+        escalate_after=timedelta(minutes=settings.telegram_escalate_after),
+    )
+    notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
+    observers.add(notifier)
     return TelegramBot(
         bot=bot,
         dispatcher=build_dispatcher(context),

@@ -33,6 +33,19 @@ class ManagerAction(CallbackData, prefix="m"):
     value: str
 
 
+class CallAction(CallbackData, prefix="t"):
+    """A button on a call: "take" («Беру», a manager takes a missed call)."""
+
+    action: str
+    call_id: int
+
+
+def take_button(call_id: int) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text="✋ Беру", callback_data=CallAction(action="take", call_id=call_id).pack()
+    )
+
+
 def call_button(client_id: int, text: str = "📞 Позвонить") -> InlineKeyboardButton:
     return InlineKeyboardButton(
         text=text, callback_data=ClientAction(action="call", client_id=client_id).pack()
@@ -47,7 +60,7 @@ def card_keyboard(client_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[call_button(client_id), refresh]])
 
 
-async def _source(session: AsyncSession, client: Client) -> str | None:
+async def client_source(session: AsyncSession, client: Client) -> str | None:
     """Where the client came from: the latest call's attribution, else UTM variables."""
     attribution = (
         await session.exec(
@@ -92,7 +105,7 @@ async def render_card(
         f"Канал: {CHANNELS.get(client.channel, escape(client.channel))}",
         f"Ответственный: {manager_html(responsible)}",
     ]
-    source = await _source(session, client)
+    source = await client_source(session, client)
     if source:
         lines.append(f"Источник: {escape(source)}")
     calls = (

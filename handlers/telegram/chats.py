@@ -17,8 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from handlers.telegram import texts
 from handlers.telegram.context import TelegramContext
 from storage.models import Client, Manager
-from storage.telegram_models import TelegramDelivery, TelegramTopic
+from storage.telegram_models import TelegramTopic
 from storage.telegram_queries import move_client_rows, topic_of
+from storage.telegram_queue import Outgoing, enqueue
 from telephony.calls import append_dialog
 from telephony.chats import attach_phone, messenger_client, record_message
 from telephony.notify import ClientMessage
@@ -62,29 +63,42 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
     if user is None or contact.user_id != user.id:
         await message.answer(texts.OWN_CONTACT_ONLY, reply_markup=share_phone_keyboard())
         return
+    # Answers go out after the session closes: no network wait holds a connection.
     async with tg.db.session() as session:
         client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
         assert client.id is not None
         own_topic = await topic_of(session, client.id)
         old_thread = own_topic.message_thread_id if own_topic is not None else None
+        shared: Client | None = None
         try:
-            client, merged = await attach_phone(
+            shared, merged = await attach_phone(
                 session, client, contact.phone_number, before_merge=move_client_rows
             )
         except InvalidPhone:
-            await message.answer(texts.OWN_CONTACT_ONLY)
-            return
-        assert client.id is not None and client.phone is not None
-        note = f"📱 Клиент поделился номером {format_phone(client.phone)}"
-        if merged is not None:
-            note += " — это наш клиент по телефону, история звонков и переписки объединена"
-        line = await append_dialog(session, client, None, "contact", note)
-        _to_topic(session, tg, client.id, line.id, text=note)
+            merged = None
+        if shared is not None:
+            await _phone_noted(session, tg, shared, merged is not None)
+    if shared is None:
+        await message.answer(texts.OWN_CONTACT_ONLY)
+        return
+    assert shared.id is not None
     tg.topics.wake()
     await message.answer(texts.PHONE_THANKS, reply_markup=ReplyKeyboardRemove())
-    await tg.topics.refresh(client.id)
+    await tg.topics.refresh(shared.id)
     if merged is not None and old_thread is not None:
-        await tg.topics.retire(old_thread, client.id)
+        await tg.topics.retire(old_thread, shared.id)
+
+
+async def _phone_noted(
+    session: AsyncSession, tg: TelegramContext, client: Client, merged: bool
+) -> None:
+    """The shared phone as a dialog line and a note in the client's topic."""
+    assert client.id is not None and client.phone is not None
+    note = f"📱 Клиент поделился номером {format_phone(client.phone)}"
+    if merged:
+        note += " — это наш клиент по телефону, история звонков и переписки объединена"
+    line = await append_dialog(session, client, None, "contact", note)
+    _to_topic(session, tg, client.id, line.id, text=note)
 
 
 async def client_wrote(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
@@ -127,8 +141,9 @@ def _to_topic(
     """Queue a send into the client's topic, in the transaction that stored the dialog line."""
     if tg.managers_chat_id is None:
         return
-    session.add(
-        TelegramDelivery(
+    enqueue(
+        session,
+        Outgoing(
             target="topic",
             chat_id=tg.managers_chat_id,
             client_id=client_id,
@@ -137,7 +152,7 @@ def _to_topic(
             text=text,
             from_chat_id=from_chat_id,
             from_message_id=from_message_id,
-        )
+        ),
     )
 
 
@@ -166,22 +181,31 @@ async def manager_replied(
         client = await session.get(Client, topic.client_id) if topic is not None else None
         if client is None:
             return
-        if client.channel != CHANNEL or not client.external_id:
-            await message.reply(texts.CANNOT_REPLY)
-            return
-        line = await record_message(session, client, _summary(message), "out")
-        session.add(
-            TelegramDelivery(
-                target="chat",
-                chat_id=int(client.external_id),
-                client_id=client.id,
-                dialog_message_id=line.id,
-                method="copy",
-                from_chat_id=message.chat.id,
-                from_message_id=message.message_id,
-            )
-        )
+        reachable = client.channel == CHANNEL and bool(client.external_id)
+        if reachable:
+            await _reply_queued(session, client, message)
+    if not reachable:  # answered after the session closes
+        await message.reply(texts.CANNOT_REPLY)
+        return
     tg.topics.wake()
+
+
+async def _reply_queued(session: AsyncSession, client: Client, message: Message) -> None:
+    """A manager's reply in the topic: a dialog line and a copy queued to the client."""
+    assert client.external_id is not None
+    line = await record_message(session, client, _summary(message), "out")
+    enqueue(
+        session,
+        Outgoing(
+            target="chat",
+            chat_id=int(client.external_id),
+            client_id=client.id,
+            dialog_message_id=line.id,
+            method="copy",
+            from_chat_id=message.chat.id,
+            from_message_id=message.message_id,
+        ),
+    )
 
 
 def build_private_router() -> Router:

@@ -13,15 +13,22 @@ from handlers.telegram.context import TelegramContext
 from storage.models import Manager
 from telephony.managers import (
     CALL_MODES,
+    ProviderNeeded,
     add_manager,
+    bind_identity,
     bind_pbx,
     list_managers,
     manager_by_telegram,
+    parse_pbx_identity,
     remove_manager,
     set_call_mode,
+    set_on_duty,
 )
+from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import PbxError, PbxUser
-from telephony.phones import Extension, InvalidPhone, parse_party
+from telephony.novofon import PROVIDER as NOVOFON
+
+PROVIDER_NAMES = {MEGAFON: "MegaFon", NOVOFON: "Novofon"}
 
 _MAX_LOGIN = 40  # callback_data holds at most 64 bytes
 
@@ -103,34 +110,77 @@ async def me_command(message: Message, manager: Manager | None) -> None:
     await message.answer(texts.manager_settings(manager), reply_markup=settings_keyboard())
 
 
+def configured_providers(tg: TelegramContext) -> list[str]:
+    dialers = tg.dialers
+    found = [MEGAFON] if dialers.megafon is not None or tg.pbx is not None else []
+    return found + ([NOVOFON] if dialers.novofon is not None else [])
+
+
+def provider_keyboard(raw: str, choices: tuple[str, ...]) -> InlineKeyboardMarkup:
+    """Ambiguous /pbx input: one button per PBX it could be on."""
+    rows = []
+    for provider in choices:
+        value = f"{provider} {raw}"
+        if len(ManagerAction(action="bind", value=value).pack().encode()) > 64:
+            continue
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=f"{PROVIDER_NAMES[provider]}: {raw}",
+                    callback_data=ManagerAction(action="bind", value=value).pack(),
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def _bind(tg: TelegramContext, telegram_id: int, raw: str) -> tuple[str, bool]:
+    """Bind `raw` (`megafon andy`, `novofon 100`, `andy`): (answer, whether it is bound)."""
+    try:
+        identity = parse_pbx_identity(raw, configured_providers(tg))
+    except ProviderNeeded:
+        raise
+    except ValueError as exc:
+        return str(exc), False
+    async with tg.db.session() as session:
+        current = await manager_by_telegram(session, telegram_id)
+        if current is None:
+            return texts.NOT_A_MANAGER, False
+        try:
+            bound = await bind_identity(session, current, identity)
+        except ValueError as exc:
+            return str(exc), False
+        return texts.manager_settings(bound), True
+
+
 async def pbx_command(
     message: Message, command: CommandObject, tg: TelegramContext, manager: Manager | None
 ) -> None:
-    """Bind by hand: a login (letters), an extension (short digits) or a direct number."""
+    """Bind by hand: `/pbx megafon andy`, `/pbx novofon 100`; without a PBX when only one is
+    configured. A login (letters), an extension (short digits) or a direct number."""
     given = await manager_argument(message, command, manager, texts.USAGE_PBX)
     if given is None:
         return
     manager, raw = given
-    login: str | None = None
-    ext: str | None = None
-    telnum: str | None = None
     try:
-        party = parse_party(raw)
-        if isinstance(party, Extension):
-            ext = party.number
-        else:
-            telnum = party
-    except InvalidPhone:
-        login = raw
+        answer, bound = await _bind(tg, manager.telegram_user_id or 0, raw)
+    except ProviderNeeded as exc:
+        await message.answer(texts.WHICH_PBX, reply_markup=provider_keyboard(exc.raw, exc.choices))
+        return
+    await message.answer(answer, reply_markup=settings_keyboard() if bound else None)
+
+
+async def duty_command(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
+    """/duty toggles being on duty (private alerts about unknown callers, escalations)."""
+    if manager is None or manager.telegram_user_id is None:
+        await message.answer(texts.NOT_A_MANAGER)
+        return
     async with tg.db.session() as session:
-        current = await manager_by_telegram(session, manager.telegram_user_id or 0)
+        current = await manager_by_telegram(session, manager.telegram_user_id)
         assert current is not None
-        try:
-            bound = await bind_pbx(session, current, login=login, ext=ext, telnum=telnum)
-        except ValueError as exc:
-            await message.answer(str(exc))
-            return
-    await message.answer(texts.manager_settings(bound), reply_markup=settings_keyboard())
+        current = await set_on_duty(session, current, not current.on_duty)
+        text = texts.manager_settings(current)
+    await message.answer(text, reply_markup=settings_keyboard())
 
 
 async def settings_tapped(
@@ -145,16 +195,18 @@ async def settings_tapped(
     if callback_data.action == "users":
         await _offer_pbx_users(callback, tg)
         return
-    # Asked before the session opens: no network await inside a transaction.
+    # The PBX is asked before the session opens: no network wait holds a connection.
     user = await _pbx_user(tg, callback_data.value) if callback_data.action == "pbx" else None
+    text: str | None = None
+    problem = ""
     async with tg.db.session() as session:
         current = await manager_by_telegram(session, manager.telegram_user_id)
         assert current is not None
-        if callback_data.action == "mode" and callback_data.value in CALL_MODES:
-            mode = callback_data.value
-            current = await set_call_mode(session, current, mode)
-        elif callback_data.action == "pbx":
-            try:
+        try:
+            if callback_data.action == "mode" and callback_data.value in CALL_MODES:
+                mode = callback_data.value
+                current = await set_call_mode(session, current, mode)
+            elif callback_data.action == "pbx":
                 current = await bind_pbx(
                     session,
                     current,
@@ -162,11 +214,17 @@ async def settings_tapped(
                     ext=user.ext if user else None,
                     telnum=user.telnum if user else None,
                     name=user.name if user else None,
+                    provider=MEGAFON,
                 )
-            except ValueError as exc:
-                await callback.answer(str(exc), show_alert=True)
-                return
-        text = texts.manager_settings(current)
+            elif callback_data.action == "bind":
+                identity = parse_pbx_identity(callback_data.value, configured_providers(tg))
+                current = await bind_identity(session, current, identity)
+            text = texts.manager_settings(current)
+        except ValueError as refused:
+            problem = str(refused)
+    if text is None:
+        await callback.answer(problem, show_alert=True)
+        return
     if isinstance(callback.message, Message):
         await callback.message.edit_text(text, reply_markup=settings_keyboard())
     await callback.answer("Сохранено")
@@ -202,9 +260,12 @@ async def _offer_pbx_users(callback: CallbackQuery, tg: TelegramContext) -> None
         for user in users
         if len(user.login.encode()) <= _MAX_LOGIN and ":" not in user.login
     ]
+    text = texts.PICK_LOGIN
+    if NOVOFON in configured_providers(tg):
+        text += "\n" + texts.NOVOFON_BY_HAND
     if isinstance(callback.message, Message):
         await callback.message.answer(
-            "Выберите ваш логин АТС:", reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons)
+            text, reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons)
         )
     await callback.answer()
 
@@ -217,5 +278,6 @@ def build_router() -> Router:
     router.message.register(list_command, Command("managers"))
     router.message.register(me_command, Command("me", "settings"))
     router.message.register(pbx_command, Command("pbx"))
+    router.message.register(duty_command, Command("duty"))
     router.callback_query.register(settings_tapped, ManagerAction.filter())
     return router

@@ -18,6 +18,7 @@ STATUS_WORDS = {
     "NotAllowed": "звонок запрещён",
     "NotFound": "номер не найден",
 }
+PBX_NAMES = {"megafon": "MegaFon", "novofon": "Novofon"}
 CHANNELS = {"telephony": "телефон", "telegram": "Telegram"}
 MODES = {
     "disabled": "звонки отключены",
@@ -61,7 +62,12 @@ USAGE_ADD = (
 USAGE_DEL = (
     "Ответьте командой /delmanager на сообщение менеджера или укажите его id: /delmanager 123456"
 )
-USAGE_PBX = "Укажите логин, внутренний номер или прямой номер АТС: /pbx andy"
+USAGE_PBX = (
+    "Укажите АТС и логин, внутренний номер или прямой номер: /pbx megafon andy, /pbx novofon 100"
+)
+WHICH_PBX = "В какой АТС этот номер? Выберите:"
+PICK_LOGIN = "Выберите ваш логин АТС:"
+NOVOFON_BY_HAND = "Novofon: отправьте /pbx novofon <внутренний номер>"
 NO_CALLS = "Звонков пока нет."
 NO_MISSED = "Сегодня пропущенных звонков нет 🎉"
 PBX_NOT_CONFIGURED = (
@@ -116,7 +122,9 @@ def manager_settings(manager: Manager) -> str:
     return (
         f"Менеджер: {manager_name(manager)}\n"
         f"Логин АТС: {identity}\n"
-        f"Режим звонков: {MODES.get(manager.call_mode, manager.call_mode)}"
+        f"АТС: {PBX_NAMES.get(manager.call_provider, manager.call_provider)}\n"
+        f"Режим звонков: {MODES.get(manager.call_mode, manager.call_mode)}\n"
+        f"Дежурный: {'да' if manager.on_duty else 'нет'} (/duty)"
     )
 
 
@@ -174,3 +182,15 @@ def merged_away(link: str) -> str:
         "🔗 Клиент поделился номером: это наш клиент по телефону. "
         f"Переписка продолжается здесь: {link}"
     )
+
+
+def call_taken(manager: Manager) -> str:
+    """In the client's topic: who took the missed call."""
+    return f"✋ Пропущенный звонок взял(а): {escape(manager_name(manager))}"
+
+
+def already_taken(manager: Manager | None) -> str:
+    return f"Звонок уже взял(а): {manager_name(manager)}" if manager else "Звонок уже взяли"
+
+
+TAKEN = "Звонок ваш ✋"

@@ -7,10 +7,24 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from handlers.web.api_models import (
+    CallDetailAnswer,
+    CallsAnswer,
+    CallsQuery,
+    ClientAnswer,
+    ClientQuery,
+    DialogAnswer,
+    DialogQuery,
+    ManagerCallAnswer,
+    ManagerCallRequest,
+    MegafonCallAnswer,
+    MegafonCallRequest,
+)
 from handlers.web.auth import same_secret
 from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
+from handlers.web.openapi import PUBLIC_PATHS, operation
 from handlers.web.serialize import (
     call_detail_json,
     call_json,
@@ -33,7 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API + "/"):
+    if request.path.startswith(API + "/") and request.path not in PUBLIC_PATHS:
         expected = request.app[CONTEXT].api_token
         if not expected:
             raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
@@ -72,6 +86,12 @@ def _phone(raw: str) -> str:
 
 
 @routes.post(API + "/megafon_call")
+@operation(
+    "Call a client through MegaFon (the PBX rings the manager, then the client)",
+    body=MegafonCallRequest,
+    answers={200: MegafonCallAnswer, 400: None, 502: None},
+    tag="calls",
+)
 async def start_megafon_call(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body = await read_json_object(request)
@@ -102,6 +122,12 @@ async def start_megafon_call(request: web.Request) -> web.Response:
 
 
 @routes.post(API + "/calls")
+@operation(
+    "Call a client through the manager's own PBX (MegaFon or Novofon)",
+    body=ManagerCallRequest,
+    answers={200: ManagerCallAnswer, 400: None, 404: None, 409: None, 502: None},
+    tag="calls",
+)
 async def start_manager_call(request: web.Request) -> web.Response:
     """A manager's call through the PBX they are bound to (MegaFon or Novofon)."""
     ctx = request.app[CONTEXT]
@@ -153,6 +179,12 @@ async def _client_response(session: AsyncSession, client: Client | None) -> web.
 
 
 @routes.get(API + "/clients")
+@operation(
+    "Find a client by phone",
+    query=ClientQuery,
+    answers={200: ClientAnswer, 400: None, 404: None},
+    tag="clients",
+)
 async def client_by_phone(request: web.Request) -> web.Response:
     phone = _phone(request.query.get("phone", ""))
     # One read transaction: no write lock, does not wait for the call inbox's writer.
@@ -161,6 +193,7 @@ async def client_by_phone(request: web.Request) -> web.Response:
 
 
 @routes.get(API + r"/clients/{client_id:\d+}")
+@operation("A client with its variables", answers={200: ClientAnswer, 404: None}, tag="clients")
 async def client_by_id(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
     async with request.app[CONTEXT].db.read() as session:
@@ -168,6 +201,12 @@ async def client_by_id(request: web.Request) -> web.Response:
 
 
 @routes.get(API + r"/clients/{client_id:\d+}/dialog")
+@operation(
+    "A client's dialog: messages and call notifications, oldest first",
+    query=DialogQuery,
+    answers={200: DialogAnswer, 400: None, 404: None},
+    tag="clients",
+)
 async def client_dialog(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
     after_id = request.query.get("after_id", "")
@@ -187,6 +226,12 @@ async def client_dialog(request: web.Request) -> web.Response:
 
 
 @routes.get(API + "/calls")
+@operation(
+    "Recent calls, newest first",
+    query=CallsQuery,
+    answers={200: CallsAnswer, 400: None},
+    tag="calls",
+)
 async def list_calls(request: web.Request) -> web.Response:
     raw_phone = request.query.get("phone", "")
     phone = _phone(raw_phone) if raw_phone else None
@@ -197,6 +242,11 @@ async def list_calls(request: web.Request) -> web.Response:
 
 
 @routes.get(API + r"/calls/{call_id:\d+}")
+@operation(
+    "A call with its raw events, attribution and lead flags",
+    answers={200: CallDetailAnswer, 404: None},
+    tag="calls",
+)
 async def call_detail(request: web.Request) -> web.Response:
     call_id = _id(request.match_info["call_id"], "call_id")
     async with request.app[CONTEXT].db.session() as session:

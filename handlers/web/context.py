@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,8 @@ class WebContext:
     lead_observers: LeadObservers = field(default_factory=LeadObservers)
     # What /healthz asks besides the database: stuck queues, dead loops, a refused bot token.
     health: HealthChecks = field(default_factory=HealthChecks)
+    # Run before /metrics answers: gauges read from the database (pool utilisation, queues).
+    scrape_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def dialers(self) -> Dialers:

@@ -6,9 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
+from handlers.web.api_models import FormLeadRequest, LeadAnswer
 from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
+from handlers.web.openapi import operation
 from telephony.leads.service import FormLead
 from telephony.phones import InvalidPhone, normalize_phone
 
@@ -85,6 +87,12 @@ def parse_form_lead(body: dict[str, Any], idempotency_key: str | None) -> FormLe
 
 
 @routes.post("/api/v1/leads")
+@operation(
+    "A site form's lead (sent to Roistat like a call's)",
+    body=FormLeadRequest,
+    answers={200: LeadAnswer, 201: LeadAnswer, 400: None, 503: None},
+    tag="leads",
+)
 async def post_lead(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     if ctx.leads is None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from handlers.web.context import CONTEXT
+from handlers.web.context import CONTEXT, WebContext
 from storage.queue_stats import QUEUES, queue_stats
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,23 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    try:
+    for hook in context.scrape_hooks:
+        try:
+            await hook()
+        except Exception as exc:  # a stale gauge is better than no metrics at all
+            log.warning("metrics: a gauge refresh failed: %s", exc.__class__.__name__)
+    body = generate_latest(context.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def queue_gauges(context: WebContext) -> Callable[[], Awaitable[None]]:
+    """A scrape hook: each durable queue's backlog, oldest due age and set-aside count."""
+
+    async def refresh() -> None:
         for shape in QUEUES:
             stats = await queue_stats(context.db, shape)
             context.metrics.queue_backlog.labels(stats.name).set(stats.backlog)
             context.metrics.queue_oldest.labels(stats.name).set(stats.oldest_due_seconds)
             context.metrics.queue_set_aside.labels(stats.name).set(stats.set_aside)
-    except Exception as exc:  # the rest of the figures are still worth serving
-        log.warning("metrics: queue figures unavailable: %s", exc.__class__.__name__)
-    body = generate_latest(context.metrics.registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return refresh

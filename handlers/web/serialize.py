@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from storage.models import Call, CallAttribution, CallEvent, Client, DialogMessage, Manager
+from telephony.tracking.confidence import candidates_of, confidence_of
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -61,6 +62,8 @@ def attribution_json(attribution: CallAttribution | None) -> dict[str, Any]:
         return {}
     values = attribution.model_dump(exclude={"call_id"})
     values["created_at"] = iso(attribution.created_at)
+    values["confidence"] = confidence_of(attribution).value
+    values["candidate_visits"] = candidates_of(attribution)
     return values
 
 
@@ -78,6 +81,7 @@ def call_detail_json(
         for event in events
     ]
     detail["attribution"] = attribution_json(attribution)
+    detail["confidence"] = confidence_of(attribution).value  # "none" when not attributed
     detail["flags"] = {
         "first_time_caller": call.first_time_caller,
         "targeted": call.targeted,

@@ -24,7 +24,14 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     return False
 
 
+# Several replicas start together and each applies migrations: on PostgreSQL they take turns
+# on a transaction-level advisory lock (released at commit, so safe behind PgBouncer).
+MIGRATION_LOCK = 7_412_014
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -195,6 +195,8 @@ class MetrikaBatcher:
         self.worker = Worker(
             "metrika-batches", self._step, idle_poll=interval, error_pause=interval
         )
+        # Several processes: only the holder of the "metrika-batches" lease uploads.
+        self.gate: Callable[[], bool] = lambda: True
 
     async def upload_due(self) -> int:
         """One batch: claim due rows, one upload per visitor-id type. Rows uploaded."""
@@ -283,8 +285,9 @@ class MetrikaBatcher:
         return changed
 
     async def _step(self) -> float | None:
-        await self.upload_due()
-        await self.poll_statuses()
+        if self.gate():
+            await self.upload_due()
+            await self.poll_statuses()
         return None
 
     def stop(self) -> None:

@@ -224,9 +224,10 @@ class OutboxWorker:
         self.metrics = metrics
         self.batch_size = batch_size
         self.rng = rng or random.Random()
-        self._passes = 0
+        self._passes = 0  # run_once() calls in progress in this process (drain waits for them)
+        self._idle = asyncio.Condition()
+        self._ticks = 0
         self.worker = Worker("outbox-worker", self._step, idle_poll=poll_interval)
-        self._in_flight: set[asyncio.Future[Any]] = set()  # passes running in this process
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
@@ -236,38 +237,40 @@ class OutboxWorker:
         """Claim one batch of due rows and deliver them. The number of rows handled."""
         if not self.sinks:
             return 0
-        items = await claim(
-            self.db,
-            self.sinks,
-            now=self.clock.now(),
-            limit=self.batch_size,
-            lease=self.policy.lease,
-        )
-        deliveries = asyncio.gather(*(self._deliver(item) for item in items))
-        self._in_flight.add(deliveries)
+        self._passes += 1
         try:
-            await deliveries
+            items = await claim(
+                self.db,
+                self.sinks,
+                now=self.clock.now(),
+                limit=self.batch_size,
+                lease=self.policy.lease,
+            )
+            await asyncio.gather(*(self._deliver(item) for item in items))
+            return len(items)
         finally:
-            self._in_flight.discard(deliveries)
-        return len(items)
+            self._passes -= 1
+            async with self._idle:
+                self._idle.notify_all()
 
     async def drain(self) -> int:
-        """Passes until nothing is due and nothing is being delivered by this process's own
-        loop (tests, the CLI)."""
+        """Passes until nothing is due and no pass of this process's own loop is still
+        delivering (tests, the CLI)."""
         total = 0
         while True:
             handled = await self.run_once()
             total += handled
-            if self._in_flight:
-                await asyncio.wait(list(self._in_flight))
+            if self._passes:
+                async with self._idle:
+                    await self._idle.wait_for(lambda: self._passes == 0)
             elif not handled:
                 return total
 
     async def _step(self) -> float | None:
         handled = await self.run_once()
-        if self._passes % 30 == 0 and self.sinks:
+        if self._ticks % 30 == 0 and self.sinks:
             await self.refresh_gauges()
-        self._passes += 1
+        self._ticks += 1
         return 0 if handled >= self.batch_size else None
 
     async def _deliver(self, item: Claimed) -> None:

@@ -10,14 +10,16 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.attribution_queries import leases_at
 from storage.db import Database
 from storage.models import Call, CallAttribution, Client
 from storage.tracking_models import TrackingNumber, TrackingVisit
-from storage.tracking_queries import insert_ignore, lease_at
+from storage.tracking_queries import insert_ignore
 from storage.types import utcnow
 from telephony.clients import set_variables
 from telephony.notify import CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
+from telephony.tracking.confidence import judge, returning_caller
 from telephony.tracking.config import TrackingConfig
 from telephony.tracking.visitors import UTM_TAGS
 
@@ -50,10 +52,12 @@ async def attribute_call(
     if await session.get(CallAttribution, call.id) is not None:
         return None
     static = pool is not None and number == pool.static_number
-    lease = None if static else await lease_at(session, number, at)
+    # The newest lease still counting wins; how sure that is goes with it (confidence.py).
+    judgement = judge([] if static else await leases_at(session, number, at), at, static=static)
+    judgement = await returning_caller(session, call.phone, call.id, at, judgement)
     visit = None
-    if lease is not None and lease.visit_id is not None:
-        visit = await session.get(TrackingVisit, lease.visit_id)
+    if judgement.visit_id is not None:
+        visit = await session.get(TrackingVisit, judgement.visit_id)
     if visit is not None:
         source = visit.source
     elif pool is not None:
@@ -62,6 +66,7 @@ async def attribute_call(
         assert known is not None
         source = known.pool  # a number since removed from trubka.toml
     values = _values(call.id, number, source, visit)
+    values.update(judgement.columns())
     if not await insert_ignore(session, CallAttribution, values):
         return None  # a concurrent push of the same call got here first
     attribution = CallAttribution.model_validate(values)

@@ -1,5 +1,6 @@
 """A fake Telegram Bot API over real HTTP: records every call, answers like Telegram,
-deletes topics and fails (429, 400, 500) on demand, and serves getUpdates for polling."""
+enforces Telegram's send limits (429 with retry_after), deletes topics and fails (429, 400,
+500) on demand, and serves getUpdates for polling."""
 
 from __future__ import annotations
 
@@ -7,14 +8,47 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from telephony.ratelimit import TokenBuckets
+
 BOT_ID = 42
 TOKEN = "42:TEST"
+
+
+# Calls that put something into a chat: Telegram counts them against the chat's budget.
+COUNTED = {
+    "sendMessage",
+    "copyMessage",
+    "forwardMessage",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "createForumTopic",
+    "editForumTopic",
+    "closeForumTopic",
+    "reopenForumTopic",
+}
+
+
+@dataclass
+class Limits:
+    """Telegram's limits: a group takes 20 sends in any minute (a sliding window, edits
+    included); a private chat about 1 a second with short bursts, the whole bot about 30 a
+    second (token buckets). `scale` shrinks every window (0.01: a group's minute lasts 0.6 s)
+    so tests stay fast; retry_after is reported in unscaled (Telegram) seconds."""
+
+    group_per_minute: int = 20
+    private_per_second: float = 1
+    private_burst: int = 3
+    global_per_second: float = 30
+    scale: float = 1.0
+    enabled: bool = True
 
 
 @dataclass
@@ -66,6 +100,11 @@ class FakeTelegram:
     _threads: itertools.count[int] = field(default_factory=lambda: itertools.count(10))
     _update_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    limits: Limits = field(default_factory=Limits)
+    # Calls refused with 429 because a limit was exceeded (not the planned failures).
+    refused: list[ApiCall] = field(default_factory=list)
+    _windows: dict[int, deque[float]] = field(default_factory=dict)
+    _buckets: dict[str, TokenBuckets] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -124,6 +163,13 @@ class FakeTelegram:
             if planned:
                 status, description, retry_after = planned.pop(0)
                 return self._error(status, description, retry_after)
+            if method in COUNTED and "chat_id" in params:
+                wait = self._over_limit(int(params["chat_id"]))
+                if wait is not None:
+                    self.refused.append(self.calls[-1])
+                    return self._error(
+                        429, f"Too Many Requests: retry after {wait}", retry_after=wait
+                    )
             handler = getattr(self, f"_{method}", None)
             if handler is None:
                 return self._ok(True)
@@ -132,6 +178,39 @@ class FakeTelegram:
         finally:
             async with self.changed:
                 self.changed.notify_all()
+
+    def _over_limit(self, chat_id: int) -> int | None:
+        """Counts the call against its chat's and the bot's budget; the retry_after (Telegram
+        seconds) when one is spent. A refused call is not counted."""
+        limits = self.limits
+        if not limits.enabled:
+            return None
+        now = time.monotonic()
+        if not self._buckets:
+            self._buckets["private"] = TokenBuckets(
+                limits.private_per_second / limits.scale, limits.private_burst
+            )
+            self._buckets["all"] = TokenBuckets(
+                limits.global_per_second / limits.scale, limits.global_per_second
+            )
+        waits = [self._buckets["all"].wait_for("all")]
+        window = 60.0 * limits.scale
+        sent = self._windows.setdefault(chat_id, deque())
+        if chat_id < 0:
+            while sent and sent[0] <= now - window:
+                sent.popleft()
+            if len(sent) >= limits.group_per_minute:
+                waits.append(sent[0] + window - now)
+        else:
+            waits.append(self._buckets["private"].wait_for(chat_id))
+        if max(waits) > 0:
+            return max(1, math.ceil(max(waits) / limits.scale))
+        self._buckets["all"].take("all")
+        if chat_id < 0:
+            sent.append(now)
+        else:
+            self._buckets["private"].take(chat_id)
+        return None
 
     def _ok(self, result: Any) -> web.Response:
         return web.json_response({"ok": True, "result": result})

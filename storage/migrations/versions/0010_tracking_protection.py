@@ -1,7 +1,7 @@
 """tracking protection: lease holders' addresses, suspected-fraud call flag
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-01 03:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,420 @@
+"""Report queries (SQLAlchemy Core), the same figures on SQLite and PostgreSQL.
+
+Times are grouped into local days and hours in SQL: the caller passes the UTC offset of the
+range (`Period.offset_minutes`), so only a few hundred rows ever leave the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.leads_models import Lead, OutboxItem
+from storage.models import Call, CallAttribution, Manager
+from storage.telegram_models import TelegramDelivery
+from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit
+
+calls = Call.__table__  # type: ignore[attr-defined]
+attributions = CallAttribution.__table__  # type: ignore[attr-defined]
+numbers = TrackingNumber.__table__  # type: ignore[attr-defined]
+leases = TrackingLease.__table__  # type: ignore[attr-defined]
+visits = TrackingVisit.__table__  # type: ignore[attr-defined]
+leads = Lead.__table__  # type: ignore[attr-defined]
+outbox = OutboxItem.__table__  # type: ignore[attr-defined]
+managers = Manager.__table__  # type: ignore[attr-defined]
+deliveries = TelegramDelivery.__table__  # type: ignore[attr-defined]
+
+# Grouping keys of the calls report.
+DIMENSIONS = ("day", "hour", "source", "campaign", "landing", "pool", "manager")
+# Leases longer than this do not exist (max_length is at most a day), so a range scan on
+# started_at finds every lease overlapping a period.
+LONGEST_LEASE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, grouped by local time at `offset_minutes` east of UTC."""
+
+    start: datetime
+    end: datetime
+    offset_minutes: int = 0
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    provider: str | None = None
+    pool: str | None = None
+    manager: str | None = None  # the PBX login the call rang
+
+
+@dataclass(frozen=True)
+class CallRow:
+    key: str | None
+    total: int
+    unique: int
+    first_time: int
+    answered: int
+
+
+@dataclass(frozen=True)
+class MissedRow:
+    call_id: int
+    phone: str | None
+    started_at: datetime
+    manager: str | None
+    callback_at: datetime | None
+    callback_manager: str | None
+    again_at: datetime | None
+
+
+async def _rows(session: AsyncSession, query: Any) -> Sequence[Any]:
+    """Core statements run on the session's connection (its transaction, no ORM on top)."""
+    connection = await session.connection()
+    return (await connection.execute(query)).all()
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def local_text(session: AsyncSession, column: Any, offset: int, unit: str) -> ColumnElement[str]:
+    """`YYYY-MM-DD` (unit "day") or `YYYY-MM-DD HH` ("hour") of a UTC column in local time."""
+    if _dialect(session) == "postgresql":
+        shifted = func.timezone("UTC", column) + func.make_interval(0, 0, 0, 0, 0, offset)
+        pattern = "YYYY-MM-DD" if unit == "day" else "YYYY-MM-DD HH24"
+        return func.to_char(shifted, pattern)
+    pattern = "%Y-%m-%d" if unit == "day" else "%Y-%m-%d %H"
+    return func.strftime(pattern, column, f"{offset:+d} minutes")
+
+
+def epoch(session: AsyncSession, column: Any) -> ColumnElement[int]:
+    """Seconds since 1970 of a UTC column, as an integer: cheap to fetch in bulk."""
+    if _dialect(session) == "postgresql":
+        return func.floor(func.extract("epoch", column)).cast(BigInteger)
+    return func.cast(func.strftime("%s", column), Integer)
+
+
+def _inbound(period: Period, flt: CallFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        calls.c.direction == "in",
+        calls.c.internal.is_(False),
+        calls.c.started_at >= period.start,
+        calls.c.started_at < period.end,
+    ]
+    if flt.provider:
+        conditions.append(calls.c.provider == flt.provider)
+    if flt.manager:
+        conditions.append(calls.c.manager_user == flt.manager)
+    return conditions
+
+
+def _answered() -> ColumnElement[bool]:
+    return or_(calls.c.answered.is_(True), calls.c.status == "Success")
+
+
+def _pool_column() -> Any:
+    return numbers.c.pool
+
+
+def _with_attribution(
+    query: Select[Any], flt: CallFilter, *, attribution: bool = True, pool: bool = False
+) -> Select[Any]:
+    """Join what the query needs: a call's attribution, and its number's pool (the joins cost
+    on every call row, so only when asked)."""
+    pool = pool or bool(flt.pool)
+    if not (attribution or pool):
+        return query.select_from(calls)
+    joined = calls.outerjoin(attributions, attributions.c.call_id == calls.c.id)
+    if pool:
+        joined = joined.outerjoin(numbers, numbers.c.number == attributions.c.tracking_number)
+    query = query.select_from(joined)
+    if flt.pool:
+        query = query.where(numbers.c.pool == flt.pool)
+    return query
+
+
+def _without_query(session: AsyncSession, url: Any) -> Any:
+    """A landing page without its query (UTM tags, yclid): one row per page, not per click."""
+    if _dialect(session) == "postgresql":
+        return func.split_part(url, "?", 1)
+    cut = func.instr(url, "?")
+    return case((cut > 0, func.substr(url, 1, cut - 1)), else_=url)
+
+
+def _key(session: AsyncSession, dimension: str, period: Period) -> Any:
+    if dimension in ("day", "hour"):
+        return local_text(session, calls.c.started_at, period.offset_minutes, dimension)
+    return {
+        "source": attributions.c.source,
+        "campaign": attributions.c.utm_campaign,
+        "landing": _without_query(session, attributions.c.landing_url),
+        "pool": numbers.c.pool,
+        "manager": calls.c.manager_user,
+    }[dimension]
+
+
+async def calls_by(
+    session: AsyncSession, period: Period, flt: CallFilter, dimension: str
+) -> list[CallRow]:
+    """Inbound calls grouped by a dimension (or all together with dimension "total")."""
+    key = literal("total") if dimension == "total" else _key(session, dimension, period)
+    first = func.sum(case((calls.c.first_time_caller.is_(True), 1), else_=0))
+    answered = func.sum(case((_answered(), 1), else_=0))
+    query = select(
+        key.label("key"),
+        func.count().label("total"),
+        func.count(distinct(calls.c.phone)).label("unique"),
+        first.label("first_time"),
+        answered.label("answered"),
+    ).where(*_inbound(period, flt))
+    joins = {"source", "campaign", "landing", "pool"}
+    query = _with_attribution(
+        query, flt, attribution=dimension in joins, pool=dimension == "pool"
+    ).group_by(key).order_by(key)
+    rows = await _rows(session, query)
+    return [CallRow(row.key, row.total, row.unique, row.first_time or 0, row.answered or 0)
+            for row in rows]
+
+
+async def confidence_counts(
+    session: AsyncSession, period: Period, flt: CallFilter
+) -> dict[str, int]:
+    """Inbound calls by attribution confidence (rows stored before it was kept: by
+    channel_level)."""
+    level = case(
+        (attributions.c.call_id.is_(None), "none"),
+        (attributions.c.confidence.is_not(None), attributions.c.confidence),
+        (attributions.c.channel_level.is_(True), "channel"),
+        else_="exact",
+    )
+    query = select(level.label("level"), func.count().label("n")).where(*_inbound(period, flt))
+    query = _with_attribution(query, flt).group_by(level)
+    return {row.level: row.n for row in await _rows(session, query)}
+
+
+async def missed_calls(
+    session: AsyncSession, period: Period, flt: CallFilter, limit: int = 100_000
+) -> list[MissedRow]:
+    """Missed inbound calls with the first call back to that phone and the caller's next call."""
+    later = calls.alias("later")
+    after = and_(
+        later.c.phone == calls.c.phone,
+        later.c.started_at > calls.c.started_at,
+        later.c.internal.is_(False),
+    )
+    callback = (
+        select(later.c.id)
+        .where(after, later.c.direction == "out")
+        .order_by(later.c.started_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    again = (
+        select(func.min(later.c.started_at))
+        .where(after, later.c.direction == "in")
+        .scalar_subquery()
+    )
+    candidates = select(
+        calls.c.id, calls.c.phone, epoch(session, calls.c.started_at).label("at"),
+        calls.c.manager_user, callback.label("callback_id"),
+        epoch(session, again).label("again_at"),
+    ).where(*_inbound(period, flt), ~_answered(), calls.c.phone.is_not(None))
+    inner = _with_attribution(candidates, flt, attribution=False).limit(limit).subquery()
+    back = calls.alias("back")
+    query = select(
+        inner,
+        epoch(session, back.c.started_at).label("callback_at"),
+        back.c.manager_user.label("callback_user"),
+    ).select_from(inner.outerjoin(back, back.c.id == inner.c.callback_id))
+    return [
+        MissedRow(
+            call_id, phone, _moment(at), manager,
+            _moment(callback_at) if callback_at is not None else None,
+            callback_user,
+            _moment(again_at) if again_at is not None else None,
+        )
+        for call_id, phone, at, manager, _callback, again_at, callback_at, callback_user
+        in await _rows(session, query)
+    ]
+
+
+def _moment(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _utc(value: Any) -> datetime:
+    """Raw Core rows skip the UTC type on subqueries: SQLite gives naive or text values."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def manager_names(session: AsyncSession) -> dict[str, str]:
+    """PBX login → display name."""
+    query = select(managers.c.pbx_login, managers.c.name).where(managers.c.pbx_login.is_not(None))
+    return {row.pbx_login: row.name or row.pbx_login for row in await _rows(session, query)}
+
+
+async def lead_counts(session: AsyncSession, period: Period) -> dict[str, int]:
+    query = (
+        select(leads.c.source, func.count().label("n"))
+        .where(leads.c.created_at >= period.start, leads.c.created_at < period.end)
+        .group_by(leads.c.source)
+    )
+    return {row.source: row.n for row in await _rows(session, query)}
+
+
+async def lead_days(session: AsyncSession, period: Period) -> list[tuple[str, str, int]]:
+    day = local_text(session, leads.c.created_at, period.offset_minutes, "day")
+    query = (
+        select(day.label("day"), leads.c.source, func.count().label("n"))
+        .where(leads.c.created_at >= period.start, leads.c.created_at < period.end)
+        .group_by(day, leads.c.source)
+        .order_by(day)
+    )
+    return [(row.day, row.source, row.n) for row in await _rows(session, query)]
+
+
+async def outbox_counts(session: AsyncSession, period: Period) -> list[tuple[str, str, bool, int]]:
+    """(sink, status, failed before, count) of deliveries enqueued in the period."""
+    failed = outbox.c.attempts > 0
+    query = (
+        select(outbox.c.sink, outbox.c.status, failed.label("failed"), func.count().label("n"))
+        .where(outbox.c.created_at >= period.start, outbox.c.created_at < period.end)
+        .group_by(outbox.c.sink, outbox.c.status, failed)
+    )
+    return [(r.sink, r.status, bool(r.failed), r.n) for r in await _rows(session, query)]
+
+
+@dataclass(frozen=True)
+class DeadRow:
+    id: int
+    sink: str
+    lead_id: int | None
+    call_id: int | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+async def dead_deliveries(session: AsyncSession, period: Period, limit: int = 50) -> list[DeadRow]:
+    query = (
+        select(outbox)
+        .where(
+            outbox.c.status == "dead",
+            outbox.c.created_at >= period.start,
+            outbox.c.created_at < period.end,
+        )
+        .order_by(outbox.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        DeadRow(r.id, r.sink, r.lead_id, r.call_id, r.attempts, r.last_error, _utc(r.created_at))
+        for r in await _rows(session, query)
+    ]
+
+
+async def pool_sizes(session: AsyncSession) -> dict[str, int]:
+    """Active numbers per pool (today's size: removed numbers no longer count)."""
+    query = (
+        select(numbers.c.pool, func.count().label("n"))
+        .where(numbers.c.active.is_(True))
+        .group_by(numbers.c.pool)
+    )
+    return {row.pool: row.n for row in await _rows(session, query)}
+
+
+async def lease_spans(
+    session: AsyncSession, period: Period, pool: str | None = None
+) -> list[tuple[str, int, int]]:
+    """(pool, start, end) of the leases shown to visitors during the period, in epoch
+    seconds (tens of thousands of rows: integers fetch fast)."""
+    query = select(
+        leases.c.pool,
+        epoch(session, leases.c.started_at).label("started"),
+        epoch(session, leases.c.ends_at).label("ends"),
+    ).where(
+        leases.c.started_at >= period.start - LONGEST_LEASE,
+        leases.c.started_at < period.end,
+        leases.c.ends_at > period.start,
+    )
+    if pool:
+        query = query.where(leases.c.pool == pool)
+    return [(pool, started, ends) for pool, started, ends in await _rows(session, query)]
+
+
+async def live_leases(session: AsyncSession, now: datetime) -> dict[str, int]:
+    query = (
+        select(leases.c.pool, func.count().label("n"))
+        .where(
+            leases.c.started_at >= now - LONGEST_LEASE,
+            leases.c.started_at <= now,
+            leases.c.ends_at > now,
+        )
+        .group_by(leases.c.pool)
+    )
+    return {row.pool: row.n for row in await _rows(session, query)}
+
+
+async def visits_by_hour(
+    session: AsyncSession, period: Period, pool: str | None = None
+) -> list[tuple[str, str, int, int]]:
+    """(pool, local hour, visits, overloaded) — overloaded: a visit of a pool that never got a
+    number of it (every number was busy, so it was shown the static number).
+
+    Two grouped queries: with the "never leased" test in WHERE, PostgreSQL plans an anti-join
+    (inside a CASE it was a per-row subplan, costed high enough to switch the JIT on)."""
+    hour = local_text(session, visits.c.created_at, period.offset_minutes, "hour")
+    conditions = [
+        visits.c.pool.is_not(None),
+        visits.c.created_at >= period.start,
+        visits.c.created_at < period.end,
+    ]
+    if pool:
+        conditions.append(visits.c.pool == pool)
+    grouped = (visits.c.pool, hour)
+    counted = select(visits.c.pool, hour, func.count()).where(*conditions).group_by(*grouped)
+    # A visit's leases start when it does or later: bounding them keeps the anti-join to the
+    # period's leases instead of the whole history.
+    never_leased = ~exists().where(
+        leases.c.visit_id == visits.c.id, leases.c.started_at >= period.start
+    )
+    overloaded = (
+        select(visits.c.pool, hour, func.count())
+        .where(*conditions, never_leased)
+        .group_by(*grouped)
+    )
+    over = {(name, at): n for name, at, n in await _rows(session, overloaded)}
+    return sorted(
+        (name, at, n, over.get((name, at), 0))
+        for name, at, n in await _rows(session, counted)
+    )
+
+
+async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    leased = exists().where(leases.c.visit_id == visits.c.id, leases.c.started_at >= since)
+    query = (
+        select(visits.c.pool, func.count().label("n"))
+        .where(visits.c.pool.is_not(None), visits.c.created_at >= since, ~leased)
+        .group_by(visits.c.pool)
+    )
+    return {row.pool: row.n for row in await _rows(session, query)}

@@ -1,0 +1,134 @@
+"""The reports' figures as pydantic models: the JSON API answers with them and the pages
+render them (one shape for both)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+
+
+class PeriodInfo(BaseModel):
+    start: date  # local dates, inclusive
+    end: date
+    timezone: str
+
+
+class Filters(BaseModel):
+    provider: str | None = None
+    pool: str | None = None
+    manager: str | None = None
+
+
+class CallFigures(BaseModel):
+    key: str  # the day, hour, source … ("" when unknown)
+    label: str  # how a person reads the key
+    total: int
+    unique: int  # distinct callers
+    first_time: int  # callers with no earlier call (the lead rules' first-time flag)
+    answered: int
+    missed: int
+
+
+class CallsReport(BaseModel):
+    period: PeriodInfo
+    filters: Filters
+    by: str
+    totals: CallFigures
+    rows: list[CallFigures]
+    series: list[CallFigures]  # by day (or by hour for one day): what the chart draws
+    confidence: dict[str, int]  # exact / probable / channel / none
+
+
+class RecoveryFigures(BaseModel):
+    key: str
+    missed: int
+    within_15m: int
+    within_24h: int
+    later: int
+    called_again: int
+    never: int
+
+
+class ManagerResponse(BaseModel):
+    manager: str  # PBX login
+    name: str
+    answered: int
+    missed: int
+    callbacks: int  # first calls back after a missed call (theirs)
+    median_minutes: float | None  # working minutes from the missed call to the call back
+    p90_minutes: float | None
+
+
+class MissedReport(BaseModel):
+    period: PeriodInfo
+    filters: Filters
+    totals: RecoveryFigures
+    days: list[RecoveryFigures]
+    managers: list[ManagerResponse]
+    working_hours: str
+
+
+class SinkFigures(BaseModel):
+    sink: str
+    delivered: int
+    pending: int
+    retrying: int  # pending after a failed attempt
+    dead: int
+
+
+class DeadDelivery(BaseModel):
+    id: int
+    sink: str
+    lead_id: int | None
+    call_id: int | None
+    attempts: int
+    last_error: str | None
+    created_at: str
+
+
+class LeadDay(BaseModel):
+    day: str
+    call: int
+    form: int
+    other: int
+
+
+class LeadsReport(BaseModel):
+    period: PeriodInfo
+    created: dict[str, int]  # by source (call, form, scenario) and "total"
+    days: list[LeadDay]
+    sinks: list[SinkFigures]
+    dead: list[DeadDelivery]
+
+
+class Recommendation(BaseModel):
+    numbers: int  # enough for the busiest hour at 75%
+    visits_per_day: int
+    command: str  # the pool planner, for a fuller answer
+
+
+class PoolFigures(BaseModel):
+    pool: str
+    numbers: int
+    peak_live: int
+    peak_utilisation: float  # 0..1 (above 1 when numbers were removed since)
+    hours_over_75: int
+    visits: int
+    overloaded_visits: int  # shown the static number: every number was busy
+    recommendation: Recommendation | None
+
+
+class PoolHour(BaseModel):
+    hour: str  # local `YYYY-MM-DD HH`
+    pool: str
+    peak_live: int
+    utilisation: float
+    overloaded_visits: int
+
+
+class TrackingReport(BaseModel):
+    period: PeriodInfo
+    pools: list[PoolFigures]
+    hours: list[PoolHour]
+    confidence: dict[str, int]

@@ -1,0 +1,195 @@
+"""`GET /api/v1/openapi.json` describes every `/api/v1` route; the app's real answers and the
+README's curl examples validate against it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pydantic import BaseModel, ValidationError
+
+from handlers.web import api_models
+from handlers.web.openapi import Operation, api_routes, undescribed
+from storage.db import Database
+from tests.conftest import AppFactory
+from tests.megafon_replay import load, replay
+
+Client = TestClient[web.Request, web.Application]
+README = Path(__file__).parents[1] / "README.md"
+
+
+def _app(client: Client) -> web.Application:
+    app = client.server.app
+    assert app is not None
+    return app
+
+
+async def test_every_api_route_is_described_and_the_spec_needs_no_token(
+    make_client: AppFactory, db: Database
+) -> None:
+    client = await make_client(db)
+    assert undescribed(_app(client)) == []
+    response = await client.get("/api/v1/openapi.json")  # no Authorization header
+    assert response.status == 200
+    spec = await response.json()
+    assert spec["openapi"].startswith("3.1")
+    listed = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    routes = {(r.method, r.path) for r in api_routes(_app(client))}
+    assert listed == routes
+    assert ("POST", "/api/v1/leads") in listed and ("GET", "/api/v1/calls/{call_id}") in listed
+    # Every reference points at a schema that is there.
+    text = json.dumps(spec)
+    for name in re.findall(r'"#/components/schemas/([^"]+)"', text):
+        assert name in spec["components"]["schemas"], name
+    detail = spec["paths"]["/api/v1/calls/{call_id}"]["get"]
+    assert detail["parameters"][0] == {
+        "name": "call_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer"},
+    }
+    assert "401" in detail["responses"]
+
+
+async def test_the_docs_page_lists_every_operation_without_the_network(
+    make_client: AppFactory, db: Database
+) -> None:
+    client = await make_client(db)
+    response = await client.get("/api/v1/docs")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    page = await response.text()
+    for route in api_routes(_app(client)):
+        assert f"{route.method} {route.path}" in page
+    assert "<script" not in page and "http://" not in page.replace("http://localhost", "")
+
+
+def _operation(app: web.Application, method: str, path: str) -> Operation:
+    """The operation whose path template matches a concrete path."""
+    for route in api_routes(app):
+        pattern = re.sub(r"\\\{\w+\\\}", r"[^/]+", re.escape(route.path))
+        if route.method == method and re.fullmatch(pattern, path):
+            assert route.operation is not None
+            return route.operation
+    raise AssertionError(f"{method} {path} is not in the spec")
+
+
+def _valid(model: type[BaseModel] | None, value: Any) -> None:
+    (model or api_models.ErrorAnswer).model_validate(value)
+
+
+async def test_the_apps_real_answers_validate_against_the_spec(
+    make_client: AppFactory, db: Database, auth: dict[str, str]
+) -> None:
+    client = await make_client(db)
+    app = _app(client)
+    await replay(client, load("inbound_answered"))
+
+    async def check(method: str, path: str, **kwargs: Any) -> Any:
+        response = await client.request(method, path, headers=auth, **kwargs)
+        answers = _operation(app, method, urlsplit(path).path).answers
+        assert response.status in answers, (path, response.status, await response.text())
+        body = await response.json()
+        _valid(answers[response.status], body)
+        return body
+
+    calls = (await check("GET", "/api/v1/calls?limit=5"))["calls"]
+    assert calls
+    await check("GET", f"/api/v1/calls/{calls[0]['id']}")
+    await check("GET", "/api/v1/calls/999999")
+    await check("GET", "/api/v1/calls?limit=0")
+    client_id = calls[0]["client_id"]
+    await check("GET", f"/api/v1/clients/{client_id}")
+    await check("GET", "/api/v1/clients?phone=8 910 123-45-67")
+    await check("GET", f"/api/v1/clients/{client_id}/dialog?limit=2")
+    await check(
+        "POST", "/api/v1/megafon_call", json={"client_phone": "89004443322", "user": "andy"}
+    )
+    await check("POST", "/api/v1/megafon_call", json={"client_phone": "12", "user": "andy"})
+    await check("POST", "/api/v1/calls", json={"client_phone": "89004443322", "manager_id": 404})
+    await check("POST", "/api/v1/leads", json={"phone": "+7 910 000-00-01", "name": "Анна"})
+
+
+def _curl_commands(text: str) -> list[list[str]]:
+    """Every `curl …` of the README, continuation lines and multi-line quotes joined."""
+    commands: list[list[str]] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        if not lines[index].lstrip().startswith("curl "):
+            index += 1
+            continue
+        command = lines[index]
+        while True:
+            try:
+                words = shlex.split(command.replace("\\\n", " "), comments=False)
+            except ValueError:  # a quote still open: the command goes on
+                words = None
+            if words is not None and not command.rstrip().endswith("\\"):
+                break
+            index += 1
+            command += "\n" + lines[index]
+        commands.append(words)
+        index += 1
+    return commands
+
+
+async def test_every_readme_api_example_validates_against_the_spec(
+    make_client: AppFactory, db: Database
+) -> None:
+    app = _app(await make_client(db))
+    readme = README.read_text(encoding="utf-8")
+    checked = 0
+    for words in _curl_commands(readme):
+        url = next(word for word in words if word.startswith("http"))
+        parts = urlsplit(url)
+        if not parts.path.startswith("/api/v1/"):
+            continue
+        method = words[words.index("-X") + 1] if "-X" in words else "GET"
+        operation = _operation(app, method, parts.path)
+        if parts.query:
+            assert operation.query is not None, url
+            _strict(operation.query, {k: v[0] for k, v in parse_qs(parts.query).items()})
+        if "-d" in words:
+            assert operation.body is not None, url
+            _strict(operation.body, json.loads(words[words.index("-d") + 1]))
+        checked += 1
+    assert checked >= 4  # megafon_call, calls (GET and POST), leads
+
+    # The answers the README shows after `# 200 {…}` / `# → 201 {…}` validate too.
+    shown = re.findall(r"^# (?:→ )?(\d{3}) (\{.*\})$", readme, re.MULTILINE)
+    for status, body in shown:
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError:
+            continue
+        models = [
+            answers[int(status)]
+            for route in api_routes(app)
+            if route.operation is not None
+            and int(status) in (answers := route.operation.answers)
+            and answers[int(status)] is not None
+        ]
+        assert any(_fits(model, value) for model in models), (status, body)
+        checked += 1
+    assert checked >= 6
+
+
+def _strict(model: type[BaseModel], value: dict[str, Any]) -> None:
+    """Valid, and no field the model does not know (a README typo would be ignored)."""
+    model.model_validate(value)
+    assert set(value) <= set(model.model_fields), set(value) - set(model.model_fields)
+
+
+def _fits(model: type[BaseModel] | None, value: Any) -> bool:
+    try:
+        _valid(model, value)
+    except ValidationError:
+        return False
+    return True

@@ -1,0 +1,279 @@
+"""Reports over HTTP on a small hand-made seed (tests/reports_seed.py): every figure below is
+worked out by hand from that seed. Both databases."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Call
+from telephony.demo import DemoShape, fill
+from tests.conftest import API_TOKEN, AppClient, AppFactory
+from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, SEARCH, TO, seed
+from tests.test_megafon_call import run_cli
+
+PERIOD = {"from": FROM, "to": TO}
+
+
+@pytest.fixture
+async def seeded(make_client: AppFactory, any_db: Database) -> AppClient:
+    await seed(any_db)
+    return await make_client(any_db)
+
+
+async def report(client: AppClient, auth: dict[str, str], name: str, **query: str) -> Any:
+    response = await client.get(f"/api/v1/reports/{name}", params={**PERIOD, **query},
+                                headers=auth)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+def figures(row: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    return (row["total"], row["unique"], row["first_time"], row["answered"], row["missed"])
+
+
+async def test_calls_by_day_source_manager_and_filters(
+    seeded: AppClient, auth: dict[str, str]
+) -> None:
+    by_source = await report(seeded, auth, "calls", by="source")
+    # Seven inbound calls in the two days (the 4 November one is outside), five callers.
+    assert figures(by_source["totals"]) == (7, 5, 5, 3, 4)
+    assert [(r["label"], *figures(r)) for r in by_source["series"]] == [
+        ("02.11", 3, 3, 3, 1, 2),
+        ("03.11", 4, 3, 2, 2, 2),
+    ]
+    assert {r["key"]: figures(r) for r in by_source["rows"]} == {
+        DIRECT: (3, 2, 2, 2, 1),
+        SEARCH: (1, 1, 1, 0, 1),
+        "": (3, 3, 2, 1, 2),
+    }
+    assert by_source["confidence"] == {"exact": 2, "probable": 1, "channel": 1, "none": 3}
+
+    by_manager = await report(seeded, auth, "calls", by="manager")
+    assert {r["label"]: r["answered"] for r in by_manager["rows"]} == {
+        "Анна": 2, "Борис": 1, "без менеджера": 0,
+    }
+    by_campaign = await report(seeded, auth, "calls", by="campaign")
+    assert {r["key"]: r["total"] for r in by_campaign["rows"]} == {"spring": 2, "": 5}
+    by_landing = await report(seeded, auth, "calls", by="landing")  # queries (UTM) cut off
+    assert {r["key"]: r["total"] for r in by_landing["rows"]} == {
+        "https://shop.example/sale": 3, "": 4,
+    }
+
+    novofon = await report(seeded, auth, "calls", by="source", provider="novofon")
+    assert figures(novofon["totals"]) == (1, 1, 1, 0, 1)
+    direct_pool = await report(seeded, auth, "calls", by="pool", pool="direct")
+    assert figures(direct_pool["totals"]) == (2, 1, 1, 2, 0)
+    anna = await report(seeded, auth, "calls", by="source", manager=ANNA)
+    assert figures(anna["totals"]) == (2, 1, 1, 2, 0)
+
+    one_day = await report(seeded, auth, "calls", by="hour", **{"from": TO, "to": TO})
+    assert len(one_day["series"]) == 24  # a single day is drawn by hour (Moscow time)
+    two_days = await report(seeded, auth, "calls", by="hour")
+    assert [r["label"] for r in two_days["rows"]][:2] == ["02.11 10:00", "02.11 20:00"]
+    assert {r["label"]: r["total"] for r in one_day["series"] if r["total"]} == {
+        "11:00": 2, "12:00": 1, "13:00": 1,
+    }
+
+
+async def test_missed_call_recovery_and_response_in_working_hours(
+    seeded: AppClient, auth: dict[str, str]
+) -> None:
+    missed = await report(seeded, auth, "missed")
+    totals = {k: v for k, v in missed["totals"].items() if k != "key"}
+    # Call 2: Boris called back in 10 min; call 4 (20:00): Anna at 9:30 next morning;
+    # call 6: the client called again first; call 8: nobody yet.
+    assert totals == {"missed": 4, "within_15m": 1, "within_24h": 1, "later": 0,
+                      "called_again": 1, "never": 1}
+    assert [(d["key"], d["missed"]) for d in missed["days"]] == [(FROM, 2), (TO, 2)]
+    managers = {m["manager"]: m for m in missed["managers"]}
+    # 20:00 → 09:30 is 30 minutes of working time (default Mon–Fri 09–18).
+    assert (managers[ANNA]["callbacks"], managers[ANNA]["median_minutes"]) == (1, 30.0)
+    assert (managers[BORIS]["callbacks"], managers[BORIS]["median_minutes"]) == (1, 10.0)
+    assert (managers[ANNA]["answered"], managers[BORIS]["answered"]) == (2, 1)
+    assert managers[""]["missed"] == 4 and managers[""]["name"] == "без менеджера"
+
+
+async def test_leads_and_their_deliveries(seeded: AppClient, auth: dict[str, str]) -> None:
+    leads = await report(seeded, auth, "leads")
+    assert leads["created"] == {"call": 1, "form": 1, "total": 2}
+    assert [(d["day"], d["call"], d["form"]) for d in leads["days"]] == [(FROM, 1, 0), (TO, 0, 1)]
+    sinks = {s["sink"]: (s["delivered"], s["pending"], s["retrying"], s["dead"])
+             for s in leads["sinks"]}
+    assert sinks == {"metrika": (0, 0, 0, 1), "roistat": (1, 1, 0, 0),
+                     "roistat_message": (0, 0, 1, 0)}
+    assert [(d["id"], d["sink"], d["last_error"]) for d in leads["dead"]] == [
+        (2, "metrika", "HTTP 401: invalid token")
+    ]
+
+
+async def test_pool_utilisation_overload_and_recommendation(
+    seeded: AppClient, auth: dict[str, str]
+) -> None:
+    tracking = await report(seeded, auth, "tracking")
+    pools = {p["pool"]: p for p in tracking["pools"]}
+    direct, search = pools["direct"], pools["search"]
+    # Two leases overlap 10:10–10:20 on both numbers: 100%; a third visitor got the static one.
+    assert (direct["numbers"], direct["peak_live"], direct["peak_utilisation"]) == (2, 2, 1.0)
+    assert (direct["hours_over_75"], direct["visits"], direct["overloaded_visits"]) == (1, 3, 1)
+    assert direct["recommendation"] == {
+        "numbers": 3, "visits_per_day": 2, "command": "trubka pool plan --visits-per-day 2"
+    }
+    assert (search["peak_live"], search["peak_utilisation"], search["recommendation"]) == (
+        1, 0.5, None,
+    )
+    hours = {(h["pool"], h["hour"]): h for h in tracking["hours"]}
+    assert len(hours) == 2 * 48
+    assert hours[("direct", "2026-11-02 10")]["overloaded_visits"] == 1
+    assert hours[("search", "2026-11-03 11")]["utilisation"] == 0.5
+    assert tracking["confidence"]["none"] == 3
+
+
+async def test_call_detail_shows_confidence_and_candidates(
+    seeded: AppClient, auth: dict[str, str]
+) -> None:
+    shared = await (await seeded.get("/api/v1/calls/6", headers=auth)).json()
+    assert shared["confidence"] == "probable"
+    assert shared["attribution"]["matched_by"] == "shared"
+    assert shared["attribution"]["candidate_visits"] == ["vc", "vx"]
+    plain = await (await seeded.get("/api/v1/calls/4", headers=auth)).json()
+    assert (plain["confidence"], plain["attribution"]) == ("none", {})
+
+
+async def test_report_api_refuses_bad_input_and_strangers(seeded: AppClient) -> None:
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    assert (await seeded.get("/api/v1/reports/calls")).status == 401
+    for query, field in (
+        ({"from": "2026-13-01"}, "from"),
+        ({"from": "2026-11-03", "to": "2026-11-01"}, "to"),
+        ({"from": "2024-01-01", "to": "2026-01-01"}, "from"),
+        ({"by": "colour"}, "by"),
+        ({"provider": "beeline"}, "provider"),
+    ):
+        response = await seeded.get("/api/v1/reports/calls", params=query, headers=auth)
+        assert response.status == 400
+        assert (await response.json())["field"] == field
+
+
+async def login(client: AppClient, token: str = API_TOKEN, target: str = "/reports/calls") -> Any:
+    return await client.post(
+        "/reports/login", data={"token": token, "next": target}, allow_redirects=False
+    )
+
+
+async def test_pages_need_the_login_and_keep_a_signed_cookie(seeded: AppClient) -> None:
+    stranger = await seeded.get("/reports/missed?from=2026-11-02", allow_redirects=False)
+    assert stranger.status == 303
+    assert stranger.headers["Location"] == "/reports/login?next=/reports/missed?from%3D2026-11-02"
+    wrong = await login(seeded, "guess")
+    assert wrong.status == 401 and "Неверный токен" in await wrong.text()
+    assert "trubka_reports" not in wrong.cookies
+    # Never sent to another site after the login.
+    elsewhere = await login(seeded, target="https://evil.example/")
+    assert elsewhere.headers["Location"] == "/reports/calls"
+    cookie = elsewhere.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/reports" in cookie
+    page = await seeded.get("/reports/calls", params={**PERIOD, "by": "manager"})
+    html = await page.text()
+    assert page.status == 200 and "<svg" in html and "Анна" in html
+    # A forged cookie is not a session.
+    seeded.session.cookie_jar.clear()
+    forged = {"Cookie": "trubka_reports=99999999999.00"}
+    assert (await seeded.get("/reports/calls", headers=forged, allow_redirects=False)).status == 303
+
+
+async def test_guessing_the_token_is_slowed_down(seeded: AppClient) -> None:
+    for _ in range(10):
+        assert "Неверный токен" in await (await login(seeded, "guess")).text()
+    refused = await login(seeded)  # even the right token, once the tries are spent
+    assert refused.status == 401 and "Слишком много попыток" in await refused.text()
+
+
+async def test_every_table_exports_csv(seeded: AppClient) -> None:
+    await login(seeded)
+    response = await seeded.get(
+        "/reports/calls.csv", params={**PERIOD, "by": "source", "table": "rows"}
+    )
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    lines = (await response.text()).lstrip("\ufeff").splitlines()
+    assert lines == [
+        "key,label,total,unique,first_time,answered,missed",
+        "Яндекс.Директ,Яндекс.Директ,3,2,2,2,1",
+        ",без источника,3,3,2,1,2",
+        "Органический поиск,Органический поиск,1,1,1,0,1",
+    ]
+    for page, tables in (
+        ("calls", ("rows", "series")),
+        ("missed", ("days", "managers")),
+        ("leads", ("days", "sinks", "dead")),
+        ("tracking", ("pools", "hours")),
+    ):
+        html = await (await seeded.get(f"/reports/{page}", params=PERIOD)).text()
+        for table in tables:
+            link = re.search(rf'href="(/reports/{page}\.csv\?[^"]*table={table})"', html)
+            assert link is not None, (page, table)
+            csv = await seeded.get(link.group(1).replace("&amp;", "&"))
+            assert csv.status == 200 and len((await csv.text()).splitlines()) >= 2
+    bad = await seeded.get("/reports/calls.csv", params={"table": "secrets"})
+    assert bad.status == 400
+
+
+async def test_metrics_show_pools_queue_and_latency_by_route(
+    seeded: AppClient, auth: dict[str, str]
+) -> None:
+    await seeded.get("/api/v1/calls/6", headers=auth)
+    await seeded.get("/api/v1/calls/7", headers=auth)
+    text = await (await seeded.get("/metrics")).text()
+    assert 'trubka_tracking_pool_numbers{pool="direct"} 2.0' in text
+    assert 'trubka_tracking_pool_live_leases{pool="search"} 0.0' in text
+    assert 'trubka_queue_backlog{queue="telegram"} 1.0' in text  # the Telegram queue's depth
+    assert (
+        'trubka_http_request_duration_seconds_count{method="GET",'
+        'route="/api/v1/calls/{call_id}",status="200"} 2.0'
+    ) in text
+    assert "/api/v1/calls/6" not in text
+
+
+async def test_demo_fills_a_fresh_database_once(tmp_path: Path) -> None:
+    env = {"TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"}
+    code, out, _ = await run_cli(env, "demo", "--days", "2")
+    assert code == 0
+    assert "8 managers" in out and "/reports" in out
+    code, out, _ = await run_cli(env, "demo")
+    assert code == 1 and "fresh database only" in out
+
+
+async def test_demo_data_is_the_same_for_the_same_seed(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+    shape = DemoShape(days=2, visits_per_day=300, seed=5)
+    counts = []
+    for name in ("a.db", "b.db"):
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / name}")
+        await upgrade(database)
+        counts.append(await fill(database, ZoneInfo("Europe/Moscow"), shape, now=now))
+        async with database.engine.connect() as connection:
+            calls = (await connection.execute(text(
+                "SELECT phone, direction, status, started_at FROM calls ORDER BY id"
+            ))).all()
+        counts.append({"calls": hash(tuple(calls))})
+        await database.dispose()
+    assert counts[0] == counts[2] and counts[1] == counts[3]
+    assert counts[0]["calls"] > 20 and counts[0]["tracking_leases"] > 100
+
+
+async def test_demo_then_new_rows_on_both_databases(any_db: Database) -> None:
+    """Demo rows carry their ids: new rows after them must not collide (PostgreSQL sequences)."""
+    counts = await fill(any_db, ZoneInfo("Europe/Moscow"), DemoShape(days=1, visits_per_day=100))
+    async with any_db.session() as session:
+        call = Call(provider="megafon", callid="after-demo", direction="in")
+        session.add(call)
+        await session.flush()
+        assert call.id == counts["calls"] + 1
