@@ -1,12 +1,26 @@
 """Webhook throughput and latency: Trubka against a bare aiohttp app, same load generator, same run.
 
 Drives realistic MegaFon call lifecycles (contact, INCOMING, ACCEPTED, COMPLETED, history; a unique
-callid and caller each) at servers started as separate processes on loopback, and prints:
-- saturation: events/s and p50/p99 latency with N lifecycles in flight, and Trubka/bare ratio;
-- fixed rate: p50/p99 latency at a target rate (default 300 events/s).
+callid and caller each) at servers started as separate processes on loopback (pinned to different
+cores than the generator with `taskset` when there are at least two), and prints:
 
-    .venv/bin/python bench/webhooks.py [--calls 600] [--concurrency 16] [--rate 300]
-                                       [--seconds 10] [--database-url URL]
+1. saturation: accepted events/s of bare aiohttp and of Trubka and their ratio — with `wrk` when it
+   is installed (a Lua script posts the form bodies with varying call ids), else the Python
+   generator (`--generator python` forces it);
+2. fixed rate (open loop, the Python generator: wrk has no fixed-rate mode) at 100, 300 and
+   1,000 events/s for `--duration` seconds each: p50/p99 latency, `contact` p99, and the inbox
+   backlog (stored pushes not yet applied) at the end of the run;
+3. pushes applied per second inside the real `serve` (every observer on) and the drain time of a
+   5,000-push backlog, measured from the database while the server applies.
+
+    .venv/bin/python bench/webhooks.py [--duration 60] [--rates 100,300,1000]
+        [--saturation-seconds 10] [--connections 16] [--backlog 5000] [--database-url URL]
+        [--generator wrk|python] [--calls N]
+
+(`--seconds`, `--rate` and `--concurrency` are the older names of `--duration`, `--rates` and
+`--connections`.)
+
+Figures depend on the machine; run it on an idle one (a shared CPU makes every figure worse).
 """
 
 from __future__ import annotations
@@ -14,16 +28,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 TOKEN = "bench-token"
 BARE_APP = """
 import sys
@@ -36,6 +55,33 @@ app.router.add_post("/megafon_webhook", ok)
 app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
+# wrk: each request is the next event of the next call lifecycle (the same five events as the
+# Python generator), call ids unique per thread and run.
+WRK_SCRIPT = r"""
+local counter = 0
+local prefix = ""
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("prefix", string.format("WRK%d-%d-", os.time(), threads))
+end
+local kinds = {
+  "cmd=contact",
+  "cmd=event&type=INCOMING&user=andy&ext=701&diversion=74950001122",
+  "cmd=event&type=ACCEPTED&user=andy&ext=701&diversion=74950001122",
+  "cmd=event&type=COMPLETED&user=andy&ext=701&diversion=74950001122",
+  "cmd=history&type=in&status=Success&user=andy&ext=701&start=20241202T081500Z&duration=61",
+}
+request = function()
+  local call = math.floor(counter / 5)
+  local kind = kinds[(counter % 5) + 1]
+  counter = counter + 1
+  local body = string.format("%s&phone=7901%07d&callid=%s%d&crm_token=%s",
+    kind, call % 10000000, prefix, call, "bench-token")
+  return wrk.format("POST", nil,
+    {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+end
+"""
 
 
 def free_port() -> int:
@@ -44,9 +90,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def lifecycle(n: int) -> list[dict[str, str]]:
+def pinned(argv: list[str], cpu: int | None) -> list[str]:
+    """`taskset -c CPU …` when taskset exists and the machine has two cores or more."""
+    if cpu is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return argv
+    return ["taskset", "-c", str(cpu), *argv]
+
+
+def lifecycle(n: int, tag: str) -> list[dict[str, str]]:
     phone = f"7900{n % 10_000_000:07d}"
-    callid = f"BENCH-{os.getpid()}-{n}"
+    callid = f"BENCH-{tag}-{os.getpid()}-{n}"
     base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
     event = {**base, "cmd": "event", "user": "andy", "ext": "701", "diversion": "74950001122"}
     return [
@@ -80,33 +133,34 @@ class Result:
     def rate(self) -> float:
         return self.events / self.seconds
 
-    def quantile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+    def quantile(self, q: float, values: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies if values is None else values)
+        if not ordered:
+            return float("nan")
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
-    def line(self, name: str) -> str:
-        return (
-            f"{name:>8}: {self.rate:8.0f} events/s  p50 {self.quantile(0.5):6.2f} ms  "
-            f"p99 {self.quantile(0.99):6.2f} ms  errors {self.errors}"
-        )
 
-
-async def drive(url: str, start: int, calls: int, concurrency: int, rate: float | None) -> Result:
+async def drive(
+    url: str, start: int, calls: int, concurrency: int, rate: float | None, tag: str
+) -> Result:
     """With `rate`, lifecycles start on a fixed schedule (open loop); else `concurrency` at once."""
     latencies: list[float] = []
     contact: list[float] = []
     errors = 0
-    connector = aiohttp.TCPConnector(limit=max(concurrency, 64))
+    connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
 
         async def one_call(n: int) -> None:
             nonlocal errors
-            for fields in lifecycle(n):
+            for fields in lifecycle(n, tag):
                 began = time.perf_counter()
-                async with http.post(url, data=fields) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
+                try:
+                    async with http.post(url, data=fields) as response:
+                        await response.read()
+                        if response.status != 200:
+                            errors += 1
+                except aiohttp.ClientError:
+                    errors += 1
                 latencies.append(time.perf_counter() - began)
                 if fields["cmd"] == "contact":
                     contact.append(latencies[-1])
@@ -133,9 +187,44 @@ async def drive(url: str, start: int, calls: int, concurrency: int, rate: float 
     return Result(len(latencies), seconds, latencies, errors, contact)
 
 
+async def run_wrk(url: str, seconds: float, connections: int, cpu: int | None) -> tuple[float, str]:
+    """Accepted requests/s (non-2xx subtracted) and wrk's latency line."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    argv = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        script.name,
+        url,
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *pinned(argv, cpu), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out = (await process.communicate())[0].decode()
+    os.unlink(script.name)
+    requests = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if requests is None:
+        raise RuntimeError(f"wrk said: {out}")
+    count = int(requests.group(1))
+    took = float(requests.group(2)) / (1000 if requests.group(3) == "ms" else 1)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    accepted = count - (int(bad.group(1)) if bad else 0)
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    detail = f"p50 {p50.group(1) if p50 else '?'}  p99 {p99.group(1) if p99 else '?'}"
+    if bad or errors:
+        detail += f"  ({bad.group(0) if bad else ''} {errors.group(0) if errors else ''})"
+    return accepted / took, detail
+
+
 async def wait_ready(base: str) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
+        for _ in range(600):
             try:
                 async with http.get(f"{base}/healthz") as response:
                     if response.status == 200:
@@ -146,117 +235,175 @@ async def wait_ready(base: str) -> None:
     raise RuntimeError(f"{base} did not start")
 
 
-async def with_server(
-    argv: list[str], env: dict[str, str], port: int, body: Callable[[str], Awaitable[None]]
-) -> None:
+@asynccontextmanager
+async def server(argv: list[str], env: dict[str, str], port: int) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         *argv, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     try:
         await wait_ready(f"http://127.0.0.1:{port}")
-        await body(f"http://127.0.0.1:{port}/megafon_webhook")
+        yield f"http://127.0.0.1:{port}/megafon_webhook"
     finally:
         process.terminate()
         await process.wait()
 
 
-async def apply_rate(database_url: str, calls: int) -> float:
-    """Pushes applied per second by the inbox processor (stored first, then applied in one go)."""
-    from storage.db import Database
-    from storage.migrate import upgrade
-    from telephony.inbox import CallInbox
-    from telephony.megafon import PROVIDER, dedup_key, parse_call_push
-    from telephony.notify import CallObservers
+class Backlog:
+    """Reads the inbox of the server under test from its database (another process)."""
 
-    db = Database(database_url)
-    await upgrade(db)
-    inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
-    await inbox.start(process=False)
-    pushes = [p for n in range(20_000_000, 20_000_000 + calls) for p in lifecycle(n)[1:]]
-    await asyncio.gather(
-        *(inbox.submit(PROVIDER, p, dedup_key(p), command=p["cmd"]) for p in pushes)
-    )
-    await inbox.drain(process=False)
+    def __init__(self, url: str) -> None:
+        from storage.db import Database
+
+        self.db = Database(url)
+
+    async def counts(self) -> tuple[int, int]:
+        """(stored pushes not yet applied, applied pushes)."""
+        from sqlalchemy import text
+
+        async with self.db.read() as session:
+            row = (
+                await session.exec(  # type: ignore[call-overload]
+                    text(
+                        "SELECT count(*) FILTER (WHERE processed_at IS NULL), "
+                        "count(*) FILTER (WHERE processed_at IS NOT NULL) FROM call_events"
+                    )
+                )
+            ).one()
+        return int(row[0]), int(row[1])
+
+    async def wait_empty(self, limit: float) -> float:
+        """Seconds until nothing is left to apply (inf: not within `limit` seconds)."""
+        began = time.perf_counter()
+        while (await self.counts())[0]:
+            if time.perf_counter() - began > limit:
+                return float("inf")
+            await asyncio.sleep(0.05)
+        return time.perf_counter() - began
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+async def submit_backlog(url: str, pushes: int, connections: int) -> float:
+    """Post `pushes` call pushes (no `contact`) as fast as possible; seconds it took."""
+    calls = pushes // 4
+    bodies = [p for n in range(calls) for p in lifecycle(30_000_000 + n, "drain")[1:]]
+    connector = aiohttp.TCPConnector(limit=0)
     began = time.perf_counter()
-    while await inbox.process_once():
-        pass
-    seconds = time.perf_counter() - began
-    await inbox.stop(grace_seconds=0)
-    await db.dispose()
-    return len(pushes) / seconds
+    async with aiohttp.ClientSession(connector=connector) as http:
+        feed = iter(bodies)
+
+        async def worker() -> None:
+            for fields in feed:
+                async with http.post(url, data=fields) as response:
+                    await response.read()
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return time.perf_counter() - began
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=600, help="lifecycles per saturation run")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rate", type=float, default=300.0, help="events/s for the fixed run")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of the fixed run")
+    parser.add_argument(
+        "--duration", "--seconds", type=float, default=20.0, help="seconds per fixed rate"
+    )
+    parser.add_argument(
+        "--rates", "--rate", default="100,300,1000", help="events/s for the fixed runs"
+    )
+    parser.add_argument("--saturation-seconds", type=float, default=10.0)
+    parser.add_argument("--connections", "--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--calls", type=int, help="lifecycles of a Python-generator saturation run (else by time)"
+    )
+    parser.add_argument("--backlog", type=int, default=5000, help="pushes for the drain run")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--generator", choices=("wrk", "python"))
     args = parser.parse_args()
+    generator = args.generator or ("wrk" if shutil.which("wrk") else "python")
+    rates = [float(rate) for rate in args.rates.split(",") if rate]
 
     workdir = tempfile.mkdtemp(prefix="trubka-bench-")
     database_url = args.database_url or f"sqlite+aiosqlite:///{workdir}/bench.db"
-    results: dict[str, Result] = {}
-    fixed_calls = int(args.rate * args.seconds / 5)
-
-    async def measure(name: str, url: str) -> None:
-        await drive(url, 10_000_000, 50, 8, None)  # warm-up
-        results[name] = await drive(url, 0, args.calls, args.concurrency, None)
-        results[name + "@rate"] = await drive(url, 1_000_000, fixed_calls, 0, args.rate)
-
-    bare_port = free_port()
-    await with_server(
-        [sys.executable, "-c", BARE_APP, str(bare_port)],
-        dict(os.environ),
-        bare_port,
-        lambda url: measure("bare", url),
+    backend = database_url.split(":", 1)[0]
+    cores = os.cpu_count() or 1
+    server_cpu, client_cpu = (0, 1) if cores >= 2 and shutil.which("taskset") else (None, None)
+    print(
+        f"database {backend}; generator {generator}; {cores} CPU(s)"
+        + (
+            f"; server on CPU {server_cpu}, generator on CPU {client_cpu}"
+            if server_cpu is not None
+            else ""
+        )
     )
-    trubka_port = free_port()
+
+    async def saturation(url: str, name: str) -> float:
+        await drive(url, 10_000_000, 40, 8, None, f"warm-{name}")
+        if generator == "wrk":
+            rate, detail = await run_wrk(url, args.saturation_seconds, args.connections, client_cpu)
+        else:
+            calls = args.calls or max(50, int(args.saturation_seconds * 200))
+            result = await drive(url, 0, calls, args.connections, None, f"sat-{name}")
+            rate = (result.events - result.errors) / result.seconds
+            detail = f"p50 {result.quantile(0.5):.2f}ms  p99 {result.quantile(0.99):.2f}ms"
+        print(f"  {name:>6}: {rate:8.0f} accepted events/s  {detail}")
+        return rate
+
+    print(f"1. saturation ({args.connections} connections, {args.saturation_seconds:.0f} s):")
+    bare_port = free_port()
+    bare_argv = pinned([sys.executable, "-c", BARE_APP, str(bare_port)], server_cpu)
+    async with server(bare_argv, dict(os.environ), bare_port) as url:
+        bare = await saturation(url, "bare")
+
     env = {
         **os.environ,
         "TRUBKA_DATABASE_URL": database_url,
         "TRUBKA_MEGAFON_CRM_TOKEN": TOKEN,
         "TRUBKA_API_TOKEN": TOKEN,
+        "TRUBKA_SCENARIOS": str(ROOT / "examples" / "scenarios.yaml"),
         "PYTHONWARNINGS": "ignore",
     }
-    await with_server(
-        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(trubka_port)],
-        env,
-        trubka_port,
-        lambda url: measure("trubka", url),
-    )
+    port = free_port()
+    serve = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    backlog = Backlog(database_url)
+    try:
+        async with server(pinned(serve, server_cpu), env, port) as url:
+            trubka = await saturation(url, "trubka")
+            print(f"  ratio: {trubka / bare:.1%} of bare aiohttp (goal >= 15%, aim 50%)")
+            left = await backlog.wait_empty(300)
+            print(f"  (the saturation run's backlog took {left:.1f} s to apply)")
 
-    backend = database_url.split(":", 1)[0]
-    print(
-        f"MegaFon webhooks, {args.calls} lifecycles x 5 events, "
-        f"{args.concurrency} in flight, database {backend}"
-    )
-    print(results["bare"].line("bare"))
-    print(results["trubka"].line("trubka"))
-    ratio = results["trubka"].rate / results["bare"].rate
-    print(f"   ratio: {ratio:.0%} of the bare aiohttp throughput (goal >= 50%)")
-    print(
-        f"fixed rate {args.rate:.0f} events/s for {args.seconds:.0f} s ({fixed_calls * 5} events):"
-    )
-    print(results["bare@rate"].line("bare"))
-    print(results["trubka@rate"].line("trubka"))
-    contact = sorted(results["trubka@rate"].contact)
-    print(
-        f"   trubka `contact` answers: p50 {contact[len(contact) // 2] * 1000:.2f} ms, "
-        f"p99 {contact[int(len(contact) * 0.99)] * 1000:.2f} ms"
-    )
-    p99 = results["trubka@rate"].quantile(0.99)
-    print(
-        f"   trubka p99 {p99:.2f} ms at {results['trubka@rate'].rate:.0f} events/s (goal <= 20 ms)"
-    )
-    median = statistics.median(results["trubka"].latencies) * 1000
-    print(f"   (saturation median {median:.2f} ms)")
-    import logging
+            print(f"2. fixed rate, {args.duration:.0f} s each (Python generator, open loop):")
+            for rate in rates:
+                calls = max(1, int(rate * args.duration / 5))
+                result = await drive(url, int(rate) * 100_000, calls, 0, rate, f"r{rate:.0f}")
+                pending, _ = await backlog.counts()
+                print(
+                    f"  {rate:6.0f} ev/s asked, {result.rate:6.0f} sent: "
+                    f"p50 {result.quantile(0.5):6.2f} ms  p99 {result.quantile(0.99):7.2f} ms  "
+                    f"contact p99 {result.quantile(0.99, result.contact):7.2f} ms  "
+                    f"errors {result.errors}  backlog at the end {pending}"
+                )
+                await backlog.wait_empty(300)
 
-    logging.disable(logging.WARNING)
-    rate = await apply_rate(database_url, args.calls)
-    print(f"applying stored pushes (inbox processor alone): {rate:.0f} pushes/s")
+            print(f"3. applying inside serve (every observer on), {args.backlog} pushes:")
+            _, applied_before = await backlog.counts()
+            began = time.perf_counter()
+            posting = await submit_backlog(url, args.backlog, args.connections)
+            pending, _ = await backlog.counts()
+            drain = await backlog.wait_empty(600)
+            total = time.perf_counter() - began
+            _, applied_after = await backlog.counts()
+            applied = applied_after - applied_before
+            print(
+                f"  posted in {posting:.1f} s ({args.backlog / posting:.0f}/s); backlog then "
+                f"{pending}; drained {drain:.1f} s later"
+            )
+            print(
+                f"  applied {applied} pushes in {total:.1f} s: {applied / total:.0f} pushes/s "
+                f"(goal >= 600 on SQLite)"
+            )
+    finally:
+        await backlog.close()
 
 
 if __name__ == "__main__":

@@ -1,20 +1,7 @@
-"""Background loops inside `trubka serve`."""
+"""Background loops inside `trubka serve` run on `telephony.worker` (kept importable here)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from telephony.worker import Worker, Workers, drain, end_task
 
-
-async def end_task(task: asyncio.Task[None], grace: float) -> None:
-    """Wait for a loop that was asked to stop to end its current step; cancel it after `grace`.
-
-    Cancelling mid-step could leave a database connection checked out, so cancelling is the
-    last resort.
-    """
-    try:
-        await asyncio.wait_for(asyncio.shield(task), grace)
-    except TimeoutError:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+__all__ = ["Worker", "Workers", "drain", "end_task"]

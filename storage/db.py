@@ -11,6 +11,8 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import sqlite_hop
+
 # How many database sessions the current task holds open. The house rule: no network await
 # (PBX, Telegram, Roistat, Metrika, Novofon) while one is open — on SQLite a transaction holds
 # the single write lock, so one slow upstream would stall every webhook. Upstream clients ask
@@ -29,11 +31,16 @@ def is_sqlite(url: str) -> bool:
 BUSY_TIMEOUT_MS = 10_000
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _is_memory(url: str) -> bool:
+    return ":memory:" in url or "mode=memory" in url
+
+
+def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
     """WAL, foreign keys, and write transactions that take the lock up front.
 
     `BEGIN IMMEDIATE` avoids the read-then-write upgrade that SQLite answers with SQLITE_BUSY
-    when another process (a CLI next to `serve`) wrote in between.
+    when another process (a CLI next to `serve`) wrote in between. The read engine's
+    transactions begin deferred: in WAL mode they read a snapshot and never wait for a writer.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -48,15 +55,30 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # An answered push is on disk, not only in the WAL's OS buffers: a power cut after our
         # 200 loses nothing. Group commit keeps the cost to one fsync per batch of pushes.
         cursor.execute("PRAGMA synchronous=FULL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
+
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
+
+
+def create_read_engine(url: str, **kwargs: Any) -> AsyncEngine | None:
+    """SQLite: a second pool for reads (WAL readers run beside the one writer). None when the
+    main engine should serve reads too (PostgreSQL, an in-memory database)."""
+    if not is_sqlite(url) or _is_memory(url):
+        return None
+    engine = create_async_engine(url, pool_size=2, max_overflow=2, pool_timeout=60, **kwargs)
+    _tune_sqlite(engine, read_only=True)
+    return engine
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if is_sqlite(url):
+        sqlite_hop.install()
         # SQLite has one writer at a time; one pooled connection queues requests in asyncio
         # instead of in SQLite's sleeping busy handler.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs)
@@ -73,6 +95,12 @@ class Database:
         self.engine = create_engine(url, **engine_kwargs)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+        self.read_engine = create_read_engine(url, **engine_kwargs)
+        self._reads = (
+            async_sessionmaker(self.read_engine, class_=AsyncSession, expire_on_commit=False)
+            if self.read_engine is not None
+            else self._sessions
         )
 
     @property
@@ -91,9 +119,23 @@ class Database:
         finally:
             _open_sessions.reset(token)
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work: takes no write lock and does not wait for the writer
+        (SQLite: its own connections, a snapshot per transaction). Never write in it; the
+        no-network rule of `session()` holds here too."""
+        token = _open_sessions.set(_open_sessions.get() + 1)
+        try:
+            async with self._reads() as session, session.begin():
+                yield session
+        finally:
+            _open_sessions.reset(token)
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()

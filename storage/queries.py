@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,15 +14,33 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Call, CallEvent, ClientVariable, DialogMessage
 
 
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table: Table, returning: tuple[str, ...]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING, built once: values come as parameters, so
+    SQLAlchemy's compiled cache serves every call (a `.values([...])` statement has no cache
+    key and is compiled again each time)."""
+    return (
+        _insert(dialect)(table)
+        .on_conflict_do_nothing()
+        .returning(*(table.c[name] for name in returning))
+    )
+
+
 async def insert_or_ignore(
     session: AsyncSession, model: type[SQLModel], values: dict[str, Any]
 ) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the row existed."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-    result = await session.exec(statement)
+    statement = _insert_ignore(_dialect(session), table, ("id",))
+    result = await session.exec(statement, params=values)
     new_id = result.scalar_one_or_none()
     return int(new_id) if new_id is not None else None
 
@@ -29,16 +48,27 @@ async def insert_or_ignore(
 async def insert_many_or_ignore(
     session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]], key: tuple[str, ...]
 ) -> set[tuple[Any, ...]]:
-    """One multi-row INSERT … ON CONFLICT DO NOTHING; returns the `key` tuples actually inserted."""
+    """One multi-row INSERT … ON CONFLICT DO NOTHING; returns the `key` tuples actually inserted.
+
+    Rows are executed as parameter sets of one cached statement; SQLAlchemy sends them as one
+    multi-row INSERT ("insertmanyvalues"). Every row must have the same keys."""
     if not rows:
         return set()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__  # type: ignore[attr-defined]
-    columns = [table.c[name] for name in key]
-    statement = insert(table).values(rows).on_conflict_do_nothing().returning(*columns)
-    result = await session.exec(statement)
+    statement = _insert_ignore(_dialect(session), table, key)
+    result = await session.exec(statement, params=rows)
     return {tuple(row) for row in result.all()}
+
+
+@functools.cache
+def _upsert_variables(dialect: str) -> Any:
+    table = ClientVariable.__table__  # type: ignore[attr-defined]
+    statement = _insert(dialect)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.client_id, table.c.name],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        where=table.c.value != statement.excluded.value,
+    ).returning(table.c.name, table.c.value)
 
 
 async def upsert_variables(
@@ -47,21 +77,11 @@ async def upsert_variables(
     """Set client variables in one statement; returns only those whose value changed."""
     if not values:
         return {}
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = ClientVariable.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values(
-        [
-            {"client_id": client_id, "name": name, "value": value, "updated_at": now}
-            for name, value in values.items()
-        ]
-    )
-    upsert = statement.on_conflict_do_update(
-        index_elements=[table.c.client_id, table.c.name],
-        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
-        where=table.c.value != statement.excluded.value,
-    ).returning(table.c.name, table.c.value)
-    result = await session.exec(upsert)
+    rows = [
+        {"client_id": client_id, "name": name, "value": value, "updated_at": now}
+        for name, value in values.items()
+    ]
+    result = await session.exec(_upsert_variables(_dialect(session)), params=rows)
     return {name: value for name, value in result.all()}
 
 

@@ -44,6 +44,7 @@ class ScenarioJob(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     due_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=64)
     attempts: int = 0
     error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)

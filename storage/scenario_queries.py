@@ -1,14 +1,18 @@
-"""Claiming due scenario jobs: each job is run by one worker, once."""
+"""Scenario jobs are a durable queue (storage.queue): each job is run by one worker, once."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
-from sqlmodel import col, select
-
 from storage.db import Database
+from storage.queue import QueueTable, Status
 from storage.scenario_models import ScenarioJob
+
+JOBS = QueueTable(
+    ScenarioJob.__table__,  # type: ignore[attr-defined]
+    due="due_at",
+    claimed=Status.RUNNING,
+)
 
 
 async def claim_due(
@@ -16,43 +20,12 @@ async def claim_due(
 ) -> list[ScenarioJob]:
     """Mark up to `limit` due jobs "running" until now+lease and return them.
 
-    A job left "running" past its lease (its process died mid-run) is due again. PostgreSQL:
-    FOR UPDATE SKIP LOCKED lets several processes claim side by side; SQLite: the write
-    transaction (BEGIN IMMEDIATE) makes select-and-mark atomic.
+    A job left "running" past its lease (its process died mid-run) is due again; only the
+    holder of its `claim_token` can move it on (storage.queue).
     """
-    async with db.session() as session:
-        due = or_(
-            (col(ScenarioJob.status) == "pending") & (col(ScenarioJob.due_at) <= now),
-            (col(ScenarioJob.status) == "running") & (col(ScenarioJob.lease_until) <= now),
-        )
-        query = (
-            select(ScenarioJob)
-            .where(due)
-            .order_by(col(ScenarioJob.due_at), col(ScenarioJob.id))
-            .limit(limit)
-        )
-        if db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        jobs = list((await session.exec(query)).all())
-        if not jobs:
-            return []
-        await session.exec(
-            update(ScenarioJob)
-            .where(col(ScenarioJob.id).in_([job.id for job in jobs]))
-            .values(
-                status="running", lease_until=now + lease, attempts=col(ScenarioJob.attempts) + 1
-            )
-        )
-        for job in jobs:
-            job.status, job.lease_until = "running", now + lease
-    return jobs
+    rows = await JOBS.claim(db, now=now, limit=limit, lease=lease)
+    return [ScenarioJob.model_validate(dict(row._mapping)) for row in rows]
 
 
 async def next_due(db: Database) -> datetime | None:
-    async with db.session() as session:
-        value = (
-            await session.exec(
-                select(func.min(ScenarioJob.due_at)).where(ScenarioJob.status == "pending")
-            )
-        ).one()
-    return value
+    return await JOBS.next_due(db)

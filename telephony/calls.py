@@ -9,9 +9,11 @@ Rules (apis/megafon.md, pitfalls):
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,14 +24,22 @@ from telephony.clients import match_or_create_client, set_variables
 from telephony.notify import CallUpdate
 from telephony.phones import Extension
 from telephony.pushes import EventPush, HistoryPush, RatingPush, RecordPush
+from telephony.statuses import CallStatus
 
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
-SUCCESS = "Success"
+SUCCESS = CallStatus.SUCCESS
 # `user` values that name no person: a missed call's "pbx", an empty field.
 _NOT_A_PERSON = frozenset({"", "pbx"})
 
 CallPush = EventPush | HistoryPush | RatingPush | RecordPush
+_DEFERRED = "trubka.deferred_event_marks"
+_EVENTS = CallEvent.__table__  # type: ignore[attr-defined]
+_MARK_EVENT = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event"))
+    .values(call_id=bindparam("call"), processed_at=bindparam("at"))
+)
 
 
 async def apply_push(
@@ -41,11 +51,15 @@ async def apply_push(
         call.phone = push.phone
     if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
         await _join_leg(session, provider, call, push.second_callid)
-    await session.exec(
-        update(CallEvent)
-        .where(col(CallEvent.id) == event_id)
-        .values(call_id=call.id, processed_at=utcnow())
-    )
+    deferred = session.info.get(_DEFERRED)
+    if deferred is not None:  # written by write_deferred() with the other pushes of the slice
+        deferred.append((event_id, call))
+    else:
+        await session.exec(
+            update(CallEvent)
+            .where(col(CallEvent.id) == event_id)
+            .values(call_id=call.id, processed_at=utcnow())
+        )
 
     client, created = await _client_of(session, call)
     prefix = provider
@@ -72,11 +86,43 @@ async def apply_push(
     update_ = CallUpdate(call=call, client=client, trigger=trigger, client_created=created)
     if client is not None:
         if line is not None:
-            update_.dialog.append(await append_dialog(session, client, call, kind, line))
+            update_.dialog.append(
+                await append_dialog(session, client, call, kind, line, flush=deferred is None)
+            )
         update_.variables = await set_variables(session, client, call_variables(call, prefix))
         await _assign_responsible(session, client, call)
-    await session.flush()
+    if deferred is None:
+        await session.flush()
     return update_
+
+
+@asynccontextmanager
+async def deferred_writes(session: AsyncSession) -> AsyncIterator[None]:
+    """Apply several pushes with their writes batched: dialog lines and call changes are
+    flushed together, the pushes' `call_events` rows marked in one statement, at the end.
+
+    Nothing read while applying depends on the deferred rows: a new call or client is flushed
+    at once (it needs its id), and a merge of two legs writes what is pending first."""
+    session.info[_DEFERRED] = []
+    try:
+        with session.no_autoflush:
+            yield
+        await write_deferred(session)
+    finally:
+        session.info.pop(_DEFERRED, None)
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    await session.flush()
+    marks: list[tuple[int, Call]] = session.info.get(_DEFERRED) or []
+    if not marks:
+        return
+    now = utcnow()
+    await session.exec(
+        _MARK_EVENT,
+        params=[{"event": event_id, "call": call.id, "at": now} for event_id, call in marks],
+    )
+    marks.clear()
 
 
 async def append_dialog(
@@ -86,6 +132,8 @@ async def append_dialog(
     kind: str,
     text: str,
     direction: str = "system",
+    *,
+    flush: bool = True,
 ) -> DialogMessage:
     assert client.id is not None
     message = DialogMessage(
@@ -97,7 +145,8 @@ async def append_dialog(
         created_at=utcnow(),
     )
     session.add(message)
-    await session.flush()
+    if flush:
+        await session.flush()
     return message
 
 
@@ -167,6 +216,7 @@ def _apply_history(call: Call, push: HistoryPush) -> None:
 
 async def _lock_call(session: AsyncSession, call_id: int) -> Call:
     """Load a call for update: on PostgreSQL concurrent pushes of one call wait for each other."""
+    await write_deferred(session)  # the row is read afresh: pending changes go first
     result = await session.exec(
         select(Call)
         .where(Call.id == call_id)
@@ -202,6 +252,8 @@ async def _resolve_call(
     if isinstance(party, str):
         # The PBX's first push of a call megafon_call() asked for: its id may differ from the
         # one makecall answered, so the requested call is found by phone.
+        if _DEFERRED in session.info:
+            await session.flush()  # a request attached earlier in this slice is taken
         call = (
             await session.exec(
                 select(Call)
@@ -261,6 +313,7 @@ async def _join_leg(session: AsyncSession, provider: str, call: Call, second_cal
 
 async def _merge(session: AsyncSession, *, into: Call, other: Call) -> None:
     """The second leg was seen on its own before the transfer: fold it into the conversation."""
+    await write_deferred(session)  # rows moved below must be written first
     for model in (CallRef, CallEvent, DialogMessage):
         await session.exec(
             update(model).where(col(model.call_id) == other.id).values(call_id=into.id)

@@ -35,7 +35,7 @@ from storage.inbox_queries import put_back
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
-from telephony.calls import CallPush, apply_push
+from telephony.calls import CallPush, apply_push, deferred_writes
 from telephony.notify import CallObserver, CallUpdate
 
 log = logging.getLogger(__name__)
@@ -165,17 +165,20 @@ class CallInbox:
                 if not item.done.done():
                     item.done.set_exception(exc)
             return
+        # The processor is woken before the answers go out, so it takes the connection before
+        # any request that follows an answer (a GET right after the webhook sees the push).
+        self._stored.set()
         for item in batch:
             key = _key(item)
             new = key in inserted and rows[key] is item.values
             if not item.done.done():
                 item.done.set_result(new)
-        self._stored.set()
 
     async def _process_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stored.wait(), self._poll)
+                async with asyncio.timeout(self._poll):  # no extra task: wakes at once
+                    await self._stored.wait()
             self._stored.clear()
             try:
                 while await self.process_once():
@@ -225,15 +228,44 @@ class CallInbox:
         async with self._db.session() as session:
             events = list((await session.exec(self._pending(self._fetch))).all())
             deadline = time.monotonic() + self._slice
-            for event in events:
-                handled += 1
-                self._reached = handled
-                updates.extend(await self._apply(session, event))
-                # New pushes waiting to be stored go first: the PBX is waiting for our answer.
-                if time.monotonic() >= deadline or self._queue:
-                    break
+            async with deferred_writes(session):
+                for event in events:
+                    handled += 1
+                    self._reached = handled
+                    updates.extend(await self._apply(session, event))
+                    if time.monotonic() >= deadline or self._give_way(handled):
+                        break
+            await self._decide(session, updates, alone=False)
         self._fetch = max(2, min(self._batch_limit, handled * 2))
         return handled, updates
+
+    def _give_way(self, handled: int) -> bool:
+        """New pushes waiting to be stored go first: the PBX waits for our answer. Under steady
+        load (a few waiting) a slice applies a few pushes first: a slice per push would spend
+        its time on its own transaction and fall behind; a burst (many waiting) goes first."""
+        waiting = len(self._queue)
+        return waiting >= _BURST or (waiting > 0 and handled >= _MIN_SLICE)
+
+    async def _decide(
+        self, session: AsyncSession, updates: list[CallUpdate], *, alone: bool
+    ) -> None:
+        """Deciders (call tracking, leads) in the slice's transaction: no transaction of their
+        own per push. For a push applied alone (after a slice failed), a failing decision is
+        left to the observer half after the commit (as if it had no decider): it never sets
+        the push aside."""
+        decide = getattr(self._observer, "decide", None)
+        if decide is None:
+            return
+        for update_ in updates:
+            if not alone:
+                await decide(session, update_)
+                continue
+            try:
+                async with session.begin_nested():
+                    await decide(session, update_)
+            except Exception:
+                log.exception("inbox: deciding on call %s failed", update_.call.id)
+                update_.decided.clear()
 
     async def _apply_oldest_alone(self) -> tuple[int, list[CallUpdate]]:
         """Apply the oldest push in its own transaction; if it fails, set it aside in another
@@ -248,7 +280,9 @@ class CallInbox:
                     return 0, []
                 event = events[0]
                 event_id, provider = event.id, event.provider
-                return 1, await self._apply(session, event)
+                updates = await self._apply(session, event)
+                await self._decide(session, updates, alone=True)
+                return 1, updates
         except Exception as exc:
             if not events:
                 raise  # reading failed: the database itself is in trouble; the loop retries
@@ -301,6 +335,11 @@ class CallInbox:
             return f"oldest unapplied push waits {age:.0f} s"
         return None
 
+
+# Pushes a slice applies before it gives way to pushes waiting to be stored, unless a burst
+# of this many waits.
+_MIN_SLICE = 4
+_BURST = 4
 
 # An operational error (lock timeout, dropped connection) is retried a few times before the push
 # is set aside: it says nothing about the push itself.

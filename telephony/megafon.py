@@ -21,15 +21,13 @@ from telephony.pushes import (
     RatingPush,
     bounded_number,
 )
+from telephony.statuses import CALL_EVENTS, CALL_STATUSES
 
 PROVIDER = "megafon"
 
 # Canonical statuses, keyed by their lower-case form: tenants differ in casing (missed / Missed).
-STATUSES = {
-    name.lower(): name
-    for name in ("Success", "Missed", "Cancel", "Busy", "NotAvailable", "NotAllowed", "NotFound")
-}
-EVENT_TYPES = ("INCOMING", "ACCEPTED", "COMPLETED", "CANCELLED", "OUTGOING", "TRANSFERRED")
+STATUSES = {name.lower(): name for name in CALL_STATUSES}
+EVENT_TYPES = CALL_EVENTS
 _EVENT_TYPE = re.compile(r"^[A-Z_]{1,32}$")
 _MAX_FIELD = 2000
 

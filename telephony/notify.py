@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Call, Client, DialogMessage
 
@@ -23,12 +25,23 @@ class CallUpdate:
     client_created: bool = False
     # Client variables this push changed (name → new value): the scenarios' `variable` trigger.
     variables: dict[str, str] = field(default_factory=dict)
+    # What deciders settled inside the transaction that applied the push (by decider), for
+    # their observer half to act on after the commit.
+    decided: dict[str, Any] = field(default_factory=dict)
 
 
 class CallObserver(Protocol):
     """Told about every stored call change, after it is committed."""
 
     async def call_updated(self, update: CallUpdate) -> None: ...
+
+
+@runtime_checkable
+class CallDecider(Protocol):
+    """Decides on a call inside the transaction that applied its push (call tracking, leads):
+    one transaction instead of one more per observer. Writes only; no network."""
+
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None: ...
 
 
 class CallObservers:
@@ -46,6 +59,12 @@ class CallObservers:
                 await observer.call_updated(update)
             except Exception:
                 log.exception("call observer %r failed", observer)
+
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+        """The deciders among the observers, in order, in the caller's transaction."""
+        for observer in self._observers:
+            if isinstance(observer, CallDecider):
+                await observer.decide(session, update)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from telephony.megafon import InvalidPayload, PbxError
 from telephony.phones import Extension, InvalidPhone, parse_party
 from telephony.pushes import MAX_SECONDS, EventPush, HistoryPush, RecordPush, bounded_number
 from telephony.ratelimit import RateLimiter, Sleep
+from telephony.statuses import CallStatus
 
 PROVIDER = "novofon"
 DEFAULT_URL = "https://api.novofon.com"
@@ -258,7 +259,7 @@ def _ended(
         status_line_once=True,
     )
     pushes: list[tuple[NovofonPush, str]] = []
-    if status == "Success":
+    if status == CallStatus.SUCCESS:
         completed = EventPush(
             type="COMPLETED", phone=client, user=internal, callid=pbx_call_id, ext=internal or None
         )

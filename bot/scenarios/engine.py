@@ -21,10 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import update
-from sqlmodel import col
 
-from bot.background import end_task
 from bot.scenarios.actions import (
     ActionFailed,
     TelegramOutlet,
@@ -34,8 +31,9 @@ from bot.scenarios.actions import (
 )
 from storage.db import Database
 from storage.models import Client
+from storage.queue import Status
 from storage.scenario_models import ScenarioJob
-from storage.scenario_queries import claim_due, next_due
+from storage.scenario_queries import JOBS, claim_due, next_due
 from telephony.calls import append_dialog
 from telephony.clients import set_variables
 from telephony.clock import Clock
@@ -47,6 +45,7 @@ from telephony.scenarios.context import Occurrence, build_context, marks
 from telephony.scenarios.load import Scenarios
 from telephony.scenarios.spec import Action, Rule, Wait
 from telephony.scenarios.templates import TemplateFailure, render
+from telephony.worker import Worker
 
 log = logging.getLogger("trubka.scenarios")
 
@@ -132,8 +131,7 @@ class ScenarioEngine:
         self.telegram = telegram
         self.metrics = metrics or ScenarioMetrics(CollectorRegistry())
         self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self.worker = Worker("scenario-scheduler", self._step, idle_poll=IDLE_POLL)
         self.gate: Callable[[], bool] = lambda: True
 
     # --- triggers ------------------------------------------------------------------------
@@ -234,7 +232,7 @@ class ScenarioEngine:
     # --- the scheduler -------------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
     async def run_due(self) -> int:
         """Run every job due now (and those they start); returns how many ran."""
@@ -248,33 +246,20 @@ class ScenarioEngine:
                     await self._run(job)
                     ran += 1
 
+    async def _step(self) -> float | None:
+        if not self.gate():  # another process holds the "scenario-scheduler" lease
+            return None
+        await self.run_due()
+        due = await next_due(self.db)
+        return None if due is None else max(0.05, (due - self.clock.now()).total_seconds())
+
     async def run(self) -> None:
         """The background loop inside `trubka serve`."""
-        while not self._stopping:
-            self._wake.clear()
-            timeout = IDLE_POLL
-            if not self.gate():  # another process holds the "scenario-scheduler" lease
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                continue
-            try:
-                await self.run_due()
-                due = await next_due(self.db)
-                if due is not None:
-                    timeout = min(IDLE_POLL, max(0.05, (due - self.clock.now()).total_seconds()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scenarios: scheduler pass failed; retrying shortly")
-                timeout = 5.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+        await self.worker.run()
 
     async def stop(self, task: asyncio.Task[None], grace: float = 5.0) -> None:
         """End `run()` between two jobs; a job cut short is claimed again after its lease."""
-        self._stopping = True
-        self._wake.set()
-        await end_task(task, grace)
+        await self.worker.stop(grace, task)
 
     # --- running one job -----------------------------------------------------------------
 
@@ -284,7 +269,7 @@ class ScenarioEngine:
         mark: dict[str, int] = payload.get("mark") or {}
         rule = self.scenarios.rule(job.rule)
         if rule is None or not rule.enabled:
-            await self._finish(job, "cancelled", "the rule is no longer in the scenario file")
+            await self._finish(job, Status.CANCELLED, "the rule is no longer in the scenario file")
             return
         if job.step > 0:  # a wait has ended: does the rule still apply?
             reason = await self._still_applies(rule, job.step, occurrence, mark)
@@ -295,7 +280,7 @@ class ScenarioEngine:
                     occurrence.client_id,
                     reason,
                 )
-                await self._finish(job, "cancelled", f"no longer holds: {reason}")
+                await self._finish(job, Status.CANCELLED, f"no longer holds: {reason}")
                 return
         token = _depth.set(int(payload.get("depth", 0)) + 1)
         try:
@@ -315,7 +300,7 @@ class ScenarioEngine:
                     # Done is done: a run cut short after this (the process died) goes on from
                     # the next action instead of sending or calling twice.
                     await self._progress(job, step)
-            await self._finish(job, "done")
+            await self._finish(job, Status.DONE)
         except TemplateFailure as exc:
             await self._failed(job, rule, occurrence, "template", f"ошибка шаблона в {exc}")
         except ActionFailed as exc:
@@ -446,7 +431,7 @@ class ScenarioEngine:
         """Reported three ways: the log, a metric, and a line in the client's dialog."""
         log.error("scenarios: rule %r failed (%s): %s", rule.name, kind, reason)
         self.metrics.errors.labels(rule.name, kind).inc()
-        await self._finish(job, "failed", reason)
+        await self._finish(job, Status.FAILED, reason)
         if occurrence.client_id is None:
             return
         with contextlib.suppress(Exception):  # the client may be gone; the log has it
@@ -461,31 +446,23 @@ class ScenarioEngine:
                         f"⚠️ Сценарий «{rule.name}»: {reason}",
                     )
 
-    async def _finish(self, job: ScenarioJob, status: str, error: str | None = None) -> None:
+    async def _finish(self, job: ScenarioJob, status: Status, error: str | None = None) -> None:
         self.metrics.runs.labels(job.rule, status).inc()
-        async with self.db.session() as session:
-            await session.exec(
-                update(ScenarioJob)
-                .where(col(ScenarioJob.id) == job.id)
-                .values(
-                    status=status,
-                    error=error[:2000] if error else None,
-                    lease_until=None,
-                    finished_at=self.clock.now(),
-                )
-            )
+        assert job.id is not None
+        await JOBS.complete(
+            self.db,
+            job.id,
+            job.claim_token,
+            status=status,
+            error=error[:2000] if error else None,
+            finished_at=self.clock.now(),
+        )
 
     async def _progress(self, job: ScenarioJob, step: int) -> None:
-        async with self.db.session() as session:
-            await session.exec(
-                update(ScenarioJob).where(col(ScenarioJob.id) == job.id).values(step=step)
-            )
+        assert job.id is not None
+        await JOBS.update_claimed(self.db, job.id, job.claim_token, step=step)
 
     async def _reschedule(self, job: ScenarioJob, step: int, due: datetime) -> None:
         self.metrics.runs.labels(job.rule, "waiting").inc()
-        async with self.db.session() as session:
-            await session.exec(
-                update(ScenarioJob)
-                .where(col(ScenarioJob.id) == job.id)
-                .values(status="pending", step=step, due_at=due, lease_until=None)
-            )
+        assert job.id is not None
+        await JOBS.release(self.db, job.id, job.claim_token, due=due, step=step)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.web.api_models import (
     CallDetailAnswer,
@@ -165,16 +166,15 @@ async def start_manager_call(request: web.Request) -> web.Response:
     )
 
 
-async def _client_response(request: web.Request, client: Client | None) -> web.Response:
+async def _client_response(session: AsyncSession, client: Client | None) -> web.Response:
     if client is None or client.id is None:
         raise JsonError(404, "Client not found")
-    async with request.app[CONTEXT].db.session() as session:
-        variables = await get_variables(session, client.id)
-        responsible = (
-            await session.get(Manager, client.responsible_manager_id)
-            if client.responsible_manager_id is not None
-            else None
-        )
+    variables = await get_variables(session, client.id)
+    responsible = (
+        await session.get(Manager, client.responsible_manager_id)
+        if client.responsible_manager_id is not None
+        else None
+    )
     return web.json_response(client_json(client, variables, responsible))
 
 
@@ -187,18 +187,17 @@ async def _client_response(request: web.Request, client: Client | None) -> web.R
 )
 async def client_by_phone(request: web.Request) -> web.Response:
     phone = _phone(request.query.get("phone", ""))
-    async with request.app[CONTEXT].db.session() as session:
-        client = await find_client_by_phone(session, phone)
-    return await _client_response(request, client)
+    # One read transaction: no write lock, does not wait for the call inbox's writer.
+    async with request.app[CONTEXT].db.read() as session:
+        return await _client_response(session, await find_client_by_phone(session, phone))
 
 
 @routes.get(API + r"/clients/{client_id:\d+}")
 @operation("A client with its variables", answers={200: ClientAnswer, 404: None}, tag="clients")
 async def client_by_id(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
-    async with request.app[CONTEXT].db.session() as session:
-        client = await session.get(Client, client_id)
-    return await _client_response(request, client)
+    async with request.app[CONTEXT].db.read() as session:
+        return await _client_response(session, await session.get(Client, client_id))
 
 
 @routes.get(API + r"/clients/{client_id:\d+}/dialog")

@@ -35,7 +35,7 @@ async def megafon_webhook(request: web.Request) -> web.Response:
         count.labels(PROVIDER, "contact", "ok").inc()
         if isinstance(push.phone, Extension):
             return web.json_response({})
-        async with ctx.db.session() as session:
+        async with ctx.db.read() as session:  # no write lock: the PBX waits for this answer
             return web.json_response(await contact_card(session, push.phone))
 
     new = await ctx.inbox.submit(

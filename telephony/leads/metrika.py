@@ -8,8 +8,6 @@ finishes processing them, and LINKAGE_FAILURE is reported.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import io
 import logging
@@ -29,6 +27,7 @@ from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.leads.attribution import Attribution
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import Claimed, DeliveryError, RetryPolicy, claim, complete, fail
+from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,9 @@ class MetrikaBatcher:
         self.interval = interval
         self.status_poll = timedelta(hours=status_poll_hours)
         self.rng = rng or random.Random()
-        self._stop = asyncio.Event()
+        self.worker = Worker(
+            "metrika-batches", self._step, idle_poll=interval, error_pause=interval
+        )
         # Several processes: only the holder of the "metrika-batches" lease uploads.
         self.gate: Callable[[], bool] = lambda: True
 
@@ -283,17 +284,14 @@ class MetrikaBatcher:
                 session.add(row)
         return changed
 
+    async def _step(self) -> float | None:
+        if self.gate():
+            await self.upload_due()
+            await self.poll_statuses()
+        return None
+
     def stop(self) -> None:
-        self._stop.set()
+        self.worker.request_stop()
 
     async def run(self) -> None:
-        self._stop.clear()
-        while not self._stop.is_set():
-            try:
-                if self.gate():
-                    await self.upload_due()
-                    await self.poll_statuses()
-            except Exception:
-                log.exception("Metrika batch failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
+        await self.worker.run()

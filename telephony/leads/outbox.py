@@ -10,29 +10,35 @@ lease ends. Only the holder of the current claim token can finish a row.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.leads_models import OutboxItem
-from storage.queries import insert_or_ignore
+from storage.queue import QueueTable, RetryPolicy, Status
 from telephony.clock import Clock
 from telephony.leads.metrics import LeadMetrics
+from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 
-PENDING, DELIVERING, DONE, DEAD = "pending", "delivering", "done", "dead"
+__all__ = ["RetryPolicy", "Status"]  # RetryPolicy lives in storage.queue; kept importable here
+PENDING, DELIVERING, DONE, DEAD = Status.PENDING, Status.DELIVERING, Status.DONE, Status.DEAD
+QUEUE = QueueTable(
+    OutboxItem.__table__,  # type: ignore[attr-defined]
+    due="next_attempt_at",
+    claimed=Status.DELIVERING,
+)
+_CLAIMED_COLUMNS = ("sink", "key", "payload", "lead_id", "call_id", "give_up_at")
 
 
 class DeliveryError(Exception):
@@ -42,19 +48,6 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    base_delay: float = 10.0
-    max_delay: float = 1800.0
-    give_up_after: timedelta = timedelta(hours=48)
-    lease: timedelta = timedelta(minutes=5)
-
-    def delay(self, attempts: int, rng: random.Random) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
-        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
 
 
 @dataclass(frozen=True)
@@ -90,17 +83,14 @@ async def enqueue(
     call_id: int | None = None,
 ) -> int | None:
     """Add a row unless (sink, key) exists. The new id, or None for a repeat."""
-    return await insert_or_ignore(
+    return await QUEUE.enqueue(
         session,
-        OutboxItem,
         {
             "sink": sink,
             "key": key,
             "lead_id": lead_id,
             "call_id": call_id,
             "payload": json.dumps(payload, ensure_ascii=False),
-            "status": PENDING,
-            "attempts": 0,
             "next_attempt_at": now,
             "give_up_at": now + policy.give_up_after,
             "created_at": now,
@@ -111,74 +101,34 @@ async def enqueue(
 async def claim(
     db: Database, sinks: Iterable[str], *, now: datetime, limit: int, lease: timedelta
 ) -> list[Claimed]:
-    token = uuid.uuid4().hex
-    due = or_(
-        and_(col(OutboxItem.status) == PENDING, col(OutboxItem.next_attempt_at) <= now),
-        and_(col(OutboxItem.status) == DELIVERING, col(OutboxItem.lease_until) < now),
+    rows = await QUEUE.claim(
+        db,
+        now=now,
+        limit=limit,
+        lease=lease,
+        where=[col(OutboxItem.sink).in_(list(sinks))],
+        returning=_CLAIMED_COLUMNS,
     )
-    candidates = (
-        select(OutboxItem.id)
-        .where(col(OutboxItem.sink).in_(list(sinks)), due)
-        .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    statement = (
-        update(OutboxItem)
-        .where(col(OutboxItem.id).in_(candidates.scalar_subquery()), due)
-        .values(
-            status=DELIVERING,
-            claim_token=token,
-            lease_until=now + lease,
-            attempts=col(OutboxItem.attempts) + 1,
-        )
-        .returning(
-            col(OutboxItem.id),
-            col(OutboxItem.sink),
-            col(OutboxItem.key),
-            col(OutboxItem.payload),
-            col(OutboxItem.attempts),
-            col(OutboxItem.lead_id),
-            col(OutboxItem.call_id),
-            col(OutboxItem.give_up_at),
-        )
-    )
-    async with db.session() as session:
-        rows = (await session.exec(statement)).all()
-    claimed = [
+    return [
         Claimed(
             id=row.id,
             sink=row.sink,
             key=row.key,
             payload=json.loads(row.payload),
             attempts=row.attempts,
-            claim_token=token,
+            claim_token=row.claim_token,
             lead_id=row.lead_id,
             call_id=row.call_id,
             give_up_at=row.give_up_at,
         )
         for row in rows
     ]
-    return sorted(claimed, key=lambda item: item.id)
-
-
-async def _finish(db: Database, item: Claimed, **values: Any) -> bool:
-    """Update the row only if this claim still holds it (a lease may have passed it on)."""
-    async with db.session() as session:
-        result = await session.exec(
-            update(OutboxItem)
-            .where(
-                col(OutboxItem.id) == item.id,
-                col(OutboxItem.claim_token) == item.claim_token,
-                col(OutboxItem.status) == DELIVERING,
-            )
-            .values(claim_token=None, lease_until=None, **values)
-        )
-        return bool(result.rowcount)
 
 
 async def complete(db: Database, item: Claimed, *, now: datetime, result: str | None) -> bool:
-    return await _finish(db, item, status=DONE, delivered_at=now, result=result, last_error=None)
+    return await QUEUE.complete(
+        db, item.id, item.claim_token, delivered_at=now, result=result, last_error=None
+    )
 
 
 async def fail(
@@ -191,13 +141,18 @@ async def fail(
     rng: random.Random,
 ) -> str:
     """Schedule the next attempt, or mark the row dead after the give-up moment. Its new status."""
-    delay = policy.delay(item.attempts, rng)
-    if error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    next_at = now + timedelta(seconds=delay)
-    status = DEAD if next_at > item.give_up_at else PENDING
-    await _finish(db, item, status=status, next_attempt_at=next_at, last_error=error.message[:2000])
-    return status
+    return await QUEUE.fail(
+        db,
+        item.id,
+        item.claim_token,
+        attempts=item.attempts,
+        give_up_at=item.give_up_at,
+        policy=policy,
+        now=now,
+        rng=rng,
+        error=error.message,
+        retry_after=error.retry_after,
+    )
 
 
 async def stats(db: Database) -> dict[str, dict[str, int]]:
@@ -205,7 +160,7 @@ async def stats(db: Database) -> dict[str, dict[str, int]]:
     done, dead."""
     state = func.coalesce(col(OutboxItem.status), "")
     failed = and_(col(OutboxItem.status) == PENDING, col(OutboxItem.attempts) > 0)
-    async with db.session() as session:
+    async with db.read() as session:
         rows = (
             await session.exec(
                 select(OutboxItem.sink, state, failed, func.count())
@@ -225,7 +180,7 @@ async def stats(db: Database) -> dict[str, dict[str, int]]:
 
 async def problem_rows(db: Database, *, limit: int = 50) -> list[OutboxItem]:
     """Dead rows and rows that failed at least once, newest first."""
-    async with db.session() as session:
+    async with db.read() as session:
         rows = await session.exec(
             select(OutboxItem)
             .where(
@@ -244,23 +199,11 @@ async def retry_dead(
     db: Database, *, now: datetime, policy: RetryPolicy, row_id: int | None = None
 ) -> int:
     """Give dead rows (one, or all) a fresh retry window. The number revived."""
-    statement = update(OutboxItem).where(col(OutboxItem.status) == DEAD)
-    if row_id is not None:
-        statement = statement.where(col(OutboxItem.id) == row_id)
-    async with db.session() as session:
-        result = await session.exec(
-            statement.values(
-                status=PENDING,
-                attempts=0,
-                next_attempt_at=now,
-                give_up_at=now + policy.give_up_after,
-            )
-        )
-        return int(result.rowcount)
+    return await QUEUE.revive(db, now=now, give_up_at=now + policy.give_up_after, row_id=row_id)
 
 
 class OutboxWorker:
-    """Delivers due rows of its sinks; `run()` loops until cancelled, `run_once()` is one pass."""
+    """Delivers due rows of its sinks; `run()` loops until `stop()`, `run_once()` is one pass."""
 
     def __init__(
         self,
@@ -280,16 +223,15 @@ class OutboxWorker:
         self.policy = policy
         self.metrics = metrics
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
         self.rng = rng or random.Random()
-        self._wake = asyncio.Event()
-        self._stopped = False
         self._passes = 0  # run_once() calls in progress in this process (drain waits for them)
         self._idle = asyncio.Condition()
+        self._ticks = 0
+        self.worker = Worker("outbox-worker", self._step, idle_poll=poll_interval)
 
     def wake(self) -> None:
         """New rows were enqueued in this process: look now instead of at the next poll."""
-        self._wake.set()
+        self.worker.wake()
 
     async def run_once(self) -> int:
         """Claim one batch of due rows and deliver them. The number of rows handled."""
@@ -323,6 +265,13 @@ class OutboxWorker:
                     await self._idle.wait_for(lambda: self._passes == 0)
             elif not handled:
                 return total
+
+    async def _step(self) -> float | None:
+        handled = await self.run_once()
+        if self._ticks % 30 == 0 and self.sinks:
+            await self.refresh_gauges()
+        self._ticks += 1
+        return 0 if handled >= self.batch_size else None
 
     async def _deliver(self, item: Claimed) -> None:
         sink = self.sinks[item.sink]
@@ -360,23 +309,7 @@ class OutboxWorker:
 
     def stop(self) -> None:
         """Ask `run()` to return after the current pass (no delivery is cut in half)."""
-        self._stopped = True
-        self._wake.set()
+        self.worker.request_stop()
 
     async def run(self) -> None:
-        self._stopped = False
-        ticks = 0
-        while not self._stopped:
-            self._wake.clear()
-            try:
-                handled = await self.run_once()
-                if ticks % 30 == 0 and self.sinks:
-                    await self.refresh_gauges()
-            except Exception:
-                log.exception("outbox worker pass failed")
-                handled = 0
-            ticks += 1
-            if handled >= self.batch_size or self._stopped:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        await self.worker.run()

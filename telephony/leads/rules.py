@@ -14,8 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Call
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import LeadsConfig
+from telephony.statuses import CallStatus
 
-SUCCESS = "Success"
+SUCCESS = CallStatus.SUCCESS
 
 
 def answered(call: Call) -> bool:

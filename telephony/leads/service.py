@@ -111,19 +111,37 @@ class LeadService:
     # -- calls ---------------------------------------------------------------------------------
 
     async def call_updated(self, update: CallUpdate) -> None:
-        call = update.call
-        if call.id is None or (call.internal and self.config.skip_internal):
-            return
-        ended = update.trigger == "history"
-        if not ended and self.config.create_on == "end":
-            return  # nothing to decide before the history (it alone carries status and record)
-        new_leads: list[LeadInfo] = []
-        async with self.db.session() as session:
-            queued = await self._on_call(session, call.id, ended=ended, new_leads=new_leads)
+        decided = update.decided.get("leads")
+        if decided is None:  # not decided in the push's own transaction (megafon_call …)
+            if not self._wants(update):
+                return
+            async with self.db.session() as session:
+                await self.decide(session, update)
+            decided = update.decided["leads"]
+        queued, new_leads = decided
         if queued:
             self._wake()
         for lead in new_leads:
             await self.observer.lead_created(lead)
+
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+        """Flags, lead and deliveries of a call, in the caller's transaction (the call inbox's:
+        the push and its lead commit together). Waking and telling observers come after."""
+        new_leads: list[LeadInfo] = []
+        update.decided["leads"] = (False, new_leads)
+        if not self._wants(update):
+            return
+        assert update.call.id is not None
+        ended = update.trigger == "history"
+        queued = await self._on_call(session, update.call.id, ended=ended, new_leads=new_leads)
+        update.decided["leads"] = (queued, new_leads)
+
+    def _wants(self, update: CallUpdate) -> bool:
+        call = update.call
+        if call.id is None or (call.internal and self.config.skip_internal):
+            return False
+        # Before the history nothing is decided (it alone carries status and record).
+        return update.trigger == "history" or self.config.create_on != "end"
 
     async def sweep(self, *, window: timedelta = timedelta(hours=1)) -> int:
         """Decide ended calls the observer never saw (the process stopped between the webhook's

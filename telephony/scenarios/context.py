@@ -16,8 +16,9 @@ from storage.models import Call, Client, DialogMessage, Manager
 from telephony.clients import get_variables
 from telephony.dialing import pbx_identity
 from telephony.scenarios.conditions import SECTIONS
+from telephony.statuses import CallStatus
 
-SUCCESS = "Success"
+SUCCESS = CallStatus.SUCCESS
 
 
 @dataclass

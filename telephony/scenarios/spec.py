@@ -23,9 +23,8 @@ from pydantic import (
 
 from telephony.scenarios.hours import Span, parse_days, parse_spans
 from telephony.scenarios.templates import check_template
+from telephony.statuses import CALL_EVENTS, CALL_STATUSES
 
-CALL_EVENTS = ("INCOMING", "ACCEPTED", "COMPLETED", "CANCELLED", "OUTGOING", "TRANSFERRED")
-CALL_STATUSES = ("Success", "Missed", "Cancel", "Busy", "NotAvailable", "NotAllowed", "NotFound")
 LEAD_SOURCES = ("form", "call", "scenario")
 TRIGGERS = ("message", "call_event", "call_status", "lead", "variable")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")

@@ -125,9 +125,16 @@ class TrackingAttributor:
         self._config = config
 
     async def call_updated(self, update: CallUpdate) -> None:
+        if "tracking" in update.decided:
+            return
+        async with self._db.session() as session:
+            await self.decide(session, update)
+
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+        """In the transaction that applied the push (the call inbox), or in its own."""
+        update.decided["tracking"] = True
         call = update.call
         if call.id is None or not call.diversion or call.internal or call.direction == "out":
             return
         at = call.started_at or call.created_at
-        async with self._db.session() as session:
-            await attribute_call(session, self._config, call, call.diversion, at)
+        await attribute_call(session, self._config, call, call.diversion, at)

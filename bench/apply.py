@@ -1,0 +1,138 @@
+"""Applying stored pushes in-process: the inbox processor of a real app, every observer on.
+
+Builds the app exactly as `serve` does (call log, call tracking, the lead decision, scenarios
+from examples/scenarios.yaml), stores N MegaFon call lifecycles in its inbox
+without applying them, then times applying them all. No HTTP: this isolates the apply path, so
+two commits can be compared in the same run of a noisy machine:
+
+    .venv/bin/python bench/apply.py [--calls 400] [--database-url URL] [--bare]
+
+`--bare` applies with no observers (the call state machine alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-token"
+
+
+def lifecycle(n: int) -> list[dict[str, str]]:
+    phone = f"7900{n % 10_000_000:07d}"
+    callid = f"APPLY-{os.getpid()}-{n}"
+    base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
+    event = {**base, "cmd": "event", "user": "andy", "ext": "701", "diversion": "74950001122"}
+    return [
+        {**event, "type": "INCOMING"},
+        {**event, "type": "ACCEPTED"},
+        {**event, "type": "COMPLETED"},
+        {
+            **base,
+            "cmd": "history",
+            "type": "in",
+            "status": "Success",
+            "user": "andy",
+            "ext": "701",
+            "start": "20241202T081500Z",
+            "duration": "61",
+            "link": f"https://vats.example/records/{callid}.mp3",
+        },
+    ]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=400)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--bare", action="store_true", help="no observers")
+    parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+
+    from bot.app import build_app
+    from bot.settings import load_settings
+    from handlers.web.context import CONTEXT
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from telephony.inbox import CallInbox
+    from telephony.megafon import PROVIDER, dedup_key, parse_call_push
+    from telephony.notify import CallObservers
+
+    workdir = tempfile.mkdtemp(prefix="trubka-apply-")
+    url = args.database_url or f"sqlite+aiosqlite:///{workdir}/apply.db"
+    db = Database(url)
+    await upgrade(db)
+    runner = None
+    if args.bare:
+        inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+        await inbox.start(process=False)
+    else:
+        settings = load_settings(
+            database_url=url,
+            megafon_crm_token=TOKEN,
+            scenarios=str(ROOT / "examples" / "scenarios.yaml"),
+        )
+        app = await build_app(settings, db=db, migrate=False)
+        from aiohttp import web
+
+        runner = web.AppRunner(app)
+        await runner.setup()  # runs the lifetimes: the inbox, the outbox worker, the scheduler
+        inbox = app[CONTEXT].inbox
+        await inbox.stop(grace_seconds=0)  # applying is timed below, not in the background
+        await inbox.start(process=False)
+    pushes = [p for n in range(args.calls) for p in lifecycle(n)]
+    await asyncio.gather(
+        *(inbox.submit(PROVIDER, p, dedup_key(p), command=p["cmd"]) for p in pushes)
+    )
+    await inbox.drain(process=False)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        statements.append(sql)
+
+    from sqlalchemy import event
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    began, cpu_began = time.perf_counter(), time.process_time()
+    while await inbox.process_once():
+        pass
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() - cpu_began  # all threads: the loop and aiosqlite's
+    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    if args.statements:
+        from collections import Counter
+
+        for sql, n in Counter(" ".join(s.split())[:150] for s in statements).most_common():
+            print(f"{n:6d}  {sql}")
+    await inbox.stop(grace_seconds=0)
+    if runner is not None:
+        await runner.cleanup()
+    else:
+        await db.dispose()
+    kind = "no observers" if args.bare else "every observer on"
+    print(
+        f"applied {len(pushes)} pushes in {seconds:.2f} s: {len(pushes) / seconds:.0f} pushes/s "
+        f"({kind}, {url.split(':', 1)[0]}); CPU {cpu / len(pushes) * 1000:.2f} ms per push "
+        f"= {len(pushes) / cpu:.0f} pushes per CPU-second; "
+        f"{len(statements) / len(pushes):.1f} statements per push"
+    )
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())

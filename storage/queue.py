@@ -1,0 +1,272 @@
+"""The durable queue engine: rows in a table, claimed with a lease and a token, retried, dead.
+
+Every background queue of the house is a table with the same few columns, and this module is
+the only code that claims, finishes, retries or revives their rows (the lead outbox, scenario
+jobs; the call inbox shares `RetryPolicy`-free claims of its own with SKIP LOCKED).
+
+A queue table has: an integer `id`; a `status` (`Status`); a due-time column (when a pending
+row may run); `attempts`; `claim_token` and `lease_until`. A `QueueTable` names these columns
+and which status means "claimed" for that table.
+
+    QUEUE = QueueTable(OutboxItem.__table__, due="next_attempt_at", claimed=Status.DELIVERING)
+
+    async with db.session() as session:                  # in the producer's own transaction
+        await QUEUE.enqueue(session, {...row values...})   # ON CONFLICT DO NOTHING: idempotent
+    rows = await QUEUE.claim(db, now=now, limit=20, lease=timedelta(minutes=5))
+    for row in rows:                                     # no session is open here: deliver
+        ...
+        await QUEUE.complete(db, row.id, row.claim_token, now=now)          # or
+        await QUEUE.fail(db, row.id, row.claim_token, row.attempts, give_up_at, policy, now=now,
+                         rng=rng, error="HTTP 500", retry_after=None)
+
+- `claim` is one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`: two
+  workers (two processes on PostgreSQL) never take the same row; on SQLite the write
+  transaction (`BEGIN IMMEDIATE`, one writer) makes it atomic. A claimed row whose lease has
+  passed (its worker died) is due again.
+- Only the holder of the current token can finish a row (`complete`, `fail`, `release`,
+  `update_claimed`): a worker whose lease was passed on changes nothing.
+- `fail` schedules the next attempt with the `RetryPolicy` (exponential backoff with equal
+  jitter, an upstream's Retry-After honoured) or marks the row `DEAD` after `give_up_at`;
+  `revive` gives dead rows a fresh window.
+
+How a new queue (e.g. Telegram deliveries) adopts it: give its table the columns above (a
+migration), declare a `QueueTable`, enqueue with `enqueue()` in the transaction that decides
+the send, claim with `claim(..., where=...)` (extra conditions such as a chat that is not
+paced), and end each row with `complete` / `fail` / `release` (back to pending, due at a given
+moment: a 429's wait; pass `attempts=row.attempts - 1` to not count the claim as a try). Its
+loop is a `telephony.worker.Worker` whose step returns 0 after a full batch, else the seconds
+until its next row is due (or None: the idle poll).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database
+
+
+class Status(StrEnum):
+    """Every status a queued row can have (stored as these strings)."""
+
+    PENDING = "pending"  # waiting; due at the table's due column
+    DELIVERING = "delivering"  # claimed (outbox): a worker holds it until lease_until
+    RUNNING = "running"  # claimed (scenario jobs)
+    DONE = "done"
+    SENT = "sent"  # done, for Telegram deliveries
+    DEAD = "dead"  # retries gave up; last error kept
+    FAILED = "failed"  # ended with an error that retrying cannot fix
+    CANCELLED = "cancelled"  # no longer wanted when it came due
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_delay: float = 10.0
+    max_delay: float = 1800.0
+    give_up_after: timedelta = timedelta(hours=48)
+    lease: timedelta = timedelta(minutes=5)
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
+        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+    def next_attempt(
+        self,
+        attempts: int,
+        rng: random.Random,
+        *,
+        now: datetime,
+        retry_after: float | None = None,
+    ) -> datetime:
+        delay = self.delay(attempts, rng)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return now + timedelta(seconds=delay)
+
+
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT (both have ON CONFLICT)."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@dataclass(frozen=True)
+class QueueTable:
+    """How one table is a queue: its due column and the status that means "claimed"."""
+
+    table: Table
+    due: str
+    claimed: Status
+    order: tuple[str, ...] = ()  # claim order after the due time; id always last
+
+    def c(self, name: str) -> Any:
+        return self.table.c[name]
+
+    def due_now(self, now: datetime) -> ColumnElement[bool]:
+        """Pending and due, or claimed by a worker whose lease has passed."""
+        return or_(
+            and_(self.c("status") == Status.PENDING.value, self.c(self.due) <= now),
+            and_(self.c("status") == self.claimed.value, self.c("lease_until") < now),
+        )
+
+    async def enqueue(self, session: AsyncSession, values: Mapping[str, Any]) -> int | None:
+        """Add a row unless its unique key exists (idempotent producers). The id, or None."""
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        statement = (
+            insert_for(dialect)(self.table)
+            .values(**{"status": Status.PENDING.value, "attempts": 0, **values})
+            .on_conflict_do_nothing()
+            .returning(self.c("id"))
+        )
+        new_id = (await session.exec(statement)).scalar_one_or_none()
+        return int(new_id) if new_id is not None else None
+
+    async def claim(
+        self,
+        db: Database,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        where: Sequence[ColumnElement[bool]] = (),
+        returning: Sequence[str] | None = None,
+    ) -> list[Row[Any]]:
+        """Claim up to `limit` due rows for `lease`; they come back ordered by id, each with
+        its `claim_token` (and the columns named in `returning`, default all)."""
+        token = uuid.uuid4().hex
+        due = and_(self.due_now(now), *where)
+        order = [self.c(self.due), *(self.c(name) for name in self.order), self.c("id")]
+        candidates = (
+            select(self.c("id"))
+            .where(due)
+            .order_by(*order)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        columns = (
+            list(self.table.c)
+            if returning is None
+            else [self.c(name) for name in ("id", "claim_token", "attempts", *returning)]
+        )
+        statement = (
+            update(self.table)
+            .where(self.c("id").in_(candidates.scalar_subquery()), due)
+            .values(
+                status=self.claimed.value,
+                claim_token=token,
+                lease_until=now + lease,
+                attempts=self.c("attempts") + 1,
+            )
+            .returning(*columns)
+        )
+        async with db.session() as session:
+            rows = list((await session.exec(statement)).all())
+        return sorted(rows, key=lambda row: int(row.id))
+
+    async def update_claimed(
+        self, db: Database, row_id: int, token: str | None, **values: Any
+    ) -> bool:
+        """Change a row only while this claim holds it (a lease may have passed it on)."""
+        async with db.session() as session:
+            result = await session.exec(
+                update(self.table)
+                .where(
+                    self.c("id") == row_id,
+                    self.c("claim_token") == token,
+                    self.c("status") == self.claimed.value,
+                )
+                .values(**values)
+            )
+            return bool(result.rowcount)
+
+    async def complete(
+        self,
+        db: Database,
+        row_id: int,
+        token: str | None,
+        *,
+        status: Status = Status.DONE,
+        **values: Any,
+    ) -> bool:
+        """End a claimed row (done, or another final status: cancelled, failed)."""
+        return await self.update_claimed(
+            db, row_id, token, status=status.value, claim_token=None, lease_until=None, **values
+        )
+
+    async def release(
+        self, db: Database, row_id: int, token: str | None, *, due: datetime, **values: Any
+    ) -> bool:
+        """Back to pending, due at `due` (a wait, a postponement); the claim ends."""
+        return await self.update_claimed(
+            db,
+            row_id,
+            token,
+            status=Status.PENDING.value,
+            claim_token=None,
+            lease_until=None,
+            **{self.due: due, **values},
+        )
+
+    async def fail(
+        self,
+        db: Database,
+        row_id: int,
+        token: str | None,
+        *,
+        attempts: int,
+        give_up_at: datetime,
+        policy: RetryPolicy,
+        now: datetime,
+        rng: random.Random,
+        error: str,
+        retry_after: float | None = None,
+        error_column: str = "last_error",
+    ) -> Status:
+        """Schedule the next attempt, or mark the row dead past `give_up_at`. Its new status."""
+        next_at = policy.next_attempt(attempts, rng, now=now, retry_after=retry_after)
+        status = Status.DEAD if next_at > give_up_at else Status.PENDING
+        await self.update_claimed(
+            db,
+            row_id,
+            token,
+            status=status.value,
+            claim_token=None,
+            lease_until=None,
+            **{self.due: next_at, error_column: error[:2000]},
+        )
+        return status
+
+    async def revive(
+        self,
+        db: Database,
+        *,
+        now: datetime,
+        give_up_at: datetime | None = None,
+        row_id: int | None = None,
+    ) -> int:
+        """Give dead rows (one, or all) a fresh retry window. The number revived."""
+        statement = update(self.table).where(self.c("status") == Status.DEAD.value)
+        if row_id is not None:
+            statement = statement.where(self.c("id") == row_id)
+        values: dict[str, Any] = {"status": Status.PENDING.value, "attempts": 0, self.due: now}
+        if give_up_at is not None:
+            values["give_up_at"] = give_up_at
+        async with db.session() as session:
+            return int((await session.exec(statement.values(**values))).rowcount)
+
+    async def next_due(self, db: Database) -> datetime | None:
+        """When the earliest pending row comes due (None: nothing pending)."""
+        async with db.read() as session:
+            value: datetime | None = await session.scalar(
+                select(func.min(self.c(self.due))).where(self.c("status") == Status.PENDING.value)
+            )
+        return value
