@@ -1,7 +1,7 @@
 """queue claim tokens: scenario jobs are claimed like every other queue (lease + token)
 
 Revision ID: 0006
-Revises: 0011
+Revises: 0005
 Create Date: 2026-12-01 03:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0011"  # re-chain at merge
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
