@@ -157,18 +157,24 @@ class QueueTable:
             if returning is None
             else [self.c(name) for name in ("id", "claim_token", "attempts", *returning)]
         )
-        statement = (
-            update(self.table)
-            .where(self.c("id").in_(candidates.scalar_subquery()), due)
-            .values(
-                status=self.claimed.value,
-                claim_token=token,
-                lease_until=now + lease,
-                attempts=self.c("attempts") + 1,
-            )
-            .returning(*columns)
-        )
         async with db.session() as session:
+            # Two statements in one transaction: PostgreSQL may run an `IN (SELECT … LIMIT n
+            # FOR UPDATE SKIP LOCKED)` subquery more than once and claim more than `limit`.
+            connection = await session.connection()
+            ids = list((await connection.execute(candidates)).scalars().all())
+            if not ids:
+                return []
+            statement = (
+                update(self.table)
+                .where(self.c("id").in_(ids), due)
+                .values(
+                    status=self.claimed.value,
+                    claim_token=token,
+                    lease_until=now + lease,
+                    attempts=self.c("attempts") + 1,
+                )
+                .returning(*columns)
+            )
             rows = list((await session.exec(statement)).all())
         return sorted(rows, key=lambda row: int(row.id))
 

@@ -13,7 +13,9 @@ from storage.db import Database
 from storage.queue import Status
 from storage.scenario_models import ScenarioJob
 from storage.scenario_queries import JOBS, claim_due
+from storage.types import utcnow
 from telephony.clients import create_client, find_client_by_phone
+from telephony.leads import outbox
 from tests.leads_harness import START
 
 LEASE = timedelta(minutes=5)
@@ -69,3 +71,18 @@ async def test_a_read_does_not_wait_for_an_open_write_transaction(db: Database) 
                 petr = await find_client_by_phone(reading, "79005556677")
     assert ivan is not None and ivan.name == "Иван"
     assert petr is None  # the writer's row is not visible before its commit
+
+
+async def test_a_claim_takes_no_more_rows_than_its_limit(any_db: Database) -> None:
+    """PostgreSQL may evaluate an `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` more than once;
+    the engine must still hand out at most `limit` rows per claim."""
+    now = utcnow()
+    async with any_db.session() as session:
+        for index in range(5):
+            await outbox.enqueue(
+                session, "roistat", f"lead:{index}", {}, now=now, policy=outbox.RetryPolicy()
+            )
+    first = await outbox.QUEUE.claim(any_db, now=now, limit=1, lease=timedelta(minutes=5))
+    second = await outbox.QUEUE.claim(any_db, now=now, limit=3, lease=timedelta(minutes=5))
+    assert len(first) == 1 and len(second) == 3
+    assert {row.id for row in first}.isdisjoint({row.id for row in second})
