@@ -495,6 +495,14 @@ class NovofonClient:
             is_recorded=text("is_recorded").lower() in ("1", "true"),
         )
 
+    async def extensions(self) -> list[str]:
+        """The PBX's extension numbers (`GET /v1/pbx/internal/`), so a manager picks theirs."""
+        body = await self.get("/v1/pbx/internal/", {})
+        numbers = body.get("numbers")
+        if not isinstance(numbers, list):
+            return []
+        return [str(number) for number in numbers if isinstance(number, int | str)]
+
     async def record_link(self, pbx_call_id: str) -> str | None:
         """A temporary link to a call's recording (ready about 40 s after the call)."""
         body = await self.get("/v1/pbx/record/request/", {"pbx_call_id": pbx_call_id})

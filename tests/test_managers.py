@@ -78,10 +78,19 @@ async def test_pbx_with_both_providers_asks_which_and_the_call_goes_through_it(
     await feed(server, message(MANAGER, "/pbx novofon andy"))
     assert "Novofon has no logins" in (fake_telegram.in_thread(MANAGER, None)[-1].text or "")
 
+    # The user list offers both PBXs: MegaFon's users and Novofon's extensions.
     await feed(server, callback(MANAGER, "m:users:", chat_id=MANAGER))
     offered = fake_telegram.in_thread(MANAGER, None)[-1]
     assert texts.NOVOFON_BY_HAND in (offered.text or "")
-    assert offered.reply_markup["inline_keyboard"][0][0]["text"].startswith("Андрей Петров")
+    buttons = [row[0] for row in offered.reply_markup["inline_keyboard"]]
+    assert buttons[0]["text"].startswith("MegaFon: Андрей Петров")
+    assert [b["text"] for b in buttons if b["text"].startswith("Novofon")] == [
+        "Novofon: доб. 100",
+        "Novofon: доб. 101",
+    ]
+    await feed(server, callback(MANAGER, buttons[-1]["callback_data"], chat_id=MANAGER))
+    edited = fake_telegram.called("editMessageText")[-1].params["text"]
+    assert "Логин АТС: 101" in edited and "АТС: Novofon" in edited
 
 
 async def test_managers_api_lists_creates_changes_and_removes_by_the_same_rules(

@@ -27,6 +27,7 @@ from telephony.managers import (
 from telephony.megafon import PROVIDER as MEGAFON
 from telephony.megafon import PbxError, PbxUser
 from telephony.novofon import PROVIDER as NOVOFON
+from telephony.novofon import NovofonError
 
 PROVIDER_NAMES = {MEGAFON: "MegaFon", NOVOFON: "Novofon"}
 
@@ -241,28 +242,53 @@ async def _pbx_user(tg: TelegramContext, login: str) -> PbxUser | None:
 
 
 async def _offer_pbx_users(callback: CallbackQuery, tg: TelegramContext) -> None:
-    """The PBX's own user list as buttons, so nobody types a login by hand."""
-    if tg.pbx is None:
+    """Every configured PBX's own user list as buttons, so nobody types a login by hand:
+    MegaFon's users (login, extension) and Novofon's extensions."""
+    novofon = tg.dialers.novofon
+    if tg.pbx is None and novofon is None:
         await callback.answer(texts.PBX_NOT_CONFIGURED, show_alert=True)
         return
-    try:
-        users = await tg.pbx.users()
-    except PbxError as exc:
-        await callback.answer(texts.pbx_refused(exc.message), show_alert=True)
-        return
-    buttons = [
-        [
-            InlineKeyboardButton(
-                text=f"{user.name or user.login} ({user.login}, доб. {user.ext or '—'})",
-                callback_data=ManagerAction(action="pbx", value=user.login).pack(),
-            )
+    buttons: list[list[InlineKeyboardButton]] = []
+    problems: list[str] = []
+    label = "MegaFon: " if novofon is not None else ""  # name the PBX when there are two
+    if tg.pbx is not None:
+        try:
+            users = await tg.pbx.users()
+        except PbxError as exc:
+            problems.append(texts.pbx_refused(exc.message))
+            users = []
+        buttons += [
+            [
+                InlineKeyboardButton(
+                    text=f"{label}{user.name or user.login} "
+                    f"({user.login}, доб. {user.ext or '—'})",
+                    callback_data=ManagerAction(action="pbx", value=user.login).pack(),
+                )
+            ]
+            for user in users
+            if len(user.login.encode()) <= _MAX_LOGIN and ":" not in user.login
         ]
-        for user in users
-        if len(user.login.encode()) <= _MAX_LOGIN and ":" not in user.login
-    ]
-    text = texts.PICK_LOGIN
-    if NOVOFON in configured_providers(tg):
-        text += "\n" + texts.NOVOFON_BY_HAND
+    if novofon is not None:
+        try:
+            extensions = await novofon.extensions()
+        except NovofonError as exc:
+            problems.append(texts.pbx_refused(exc.message))
+            extensions = []
+        buttons += [
+            [
+                InlineKeyboardButton(
+                    text=f"Novofon: доб. {ext}",
+                    callback_data=ManagerAction(action="bind", value=f"{NOVOFON} {ext}").pack(),
+                )
+            ]
+            for ext in extensions
+            if len(ext.encode()) <= _MAX_LOGIN and ":" not in ext
+        ]
+    if not buttons and problems:
+        await callback.answer(problems[0], show_alert=True)
+        return
+    hints = [texts.NOVOFON_BY_HAND] if novofon is not None else []
+    text = "\n".join([texts.PICK_LOGIN, *problems, *hints])
     if isinstance(callback.message, Message):
         await callback.message.answer(
             text, reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons)

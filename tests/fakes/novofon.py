@@ -47,6 +47,7 @@ class FakeNovofon:
     queued: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
     delay: float = 0.0
     url: str = ""
+    extensions: list[int] = field(default_factory=lambda: [100, 101])  # the PBX's extensions
 
     def fail(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         self.queued.append((status, body, headers or {}))
@@ -64,7 +65,14 @@ class FakeNovofon:
         app.router.add_get("/v1/request/callback/", self._callback)
         app.router.add_get("/v1/statistics/pbx/", self._statistics)
         app.router.add_get("/v1/pbx/record/request/", self._record)
+        app.router.add_get("/v1/pbx/internal/", self._internal)
         return app
+
+    async def _internal(self, request: web.Request) -> web.Response:
+        _recorded, failed = await self._check(request)
+        if failed is not None:
+            return failed
+        return web.json_response({"status": "success", "pbx_id": 12345, "numbers": self.extensions})
 
     async def _check(self, request: web.Request) -> tuple[Recorded, web.Response | None]:
         query = request.rel_url.raw_query_string
