@@ -10,7 +10,6 @@ another one takes the row over once it expires (TTL seconds, checked every TTL/3
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from datetime import timedelta
 
 from storage import leases
 from storage.db import Database
+from telephony.worker import Worker
 
 log = logging.getLogger("trubka.leases")
 
@@ -89,7 +89,8 @@ class Leadership:
         self.holder = holder or holder_id()
         self.ttl = ttl
         self.guards: dict[str, LeaseGuard] = {}
-        self._stop = asyncio.Event()
+        # Renewed three times per TTL, on the one worker runner.
+        self.worker = Worker("leases", self._renew, idle_poll=ttl / 3, error_pause=ttl / 3)
 
     def guard(self, name: str) -> LeaseGuard:
         if name not in self.guards:
@@ -112,11 +113,12 @@ class Leadership:
                 continue
             guard._update(epoch, asked_at)
 
+    async def _renew(self) -> float:
+        await self.tick()
+        return self.ttl / 3
+
     async def run(self) -> None:
-        while not self._stop.is_set():
-            await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.ttl / 3)
+        await self.worker.run()
 
     async def lifetime(self) -> AsyncIterator[None]:
         """Taken before the loops start (so a lone process starts at once), released after they
@@ -125,10 +127,9 @@ class Leadership:
             yield
             return
         await self.tick()
-        task = asyncio.create_task(self.run(), name="leases")
+        task = self.worker.start()
         yield
-        self._stop.set()
-        await task
+        await self.worker.stop(grace=self.ttl, task=task)
         for guard in self.guards.values():
             if guard.epoch is not None:
                 try:

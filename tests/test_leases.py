@@ -55,8 +55,7 @@ async def test_a_dead_holder_is_replaced_and_a_clean_stop_hands_over(any_db: Dat
         assert guard_2.epoch == 2
         assert not guard_1.held()  # its own trust ran out before the row did
     finally:
-        second._stop.set()
-        await renewing
+        await second.worker.stop(task=renewing)
 
     # A clean stop releases: the first takes the row back without waiting for it to expire.
     lifetime = second.lifetime()

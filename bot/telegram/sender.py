@@ -12,7 +12,6 @@ Persistence lives in storage/telegram_queue.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -39,7 +38,6 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import delete
 from sqlmodel import col
 
-from bot.background import end_task
 from bot.telegram.budgets import Budgets
 from bot.telegram.render import undelivered
 from bot.telegram.status import SendStatus
@@ -51,6 +49,7 @@ from storage.models import Client
 from storage.telegram_models import TelegramDelivery, TelegramTopic
 from storage.telegram_queue import ALERT, CARD, ESCALATE, Outgoing
 from storage.types import utcnow
+from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,9 @@ class Sender:
         self.status = status or SendStatus()
         self._lock = asyncio.Lock()
         self._topic_lock = asyncio.Lock()
-        self._wake = asyncio.Event()
+        self.worker = Worker(
+            "telegram-sender", self._step, idle_poll=IDLE_POLL, error_pause=IDLE_POLL
+        )
         self._stopping = False
         # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
         self.gate: Callable[[], bool] = lambda: True
@@ -293,13 +294,12 @@ class Sender:
     # --- the loop ------------------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        self.worker.wake()
 
     async def stop(self, task: asyncio.Task[None], grace: float = 5.0) -> None:
         """End `run()` between two sends (a cancel mid-query could leak a DB connection)."""
         self._stopping = True
-        self._wake.set()
-        await end_task(task, grace)
+        await self.worker.stop(grace, task)
 
     async def drain(self, *, include_waiting: bool = False) -> None:
         """Send everything that is due; with `include_waiting`, also wait out 429s, budgets
@@ -315,28 +315,20 @@ class Sender:
                 await asyncio.sleep(delay)
 
     async def run(self) -> None:
-        """The background worker: send, then sleep until woken or something is due."""
+        """The background loop (the one worker runner): send, then sleep until woken or until
+        the next send is due."""
         self.status.loop_running(True)
         try:
-            while not self._stopping:
-                self._wake.clear()
-                if not self.gate():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
-                    continue
-                try:
-                    next_due = await self._pass()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("telegram send queue pass failed")
-                    next_due = time.monotonic() + IDLE_POLL
-                timeout = IDLE_POLL if next_due is None else max(0.0, next_due - time.monotonic())
-                if timeout > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+            await self.worker.run()
         finally:
             self.status.loop_running(False, stopping=self._stopping)
+
+    async def _step(self) -> float | None:
+        """One pass; seconds until the next is due (None: nothing pending, or not our lease)."""
+        if not self.gate():
+            return None
+        next_due = await self._pass()
+        return None if next_due is None else max(0.0, next_due - time.monotonic())
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:
         """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
