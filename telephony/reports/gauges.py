@@ -43,7 +43,7 @@ class ReportGauges:
 
     async def refresh(self) -> None:
         now = self._now()
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             sizes = await pool_sizes(session)
             live = await live_leases(session, now)
             overloaded = await overloaded_visits_since(session, now - timedelta(hours=1))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
+from typing import TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.report_queries import (
@@ -51,6 +55,15 @@ CONFIDENCE_LEVELS = ("exact", "probable", "channel", "none")
 NO_VALUE = ""
 
 
+T = TypeVar("T")
+
+
+async def _sizes_and_confidence(
+    session: AsyncSession, period: Period, flt: CallFilter
+) -> tuple[dict[str, int], dict[str, int]]:
+    return await pool_sizes(session), await confidence_counts(session, period, flt)
+
+
 class ReportService:
     def __init__(
         self, db: Database, hours: WorkingHours, now: Callable[[], datetime] = utcnow
@@ -71,7 +84,7 @@ class ReportService:
 
     async def options(self) -> dict[str, list[tuple[str, str]]]:
         """Values the filters offer: providers, pools, managers (value, label)."""
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             names = await manager_names(session)
             pools = await pool_sizes(session)
         return {
@@ -87,7 +100,7 @@ class ReportService:
             raise ValueError(by)
         one_day = info.start == info.end
         series_by = "hour" if one_day else "day"
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             totals = await calls_by(session, period, flt, "total")
             rows = await calls_by(session, period, flt, by)
             series = rows if by == series_by else await calls_by(session, period, flt, series_by)
@@ -109,15 +122,17 @@ class ReportService:
             period=info,
             filters=_filters(flt),
             by=by,
-            totals=_figures(CallRow("total", total.total, total.unique, total.first_time,
-                                    total.answered), "total"),
+            totals=_figures(
+                CallRow("total", total.total, total.unique, total.first_time, total.answered),
+                "total",
+            ),
             rows=rows_out,
             series=filled,
             confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
         )
 
     async def missed(self, info: PeriodInfo, period: Period, flt: CallFilter) -> MissedReport:
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             rows = await missed_calls(session, period, flt)
             per_manager = await calls_by(session, period, flt, "manager")
             names = await manager_names(session)
@@ -136,8 +151,13 @@ class ReportService:
         managers: dict[str, ManagerResponse] = {}
         for call_row in per_manager:
             login = call_row.key or NO_VALUE
-            managers[login] = _manager(login, names, call_row.answered,
-                                       call_row.total - call_row.answered, waits.get(login, []))
+            managers[login] = _manager(
+                login,
+                names,
+                call_row.answered,
+                call_row.total - call_row.answered,
+                waits.get(login, []),
+            )
         for login, values in waits.items():
             if login not in managers:
                 managers[login] = _manager(login, names, 0, 0, values)
@@ -145,14 +165,15 @@ class ReportService:
             period=info,
             filters=_filters(flt),
             totals=_recovery("total", totals),
-            days=[_recovery(day, by_day.get(day, Counter())) for day in
-                  days_of(info.start, info.end)],
+            days=[
+                _recovery(day, by_day.get(day, Counter())) for day in days_of(info.start, info.end)
+            ],
             managers=sorted(managers.values(), key=lambda m: (m.manager == NO_VALUE, m.name)),
             working_hours=describe_hours(self._hours),
         )
 
     async def leads(self, info: PeriodInfo, period: Period) -> LeadsReport:
-        async with self._db.session() as session:
+        async with self._db.read() as session:
             created = await lead_counts(session, period)
             days = await lead_days(session, period)
             sinks = await outbox_counts(session, period)
@@ -173,19 +194,32 @@ class ReportService:
             period=info,
             created={**created, "total": sum(created.values())},
             days=[
-                LeadDay(day=day, call=per_day[day]["call"], form=per_day[day]["form"],
-                        other=per_day[day]["other"])
+                LeadDay(
+                    day=day,
+                    call=per_day[day]["call"],
+                    form=per_day[day]["form"],
+                    other=per_day[day]["other"],
+                )
                 for day in days_of(info.start, info.end)
             ],
             sinks=[
-                SinkFigures(sink=sink, delivered=c["delivered"], pending=c["pending"],
-                            retrying=c["retrying"], dead=c["dead"])
+                SinkFigures(
+                    sink=sink,
+                    delivered=c["delivered"],
+                    pending=c["pending"],
+                    retrying=c["retrying"],
+                    dead=c["dead"],
+                )
                 for sink, c in sorted(figures.items())
             ],
             dead=[
                 DeadDelivery(
-                    id=row.id, sink=row.sink, lead_id=row.lead_id, call_id=row.call_id,
-                    attempts=row.attempts, last_error=row.last_error,
+                    id=row.id,
+                    sink=row.sink,
+                    lead_id=row.lead_id,
+                    call_id=row.call_id,
+                    attempts=row.attempts,
+                    last_error=row.last_error,
                     created_at=row.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
                 )
                 for row in dead
@@ -193,11 +227,17 @@ class ReportService:
         )
 
     async def tracking(self, info: PeriodInfo, period: Period, flt: CallFilter) -> TrackingReport:
-        async with self._db.session() as session:
-            sizes = await pool_sizes(session)
-            spans = await lease_spans(session, period, flt.pool)
-            visits = await visits_by_hour(session, period, flt.pool)
-            confidence = await confidence_counts(session, period, flt)
+        # The two heavy queries (every lease and every visit of the period) run side by side,
+        # each in its own read transaction (SQLite: WAL readers beside the writer).
+        async def read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+            async with self._db.read() as session:
+                return await query(session)
+
+        spans, visits, (sizes, confidence) = await asyncio.gather(
+            read(lambda session: lease_spans(session, period, flt.pool)),
+            read(lambda session: visits_by_hour(session, period, flt.pool)),
+            read(lambda session: _sizes_and_confidence(session, period, flt)),
+        )
         peaks = hourly_peaks(spans, period)
         visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
         for pool, hour, count, overloaded in visits:
@@ -217,9 +257,15 @@ class ReportService:
                 live = per_hour.get(hour, 0)
                 share = live / size if size else 0.0
                 over += share > HIGH_UTILISATION
-                hours_out.append(PoolHour(hour=hour, pool=pool, peak_live=live,
-                                          utilisation=round(share, 4),
-                                          overloaded_visits=per_visits.get(hour, (0, 0))[1]))
+                hours_out.append(
+                    PoolHour(
+                        hour=hour,
+                        pool=pool,
+                        peak_live=live,
+                        utilisation=round(share, 4),
+                        overloaded_visits=per_visits.get(hour, (0, 0))[1],
+                    )
+                )
             peak = max(per_hour.values(), default=0)
             total_visits = sum(count for count, _ in per_visits.values())
             overloaded = sum(o for _, o in per_visits.values())
@@ -232,11 +278,18 @@ class ReportService:
                     visits_per_day=per_day,
                     command=f"trubka pool plan --visits-per-day {per_day}",
                 )
-            figures.append(PoolFigures(
-                pool=pool, numbers=size, peak_live=peak,
-                peak_utilisation=round(utilisation, 4), hours_over_75=over,
-                visits=total_visits, overloaded_visits=overloaded, recommendation=advice,
-            ))
+            figures.append(
+                PoolFigures(
+                    pool=pool,
+                    numbers=size,
+                    peak_live=peak,
+                    peak_utilisation=round(utilisation, 4),
+                    hours_over_75=over,
+                    visits=total_visits,
+                    overloaded_visits=overloaded,
+                    recommendation=advice,
+                )
+            )
         return TrackingReport(
             period=info,
             pools=figures,
@@ -284,8 +337,9 @@ def _figures(
 
 
 def _recovery(key: str, counts: Counter[str]) -> RecoveryFigures:
-    return RecoveryFigures(key=key, missed=sum(counts.values()),
-                           **{name: counts[name] for name in recovery.OUTCOMES})
+    return RecoveryFigures(
+        key=key, missed=sum(counts.values()), **{name: counts[name] for name in recovery.OUTCOMES}
+    )
 
 
 def _manager(
