@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import POSTGRES_URL
+from tests.serve_process import start_serve
 from tests.test_megafon_call import run_cli
 
 REPO = Path(__file__).parents[1]
@@ -119,18 +118,7 @@ async def test_version() -> None:
 
 async def _serve_until_healthy(env: dict[str, str], port: int) -> bytes:
     """Starts `trubka serve`, waits for /healthz, stops it; returns what it logged."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, **env},
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_serve(port, env, stderr=asyncio.subprocess.PIPE)
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(150):

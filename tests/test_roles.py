@@ -4,36 +4,20 @@ singleton); worker runs the singletons and serves only /healthz and /metrics."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.serve_process import start_serve
+
 API_TOKEN = "role-token"
 
 
 async def _serve(role: str, database: Path, port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--role",
-        role,
-        env={
-            **os.environ,
-            "TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-            "TRUBKA_API_TOKEN": API_TOKEN,
-        },
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    env = {"TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{database}", "TRUBKA_API_TOKEN": API_TOKEN}
+    process = await start_serve(port, env, "--role", role, stderr=asyncio.subprocess.DEVNULL)
     async with aiohttp.ClientSession() as http:
         for _ in range(200):
             try:

@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from tests.fakes.megafon import API_KEY, FakePbx
 from tests.fakes.roistat import FakeRoistat
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.megafon_replay import load
+from tests.serve_process import start_serve
 
 GROUP = -1001234567890
 PROCESSES = 3
@@ -72,19 +72,7 @@ async def _start(env: dict[str, str], folder: Path, index: int) -> Serve:
     port = _free_port()
     log = folder / f"serve-{index}.log"
     handle: IO[bytes] = log.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**os.environ, **env},
-        stdout=handle,
-        stderr=handle,
-    )
+    process = await start_serve(port, env, stdout=handle, stderr=handle)
     handle.close()
     return Serve(process, port, log)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.serve_process import start_serve
 from tests.test_megafon_call import run_cli
 
 
@@ -53,23 +54,11 @@ async def test_serve_migrates_and_a_curl_webhook_shows_up_in_calls(
 ) -> None:
     port = unused_tcp_port
     env = {
-        **os.environ,
         "TRUBKA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
         "TRUBKA_MEGAFON_CRM_TOKEN": "secret-crm",
         "TRUBKA_API_TOKEN": "secret-api",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_serve(port, env, stderr=asyncio.subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
