@@ -24,30 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's folder)
+
 TOKEN = "bench-token"
 
 
 def lifecycle(n: int) -> list[dict[str, str]]:
-    phone = f"7900{n % 10_000_000:07d}"
-    callid = f"APPLY-{os.getpid()}-{n}"
-    base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
-    event = {**base, "cmd": "event", "user": "andy", "ext": "701", "diversion": "74950001122"}
-    return [
-        {**event, "type": "INCOMING"},
-        {**event, "type": "ACCEPTED"},
-        {**event, "type": "COMPLETED"},
-        {
-            **base,
-            "cmd": "history",
-            "type": "in",
-            "status": "Success",
-            "user": "andy",
-            "ext": "701",
-            "start": "20241202T081500Z",
-            "duration": "61",
-            "link": f"https://vats.example/records/{callid}.mp3",
-        },
-    ]
+    phone, callid = f"7900{n % 10_000_000:07d}", f"APPLY-{os.getpid()}-{n}"
+    return call_lifecycle(callid, phone, TOKEN, contact=False)
 
 
 async def main() -> None:

@@ -30,6 +30,8 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from megafon_calls import call_lifecycle
+
 from storage.db import Database
 from telephony.megafon import dedup_key
 
@@ -45,24 +47,8 @@ def free_port() -> int:
 
 
 def call_pushes(n: int) -> list[dict[str, str]]:
-    phone = f"7916{n % 10_000_000:07d}"
-    callid = f"KILL9-{os.getpid()}-{n}"
-    base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
-    event = {**base, "cmd": "event", "user": "andy", "ext": "701"}
-    return [
-        {**event, "type": "INCOMING"},
-        {**event, "type": "ACCEPTED"},
-        {**event, "type": "COMPLETED"},
-        {
-            **base,
-            "cmd": "history",
-            "type": "in",
-            "status": "Success",
-            "user": "andy",
-            "start": "20240105T101010Z",
-            "duration": str(10 + n % 100),
-        },
-    ]
+    phone, callid = f"7916{n % 10_000_000:07d}", f"KILL9-{os.getpid()}-{n}"
+    return call_lifecycle(callid, phone, TOKEN, contact=False)
 
 
 @dataclass

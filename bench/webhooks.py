@@ -43,6 +43,9 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's folder)
+
 TOKEN = "bench-token"
 BARE_APP = """
 import sys
@@ -98,27 +101,8 @@ def pinned(argv: list[str], cpu: int | None) -> list[str]:
 
 
 def lifecycle(n: int, tag: str) -> list[dict[str, str]]:
-    phone = f"7900{n % 10_000_000:07d}"
-    callid = f"BENCH-{tag}-{os.getpid()}-{n}"
-    base = {"phone": phone, "callid": callid, "crm_token": TOKEN}
-    event = {**base, "cmd": "event", "user": "andy", "ext": "701", "diversion": "74950001122"}
-    return [
-        {"cmd": "contact", "phone": phone, "callid": callid, "crm_token": TOKEN},
-        {**event, "type": "INCOMING"},
-        {**event, "type": "ACCEPTED"},
-        {**event, "type": "COMPLETED"},
-        {
-            **base,
-            "cmd": "history",
-            "type": "in",
-            "status": "Success",
-            "user": "andy",
-            "ext": "701",
-            "start": "20241202T081500Z",
-            "duration": "61",
-            "link": f"https://vats.example/records/{callid}.mp3",
-        },
-    ]
+    phone, callid = f"7900{n % 10_000_000:07d}", f"BENCH-{tag}-{os.getpid()}-{n}"
+    return call_lifecycle(callid, phone, TOKEN)
 
 
 @dataclass
