@@ -11,7 +11,7 @@ from storage.models import CallEvent
 
 async def set_aside_pushes(db: Database, *, limit: int = 100) -> list[CallEvent]:
     """The newest set-aside pushes first."""
-    async with db.session() as session:
+    async with db.read() as session:
         query = (
             select(CallEvent)
             .where(col(CallEvent.error).is_not(None))

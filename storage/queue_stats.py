@@ -71,7 +71,7 @@ QUEUES: tuple[QueueShape, ...] = (
 async def queue_stats(db: Database, shape: QueueShape, now: datetime | None = None) -> QueueStats:
     now = now or utcnow()
     table = shape.due_at.table
-    async with db.session() as session:
+    async with db.read() as session:  # no write lock: /healthz and /metrics are polled
         connection = await session.connection()
         backlog, oldest = (
             await connection.execute(

@@ -354,7 +354,7 @@ def _transient(exc: BaseException) -> bool:
 
 async def oldest_pending_age(db: Database) -> float | None:
     """Seconds the oldest unapplied push has waited (the partial index makes this cheap)."""
-    async with db.session() as session:
+    async with db.read() as session:
         received = (
             await session.exec(
                 select(CallEvent.received_at)
