@@ -282,7 +282,8 @@ class CallInbox:
                 event_id, provider = event.id, event.provider
                 updates = await self._apply(session, event)
                 await self._decide(session, updates, alone=True)
-                return 1, updates
+            self._transient_failures.pop(event_id, None)  # it went through after all
+            return 1, updates
         except Exception as exc:
             if not events:
                 raise  # reading failed: the database itself is in trouble; the loop retries
