@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, literal_column
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -160,16 +160,15 @@ async def _save(db: Database, rows: Sequence[TelegramDelivery]) -> None:
 
 async def depth(db: Database) -> dict[tuple[str, str], int]:
     """Pending deliveries by (lane name, chat kind "group"/"private"), for /metrics."""
-    async with db.session() as session:
+    # One expression object in SELECT and GROUP BY, its 0 inlined: PostgreSQL compares them as
+    # written, and two bound parameters ($1, $3) would be two different expressions.
+    is_group = col(TelegramDelivery.chat_id) < literal_column("0")
+    async with db.read() as session:
         rows = (
             await session.exec(
-                select(
-                    TelegramDelivery.lane,
-                    col(TelegramDelivery.chat_id) < 0,
-                    func.count(),
-                )
+                select(TelegramDelivery.lane, is_group, func.count())
                 .where(TelegramDelivery.status == "pending")
-                .group_by(col(TelegramDelivery.lane), col(TelegramDelivery.chat_id) < 0)
+                .group_by(col(TelegramDelivery.lane), is_group)
             )
         ).all()
     found: dict[tuple[str, str], int] = {}

@@ -86,3 +86,18 @@ async def test_a_claim_takes_no_more_rows_than_its_limit(any_db: Database) -> No
     second = await outbox.QUEUE.claim(any_db, now=now, limit=3, lease=timedelta(minutes=5))
     assert len(first) == 1 and len(second) == 3
     assert {row.id for row in first}.isdisjoint({row.id for row in second})
+
+
+async def test_telegram_queue_depth_counts_by_lane_and_chat_kind(any_db: Database) -> None:
+    """The /metrics figure of the send queue (PostgreSQL once refused its GROUP BY)."""
+    from storage import telegram_queue
+
+    async with any_db.session() as session:
+        for chat_id in (-100123, -100123, 555):
+            telegram_queue.enqueue(
+                session, telegram_queue.Outgoing(target="chat", chat_id=chat_id, text="x")
+            )
+    depth = await telegram_queue.depth(any_db)
+    assert sum(depth.values()) == 3
+    assert {kind for _lane, kind in depth} == {"group", "private"}
+    assert sum(n for (_lane, kind), n in depth.items() if kind == "group") == 2
