@@ -8,7 +8,12 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_hop
@@ -71,7 +76,7 @@ def create_read_engine(url: str, **kwargs: Any) -> AsyncEngine | None:
     main engine should serve reads too (PostgreSQL, an in-memory database)."""
     if not is_sqlite(url) or _is_memory(url):
         return None
-    engine = create_async_engine(url, pool_size=2, max_overflow=2, pool_timeout=60, **kwargs)
+    engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60, **kwargs)
     _tune_sqlite(engine, read_only=True)
     return engine
 
@@ -128,6 +133,18 @@ class Database:
         try:
             async with self._reads() as session, session.begin():
                 yield session
+        finally:
+            _open_sessions.reset(token)
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """`read()` without the ORM: a Core connection in a read transaction, for the hot read
+        paths (prebuilt statements; a session's bookkeeping costs more than the query)."""
+        engine = self.read_engine or self.engine
+        token = _open_sessions.set(_open_sessions.get() + 1)
+        try:
+            async with engine.connect() as connection:
+                yield connection
         finally:
             _open_sessions.reset(token)
 

@@ -8,8 +8,11 @@ through the phone index, never a scan of variables.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Row, and_, bindparam, case, delete
+from sqlalchemy import select as core_select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,24 +27,89 @@ _OWN_PHONE = ""  # PhoneIndexEntry.variable for the client's own phone field
 _SYSTEM_PREFIXES = ("megafon_", "novofon_")
 
 
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+_INDEX = PhoneIndexEntry.__table__  # type: ignore[attr-defined]
+_MANAGERS = Manager.__table__  # type: ignore[attr-defined]
+_VARIABLES = ClientVariable.__table__  # type: ignore[attr-defined]
+# The Salebot order in one indexed lookup: a telephony client whose own phone it is, else the
+# oldest client whose phone or any variable holds it.
+_SALEBOT_ORDER = (
+    case(
+        (and_(_INDEX.c.variable == _OWN_PHONE, _CLIENTS.c.channel == TELEPHONY), 0),
+        else_=1,
+    ),
+    _CLIENTS.c.id,
+)
+_BY_PHONE = (
+    select(Client)
+    .join(PhoneIndexEntry, col(PhoneIndexEntry.client_id) == col(Client.id))
+    .where(col(PhoneIndexEntry.phone) == bindparam("phone"))
+    .order_by(col(Client.id))
+    .limit(1)
+)
+_TELEPHONY_BY_PHONE = _BY_PHONE.where(
+    col(PhoneIndexEntry.variable) == _OWN_PHONE, col(Client.channel) == TELEPHONY
+)
+# The hot read paths (the PBX's `contact` question, GET /api/v1/clients): Core statements built
+# once, on a read connection; the client with its responsible manager's identities.
+_CLIENT_VIEW = core_select(
+    _CLIENTS.c.id,
+    _CLIENTS.c.name,
+    _CLIENTS.c.phone,
+    _CLIENTS.c.channel,
+    _CLIENTS.c.created_at,
+    _MANAGERS.c.pbx_login,
+    _MANAGERS.c.pbx_ext,
+    _MANAGERS.c.pbx_telnum,
+)
+_VIEW_BY_PHONE = (
+    _CLIENT_VIEW.select_from(
+        _INDEX.join(_CLIENTS, _CLIENTS.c.id == _INDEX.c.client_id).outerjoin(
+            _MANAGERS, _MANAGERS.c.id == _CLIENTS.c.responsible_manager_id
+        )
+    )
+    .where(_INDEX.c.phone == bindparam("phone"))
+    .order_by(*_SALEBOT_ORDER)
+    .limit(1)
+)
+_VIEW_BY_ID = _CLIENT_VIEW.select_from(
+    _CLIENTS.outerjoin(_MANAGERS, _MANAGERS.c.id == _CLIENTS.c.responsible_manager_id)
+).where(_CLIENTS.c.id == bindparam("client"))
+_VARIABLES_OF = (
+    core_select(_VARIABLES.c.name, _VARIABLES.c.value)
+    .where(_VARIABLES.c.client_id == bindparam("client"))
+    .order_by(_VARIABLES.c.name)
+)
+
+
+# A row of the client view: id, name, phone, channel, created_at, and the responsible manager's
+# pbx_login, pbx_ext, pbx_telnum (None without one).
+ClientView = Row[Any, Any, Any, Any, Any, Any, Any, Any]
+
+
 async def find_client_by_phone(session: AsyncSession, phone: str) -> Client | None:
     """The Salebot order over the index. `phone` is any written form."""
-    normalized = normalize_phone(phone)
-    by_phone = (
-        select(Client)
-        .join(PhoneIndexEntry, col(PhoneIndexEntry.client_id) == col(Client.id))
-        .where(PhoneIndexEntry.phone == normalized)
-        .order_by(col(Client.id))
-        .limit(1)
-    )
-    telephony_client = (
-        await session.exec(
-            by_phone.where(PhoneIndexEntry.variable == _OWN_PHONE, Client.channel == TELEPHONY)
-        )
-    ).first()
+    params = {"phone": normalize_phone(phone)}
+    telephony_client = (await session.exec(_TELEPHONY_BY_PHONE, params=params)).first()
     if telephony_client is not None:
         return telephony_client
-    return (await session.exec(by_phone)).first()
+    return (await session.exec(_BY_PHONE, params=params)).first()
+
+
+async def client_view_by_phone(connection: AsyncConnection, phone: str) -> ClientView | None:
+    """The client a phone (any written form) belongs to, the Salebot way: `id, name, phone,
+    channel, created_at` and the responsible manager's `pbx_login, pbx_ext, pbx_telnum`."""
+    result = await connection.execute(_VIEW_BY_PHONE, {"phone": normalize_phone(phone)})
+    return result.first()
+
+
+async def client_view_by_id(connection: AsyncConnection, client_id: int) -> ClientView | None:
+    return (await connection.execute(_VIEW_BY_ID, {"client": client_id})).first()
+
+
+async def variables_of(connection: AsyncConnection, client_id: int) -> dict[str, str]:
+    rows = await connection.execute(_VARIABLES_OF, {"client": client_id})
+    return {name: value for name, value in rows}
 
 
 async def create_client(
@@ -130,17 +198,15 @@ async def _unindex_variable(session: AsyncSession, client_id: int, variable: str
     )
 
 
-async def contact_card(session: AsyncSession, phone: str) -> dict[str, str]:
+async def contact_card(connection: AsyncConnection, phone: str) -> dict[str, str]:
     """The PBX's `contact` answer: the client's name and responsible manager, `{}` if unknown."""
-    client = await find_client_by_phone(session, phone)
+    client = await client_view_by_phone(connection, phone)
     if client is None:
         return {}
     card: dict[str, str] = {}
     if client.name:
         card["contact_name"] = client.name
-    if client.responsible_manager_id is not None:
-        manager = await session.get(Manager, client.responsible_manager_id)
-        identity = manager and (manager.pbx_login or manager.pbx_ext or manager.pbx_telnum)
-        if identity:
-            card["responsible"] = identity
+    identity = client.pbx_login or client.pbx_ext or client.pbx_telnum
+    if identity:
+        card["responsible"] = identity
     return card

@@ -6,8 +6,10 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from storage.db import Database
-from storage.models import Client, PhoneIndexEntry
+from storage.models import Client, Manager, PhoneIndexEntry
 from telephony.clients import (
+    client_view_by_phone,
+    contact_card,
     create_client,
     find_client_by_phone,
     get_variables,
@@ -36,6 +38,36 @@ async def test_a_variable_holding_the_phone_finds_the_client(any_db: Database) -
     async with any_db.session() as s:
         found = await find_client_by_phone(s, "79004443322")
     assert found is not None and found.name == "Первый"  # the first client found, by age
+
+
+async def test_the_read_path_lookup_keeps_the_salebot_order(any_db: Database) -> None:
+    """The one-statement lookup of `contact` and GET /api/v1/clients finds the same clients as
+    `find_client_by_phone`, with the responsible manager's identity."""
+    async with any_db.session() as s:
+        older = await create_client(s, channel="telegram", external_id="1", name="Первый")
+        newer = await create_client(s, channel="telegram", external_id="2", name="Второй")
+        await set_variables(s, newer, {"work_phone": "+7 (900) 444-33-22"})
+        await set_variables(s, older, {"contact": "8 900 444 33 22"})
+    async with any_db.read_connection() as connection:
+        view = await client_view_by_phone(connection, "9004443322")
+        assert view is not None and view.id == older.id and view.pbx_login is None
+        assert await contact_card(connection, "79004443322") == {"contact_name": "Первый"}
+        assert await client_view_by_phone(connection, "79161112233") is None
+        assert await contact_card(connection, "79161112233") == {}
+    async with any_db.session() as s:
+        manager = Manager(name="Анна", pbx_login="anna", pbx_ext="701")
+        s.add(manager)
+        await s.flush()
+        telephony = await create_client(s, phone="+7 900 444 33 22", name="Звонивший")
+        telephony.responsible_manager_id = manager.id
+        s.add(telephony)
+    async with any_db.read_connection() as connection:
+        view = await client_view_by_phone(connection, "89004443322")
+        assert view is not None and view.id == telephony.id and view.pbx_login == "anna"
+        assert await contact_card(connection, "+79004443322") == {
+            "contact_name": "Звонивший",
+            "responsible": "anna",
+        }
 
 
 async def test_unknown_phone_creates_a_telephony_client_once(any_db: Database) -> None:

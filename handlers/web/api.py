@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from handlers.web.api_models import (
     CallDetailAnswer,
@@ -33,7 +33,12 @@ from handlers.web.serialize import (
 )
 from storage.models import Call, CallAttribution, Client, Manager
 from storage.queries import call_events, dialog_of, recent_calls
-from telephony.clients import find_client_by_phone, get_variables
+from telephony.clients import (
+    ClientView,
+    client_view_by_id,
+    client_view_by_phone,
+    variables_of,
+)
 from telephony.dialing import CallRequestError, ManagerCannotCall, megafon_call, place_manager_call
 from telephony.megafon import PbxError
 from telephony.phones import InvalidPhone, normalize_phone
@@ -166,16 +171,10 @@ async def start_manager_call(request: web.Request) -> web.Response:
     )
 
 
-async def _client_response(session: AsyncSession, client: Client | None) -> web.Response:
-    if client is None or client.id is None:
+async def _client_response(connection: AsyncConnection, client: ClientView | None) -> web.Response:
+    if client is None:
         raise JsonError(404, "Client not found")
-    variables = await get_variables(session, client.id)
-    responsible = (
-        await session.get(Manager, client.responsible_manager_id)
-        if client.responsible_manager_id is not None
-        else None
-    )
-    return web.json_response(client_json(client, variables, responsible))
+    return web.json_response(client_json(client, await variables_of(connection, client.id)))
 
 
 @routes.get(API + "/clients")
@@ -187,17 +186,18 @@ async def _client_response(session: AsyncSession, client: Client | None) -> web.
 )
 async def client_by_phone(request: web.Request) -> web.Response:
     phone = _phone(request.query.get("phone", ""))
-    # One read transaction: no write lock, does not wait for the call inbox's writer.
-    async with request.app[CONTEXT].db.read() as session:
-        return await _client_response(session, await find_client_by_phone(session, phone))
+    # One read transaction: no write lock, does not wait for the call inbox's writer; Core
+    # statements built once (a hot path: CRMs look callers up while the phone rings).
+    async with request.app[CONTEXT].db.read_connection() as connection:
+        return await _client_response(connection, await client_view_by_phone(connection, phone))
 
 
 @routes.get(API + r"/clients/{client_id:\d+}")
 @operation("A client with its variables", answers={200: ClientAnswer, 404: None}, tag="clients")
 async def client_by_id(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
-    async with request.app[CONTEXT].db.read() as session:
-        return await _client_response(session, await session.get(Client, client_id))
+    async with request.app[CONTEXT].db.read_connection() as connection:
+        return await _client_response(connection, await client_view_by_id(connection, client_id))
 
 
 @routes.get(API + r"/clients/{client_id:\d+}/dialog")

@@ -35,8 +35,9 @@ async def megafon_webhook(request: web.Request) -> web.Response:
         count.labels(PROVIDER, "contact", "ok").inc()
         if isinstance(push.phone, Extension):
             return web.json_response({})
-        async with ctx.db.read() as session:  # no write lock: the PBX waits for this answer
-            return web.json_response(await contact_card(session, push.phone))
+        # No write lock, no ORM: the PBX waits for this answer.
+        async with ctx.db.read_connection() as connection:
+            return web.json_response(await contact_card(connection, push.phone))
 
     new = await ctx.inbox.submit(
         PROVIDER,

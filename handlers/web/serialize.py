@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.models import Call, CallAttribution, CallEvent, Client, DialogMessage, Manager
+from storage.models import Call, CallAttribution, CallEvent, DialogMessage
+from telephony.clients import ClientView
 from telephony.tracking.confidence import candidates_of, confidence_of
 
 
@@ -16,15 +17,14 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def client_json(
-    client: Client, variables: dict[str, str], responsible: Manager | None = None
-) -> dict[str, Any]:
+def client_json(client: ClientView, variables: dict[str, str]) -> dict[str, Any]:
+    """`client`: a row of `telephony.clients.client_view_*` (the client and its manager)."""
     return {
         "id": client.id,
         "name": client.name,
         "phone": client.phone,
         "channel": client.channel,
-        "responsible": responsible.pbx_login if responsible is not None else None,
+        "responsible": client.pbx_login,
         "variables": variables,
         "created_at": iso(client.created_at),
     }
