@@ -34,6 +34,9 @@ _NOT_A_PERSON = frozenset({"", "pbx"})
 
 CallPush = EventPush | HistoryPush | RatingPush | RecordPush
 _DEFERRED = "trubka.deferred_event_marks"
+# Within one slice (one transaction), the calls already resolved, by (provider, callid): a
+# call's next pushes in the slice need no query (the row is locked by this transaction).
+_RESOLVED = "trubka.resolved_calls"
 _EVENTS = CallEvent.__table__  # type: ignore[attr-defined]
 _MARK_EVENT = (
     update(_EVENTS)
@@ -104,12 +107,14 @@ async def deferred_writes(session: AsyncSession) -> AsyncIterator[None]:
     Nothing read while applying depends on the deferred rows: a new call or client is flushed
     at once (it needs its id), and a merge of two legs writes what is pending first."""
     session.info[_DEFERRED] = []
+    session.info[_RESOLVED] = {}
     try:
         with session.no_autoflush:
             yield
         await write_deferred(session)
     finally:
         session.info.pop(_DEFERRED, None)
+        session.info.pop(_RESOLVED, None)
 
 
 async def write_deferred(session: AsyncSession) -> None:
@@ -226,25 +231,59 @@ async def _lock_call(session: AsyncSession, call_id: int) -> Call:
     return result.one()
 
 
+# The apply path's lookups, built once (statement building and cache keys cost more than
+# SQLite's work for them).
+_REF = select(CallRef).where(
+    col(CallRef.provider) == bindparam("provider"),
+    col(CallRef.external_id) == bindparam("callid"),
+)
+_KNOWN_CALL = (
+    select(Call)
+    .join(CallRef, col(CallRef.call_id) == col(Call.id))
+    .where(
+        col(CallRef.provider) == bindparam("provider"),
+        col(CallRef.external_id) == bindparam("callid"),
+    )
+    .with_for_update(of=Call)
+)
+_REQUESTED_CALL = (
+    select(Call)
+    .where(
+        col(Call.provider) == bindparam("provider"),
+        col(Call.awaiting_pbx).is_(True),
+        col(Call.phone) == bindparam("phone"),
+        col(Call.created_at) >= bindparam("since"),
+    )
+    .order_by(col(Call.id).desc())
+    .limit(1)
+    .with_for_update()
+)
+_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
+
+
 async def _find_ref(session: AsyncSession, provider: str, external_id: str) -> CallRef | None:
-    return (
-        await session.exec(
-            select(CallRef).where(CallRef.provider == provider, CallRef.external_id == external_id)
-        )
-    ).first()
+    params = {"provider": provider, "callid": external_id}
+    return (await session.exec(_REF, params=params)).first()
 
 
 async def _resolve_call(
     session: AsyncSession, provider: str, callid: str, party: str | Extension | None
 ) -> Call:
-    known = (
-        await session.exec(
-            select(Call)
-            .join(CallRef, col(CallRef.call_id) == col(Call.id))
-            .where(CallRef.provider == provider, CallRef.external_id == callid)
-            .with_for_update(of=Call)
-        )
-    ).first()
+    resolved: dict[tuple[str, str], Call] | None = session.info.get(_RESOLVED)
+    if resolved is None:
+        return await _load_or_create_call(session, provider, callid, party)
+    call = resolved.get((provider, callid))
+    if call is None:
+        call = await _load_or_create_call(session, provider, callid, party)
+        resolved[(provider, callid)] = call
+    return call
+
+
+async def _load_or_create_call(
+    session: AsyncSession, provider: str, callid: str, party: str | Extension | None
+) -> Call:
+    params = {"provider": provider, "callid": callid}
+    known = (await session.exec(_KNOWN_CALL, params=params)).first()
     if known is not None:
         return known
     now = utcnow()
@@ -254,20 +293,8 @@ async def _resolve_call(
         # one makecall answered, so the requested call is found by phone.
         if _DEFERRED in session.info:
             await session.flush()  # a request attached earlier in this slice is taken
-        call = (
-            await session.exec(
-                select(Call)
-                .where(
-                    Call.provider == provider,
-                    col(Call.awaiting_pbx).is_(True),
-                    Call.phone == party,
-                    col(Call.created_at) >= now - REQUEST_ATTACH_WINDOW,
-                )
-                .order_by(col(Call.id).desc())
-                .limit(1)
-                .with_for_update()
-            )
-        ).first()
+        wanted = {"provider": provider, "phone": party, "since": now - REQUEST_ATTACH_WINDOW}
+        call = (await session.exec(_REQUESTED_CALL, params=wanted)).first()
     if call is not None:
         call.awaiting_pbx = False
         call.callid = call.callid or callid
@@ -332,6 +359,7 @@ async def _merge(session: AsyncSession, *, into: Call, other: Call) -> None:
     if other.started_at is not None:
         into.started_at = min(into.started_at or other.started_at, other.started_at)
     into.requested = into.requested or other.requested
+    session.info.get(_RESOLVED, {}).clear()  # ids resolved to `other` now mean `into`
     await session.delete(other)
     await session.flush()
 
@@ -368,7 +396,7 @@ async def _assign_responsible(session: AsyncSession, client: Client, call: Call)
             "created_at": utcnow(),
         },
     )
-    manager = (await session.exec(select(Manager).where(Manager.pbx_login == login))).one()
+    manager = (await session.exec(_MANAGER_BY_LOGIN, params={"login": login})).one()
     client.responsible_manager_id = manager.id
     session.add(client)
 

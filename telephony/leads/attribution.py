@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,6 +86,25 @@ def from_row(row: CallAttribution) -> Attribution:
     )
 
 
+# Built once: asked for every decided push of a call without tracking attribution.
+_LATEST_FORM_LEAD = (
+    select(Lead)
+    .where(
+        col(Lead.client_id) == bindparam("client"),
+        col(Lead.source) == "form",
+        col(Lead.created_at) >= bindparam("since"),
+        or_(
+            col(Lead.roistat_visit).is_not(None),
+            col(Lead.metrika_client_id).is_not(None),
+            col(Lead.yclid).is_not(None),
+            col(Lead.utm_source).is_not(None),
+        ),
+    )
+    .order_by(col(Lead.id).desc())
+    .limit(1)
+)
+
+
 async def call_attribution(
     session: AsyncSession, call: Call, *, now: datetime, form_days: int
 ) -> Attribution:
@@ -93,22 +113,6 @@ async def call_attribution(
         return from_row(row)
     if call.client_id is None or form_days <= 0:
         return Attribution()
-    lead = (
-        await session.exec(
-            select(Lead)
-            .where(
-                Lead.client_id == call.client_id,
-                Lead.source == "form",
-                col(Lead.created_at) >= now - timedelta(days=form_days),
-                or_(
-                    col(Lead.roistat_visit).is_not(None),
-                    col(Lead.metrika_client_id).is_not(None),
-                    col(Lead.yclid).is_not(None),
-                    col(Lead.utm_source).is_not(None),
-                ),
-            )
-            .order_by(col(Lead.id).desc())
-            .limit(1)
-        )
-    ).first()
+    params = {"client": call.client_id, "since": now - timedelta(days=form_days)}
+    lead = (await session.exec(_LATEST_FORM_LEAD, params=params)).first()
     return from_lead(lead) if lead is not None else Attribution()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,22 +40,27 @@ def is_targeted(call: Call, config: LeadsConfig) -> bool:
     return answered(call) and talk_seconds(call) >= config.targeted_seconds
 
 
+# Built once (every new inbound call asks).
+_EARLIER_CALLS = select(func.count()).where(
+    col(Call.phone) == bindparam("phone"),
+    col(Call.direction) == "in",
+    col(Call.internal).is_(False),
+    col(Call.id) < bindparam("call"),
+)
+_EARLIER_CALLS_SINCE = _EARLIER_CALLS.where(col(Call.created_at) >= bindparam("since"))
+
+
 async def is_first_time(
     session: AsyncSession, call: Call, config: LeadsConfig, *, now: datetime
 ) -> bool:
     if not call.phone:
         return False
-    query = select(func.count()).where(
-        Call.phone == call.phone,
-        Call.direction == "in",
-        col(Call.internal).is_(False),
-        col(Call.id) < call.id,
-    )
+    params: dict[str, object] = {"phone": call.phone, "call": call.id}
+    query = _EARLIER_CALLS
     if config.first_time_window_days:
-        query = query.where(
-            col(Call.created_at) >= now - timedelta(days=config.first_time_window_days)
-        )
-    return int((await session.exec(query)).one()) == 0
+        query = _EARLIER_CALLS_SINCE
+        params["since"] = now - timedelta(days=config.first_time_window_days)
+    return int((await session.exec(query, params=params)).one()) == 0
 
 
 def rejection(

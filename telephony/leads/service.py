@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +38,11 @@ from telephony.notify import CallUpdate, LeadInfo, LeadObserver, LeadObservers
 from telephony.phones import format_phone
 
 log = logging.getLogger(__name__)
+# Built once: the lead decision runs for every push of a call (statement building and cache
+# keys cost more than SQLite's work for them).
+_CALL_FOR_UPDATE = select(Call).where(col(Call.id) == bindparam("call")).with_for_update()
+_LEAD_OF_CALL = select(Lead).where(col(Lead.call_id) == bindparam("call"))
+_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
 
 
 @dataclass(frozen=True)
@@ -133,7 +139,9 @@ class LeadService:
             return
         assert update.call.id is not None
         ended = update.trigger == "history"
-        queued = await self._on_call(session, update.call.id, ended=ended, new_leads=new_leads)
+        queued = await self._on_call(
+            session, update.call.id, ended=ended, new_leads=new_leads, loaded=update.call
+        )
         update.decided["leads"] = (queued, new_leads)
 
     def _wants(self, update: CallUpdate) -> bool:
@@ -173,13 +181,20 @@ class LeadService:
         return len(ids)
 
     async def _on_call(
-        self, session: AsyncSession, call_id: int, *, ended: bool, new_leads: list[LeadInfo]
+        self,
+        session: AsyncSession,
+        call_id: int,
+        *,
+        ended: bool,
+        new_leads: list[LeadInfo],
+        loaded: Call | None = None,
     ) -> bool:
-        """Decide a call (flags, lead, updates); a new lead is added to `new_leads`."""
+        """Decide a call (flags, lead, updates); a new lead is added to `new_leads`. `loaded`:
+        the call as this transaction already holds it (locked when it was loaded), if so."""
         now = self.clock.now()
-        call = (
-            await session.exec(select(Call).where(Call.id == call_id).with_for_update())
-        ).first()
+        call = loaded if loaded is not None and loaded in session else None
+        if call is None:
+            call = (await session.exec(_CALL_FOR_UPDATE, params={"call": call_id})).first()
         if call is None or call.direction != "in":
             return False
         if call.first_time_caller is None:
@@ -189,7 +204,7 @@ class LeadService:
         session.add(call)
         await session.flush()
 
-        lead = (await session.exec(select(Lead).where(Lead.call_id == call_id))).first()
+        lead = (await session.exec(_LEAD_OF_CALL, params={"call": call_id})).first()
         attribution = await call_attribution(
             session, call, now=now, form_days=self.config.form_attribution_days
         )
@@ -214,7 +229,7 @@ class LeadService:
     ) -> dict[str, str | None]:
         manager = call.manager_user
         if manager:
-            row = (await session.exec(select(Manager).where(Manager.pbx_login == manager))).first()
+            row = (await session.exec(_MANAGER_BY_LOGIN, params={"login": manager})).first()
             if row is not None and row.name:
                 manager = row.name
         moment = (call.started_at or call.created_at).astimezone(self.zone)
