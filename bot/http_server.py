@@ -16,7 +16,10 @@ import socket
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 log = logging.getLogger("trubka.http")
 
@@ -55,6 +58,26 @@ class _Server(web.Server):
         return handler
 
 
+class AccessLog(AbstractAccessLogger):
+    """One line per request: who, method, path (never the query string: tokens may ride in
+    it), status, milliseconds. Cheaper than aiohttp's default format, which is a fifth of a
+    webhook's cost under load."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.1fms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
 class HttpRunner(web.AppRunner):
     """An AppRunner whose connections get the header deadline."""
 
@@ -62,6 +85,7 @@ class HttpRunner(web.AppRunner):
         self, app: web.Application, *, header_seconds: float = HEADER_SECONDS, **kwargs: Any
     ) -> None:
         kwargs.setdefault("keepalive_timeout", KEEPALIVE_SECONDS)
+        kwargs.setdefault("access_log_class", AccessLog)
         super().__init__(app, **kwargs)
         self._header_seconds = header_seconds
 

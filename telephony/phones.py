@@ -7,6 +7,7 @@ Short numbers (≤ 6 digits) are PBX extensions: internal parties, never clients
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -59,6 +60,9 @@ def _candidates(text: str, digits: str) -> list[tuple[str, str | None]]:
     return [("+" + digits, None), (digits, DEFAULT_REGION)]
 
 
+# Every push names its caller and the number dialled, the same few over and over: parsing one
+# costs more than storing the push. Bounded; a refusal (InvalidPhone) is never cached.
+@lru_cache(maxsize=16_384)
 def parse_party(raw: str) -> str | Extension:
     """Normalize a phone, or recognize a PBX extension. Raises InvalidPhone for anything else."""
     digits = _digits_of(raw)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import aiohttp
+import pytest
 from aiohttp import web
 
 from bot.http_server import HttpRunner
@@ -46,5 +49,24 @@ async def test_a_client_that_never_finishes_its_headers_is_dropped(unused_tcp_po
         waited = await _closed_after(reader, 5)
         assert 0.3 < waited < 3  # the keep-alive timeout, not the header deadline
         writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_access_log_names_the_path_but_never_the_query(
+    unused_tcp_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A token in a query string (some PBXs put theirs there) must not reach the logs."""
+    runner = await _served(unused_tcp_port)
+    try:
+        with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+            async with aiohttp.ClientSession() as http:
+                url = f"http://127.0.0.1:{unused_tcp_port}/?token=s3cret-value"
+                async with http.get(url) as response:
+                    assert response.status == 200
+        lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+        assert len(lines) == 1
+        assert '"GET /" 200' in lines[0] and lines[0].endswith("ms")
+        assert "s3cret" not in caplog.text
     finally:
         await runner.cleanup()
