@@ -46,8 +46,9 @@ class AlertRules:
 
 
 class TopicNotifier:
-    """A CallObserver. The dialog line is already committed; this stores the send, then wakes
-    the queue, so a failed or postponed send is retried from the table."""
+    """A CallObserver and CallDecider: stores the sends of a call's change (with the change,
+    when the call inbox applies it), then wakes the queue, so a failed or postponed send is
+    retried from the table."""
 
     def __init__(
         self,
@@ -61,21 +62,31 @@ class TopicNotifier:
         self._wake = wake
         self.rules = rules or AlertRules()
 
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+        """Store the call's sends in the transaction that applied its push: the dialog line
+        and its send commit together (and no transaction of our own per push)."""
+        update.decided["telegram"] = await self._sends(session, update)
+
     async def call_updated(self, update: CallUpdate) -> None:
-        client = update.client
-        if client is None or client.id is None or update.call.internal:
-            return
-        async with self.db.session() as session:
-            added = await self._enqueue(
-                session,
-                update.call,
-                client,
-                update.dialog,
-                requested=update.trigger == "requested",
-                known=not update.client_created,
-            )
+        added = update.decided.get("telegram")
+        if added is None:  # not decided in the push's own transaction (megafon_call …)
+            async with self.db.session() as session:
+                added = await self._sends(session, update)
         if added:
             self._wake()
+
+    async def _sends(self, session: AsyncSession, update: CallUpdate) -> int:
+        client = update.client
+        if client is None or client.id is None or update.call.internal:
+            return 0
+        return await self._enqueue(
+            session,
+            update.call,
+            client,
+            update.dialog,
+            requested=update.trigger == "requested",
+            known=not update.client_created,
+        )
 
     async def catch_up(self) -> int:
         """Queue call lines stored while no send was queued for them (the process stopped
