@@ -13,9 +13,13 @@ cores than the generator with `taskset` when there are at least two), and prints
 3. pushes applied per second inside the real `serve` (every observer on) and the drain time of a
    5,000-push backlog, measured from the database while the server applies.
 
+Every observer is on in `serve`: the call log, call tracking, leads, the shipped scenarios and
+the Telegram notes (a fake Bot API from tests/fakes, enforcing Telegram's limits, runs in this
+process; `--no-telegram` leaves Telegram off).
+
     .venv/bin/python bench/webhooks.py [--duration 60] [--rates 100,300,1000]
         [--saturation-seconds 10] [--connections 16] [--backlog 5000] [--database-url URL]
-        [--generator wrk|python] [--calls N]
+        [--generator wrk|python] [--calls N] [--no-telegram]
 
 (`--seconds`, `--rate` and `--concurrency` are the older names of `--duration`, `--rates` and
 `--connections`.)
@@ -302,6 +306,7 @@ async def main() -> None:
     parser.add_argument("--backlog", type=int, default=5000, help="pushes for the drain run")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--generator", choices=("wrk", "python"))
+    parser.add_argument("--no-telegram", action="store_true", help="serve without Telegram")
     args = parser.parse_args()
     generator = args.generator or ("wrk" if shutil.which("wrk") else "python")
     rates = [float(rate) for rate in args.rates.split(",") if rate]
@@ -346,6 +351,22 @@ async def main() -> None:
         "TRUBKA_SCENARIOS": str(ROOT / "examples" / "scenarios.yaml"),
         "PYTHONWARNINGS": "ignore",
     }
+    telegram = None
+    if not args.no_telegram:
+        from aiohttp.test_utils import TestServer
+
+        from tests.fakes.telegram import TOKEN as TELEGRAM_TOKEN
+        from tests.fakes.telegram import FakeTelegram
+
+        fake = FakeTelegram()
+        telegram = TestServer(fake.app())
+        await telegram.start_server()
+        env.update(
+            TRUBKA_TELEGRAM_TOKEN=TELEGRAM_TOKEN,
+            TRUBKA_TELEGRAM_API_URL=str(telegram.make_url("")).rstrip("/"),
+            TRUBKA_TELEGRAM_MANAGERS_CHAT_ID="-1001234567890",
+        )
+    print(f"Trubka serve: every observer on, Telegram {'off' if telegram is None else 'on (fake)'}")
     port = free_port()
     serve = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)]
     backlog = Backlog(database_url)
@@ -388,6 +409,8 @@ async def main() -> None:
             )
     finally:
         await backlog.close()
+        if telegram is not None:
+            await telegram.close()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -240,24 +241,26 @@ def _private(chat_id: int, call: Call, client: Client, lane: int, note: Notifica
 
 
 async def _on_duty(session: AsyncSession) -> list[Manager]:
-    query = (
-        select(Manager)
-        .where(col(Manager.on_duty).is_(True), col(Manager.telegram_user_id).is_not(None))
-        .order_by(col(Manager.id))
-    )
-    return list((await session.exec(query)).all())
+    return list((await session.exec(_ON_DUTY)).all())
+
+
+# Built once: every push of a call asks (statement building costs more than the query).
+_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
+_MANAGER_BY_EXT = select(Manager).where(col(Manager.pbx_ext) == bindparam("ext"))
+_ON_DUTY = (
+    select(Manager)
+    .where(col(Manager.on_duty).is_(True), col(Manager.telegram_user_id).is_not(None))
+    .order_by(col(Manager.id))
+)
 
 
 async def _people(session: AsyncSession, call: Call, responsible_id: int | None) -> People:
     call_manager = None
     if call.manager_user or call.requested_user:
         login = call.manager_user or call.requested_user
-        call_manager = (
-            await session.exec(select(Manager).where(Manager.pbx_login == login))
-        ).first()
+        call_manager = (await session.exec(_MANAGER_BY_LOGIN, params={"login": login})).first()
         if call_manager is None and call.manager_ext:
-            call_manager = (
-                await session.exec(select(Manager).where(Manager.pbx_ext == call.manager_ext))
-            ).first()
+            by_ext = {"ext": call.manager_ext}
+            call_manager = (await session.exec(_MANAGER_BY_EXT, params=by_ext)).first()
     responsible = await session.get(Manager, responsible_id) if responsible_id else None
     return People(call_manager=call_manager, responsible=responsible)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -60,17 +61,20 @@ def card_keyboard(client_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[call_button(client_id), refresh]])
 
 
+# Built once: asked for every ringing call's alert.
+_LATEST_ATTRIBUTION = (
+    select(CallAttribution)
+    .join(Call, col(Call.id) == col(CallAttribution.call_id))
+    .where(col(Call.client_id) == bindparam("client"))
+    .order_by(col(Call.id).desc())
+    .limit(1)
+)
+
+
 async def client_source(session: AsyncSession, client: Client) -> str | None:
     """Where the client came from: the latest call's attribution, else UTM variables."""
-    attribution = (
-        await session.exec(
-            select(CallAttribution)
-            .join(Call, col(Call.id) == col(CallAttribution.call_id))
-            .where(Call.client_id == client.id)
-            .order_by(col(Call.id).desc())
-            .limit(1)
-        )
-    ).first()
+    found = await session.exec(_LATEST_ATTRIBUTION, params={"client": client.id})
+    attribution = found.first()
     values: dict[str, str] = {}
     if attribution is not None:
         if attribution.source:
