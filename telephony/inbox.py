@@ -37,6 +37,7 @@ from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
 from telephony.calls import CallPush, apply_push, deferred_writes
 from telephony.notify import CallObserver, CallUpdate
+from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,13 @@ class CallInbox:
         self._parsers = dict(parsers)
         self._slice = slice_seconds
         self._batch_limit = batch_limit
-        self._poll = poll_seconds
+        # The applying loop is the house's one worker runner: woken when pushes are stored,
+        # polling when idle (pushes stored by another process), stopped between slices.
+        self._processor = Worker(
+            "inbox-processor", self._process_step, idle_poll=poll_seconds, error_pause=poll_seconds
+        )
         self._queue: list[_Submitted] = []
         self._queued = asyncio.Event()
-        self._stored = asyncio.Event()
         self._written = asyncio.Condition()
         self._processing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,7 +121,7 @@ class CallInbox:
         """Start storing; and applying, unless another process does that (`process=False`)."""
         self._tasks = [asyncio.create_task(self._write_loop(), name="inbox-writer")]
         if process:
-            self._tasks.append(asyncio.create_task(self._process_loop(), name="inbox-processor"))
+            self._tasks.append(self._processor.start())
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Apply what is stored, within a grace period; what is left is applied after restart."""
@@ -126,6 +130,8 @@ class CallInbox:
                 await self.drain()
         except Exception as exc:  # the database may be gone; stored pushes wait for the restart
             log.warning("inbox: stopped with pushes not yet applied: %s", exc.__class__.__name__)
+        if self._processor.running:
+            await self._processor.stop(grace=1.0)  # between two slices, not in one
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -167,24 +173,20 @@ class CallInbox:
             return
         # The processor is woken before the answers go out, so it takes the connection before
         # any request that follows an answer (a GET right after the webhook sees the push).
-        self._stored.set()
+        self._processor.wake()
         for item in batch:
             key = _key(item)
             new = key in inserted and rows[key] is item.values
             if not item.done.done():
                 item.done.set_result(new)
 
-    async def _process_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):  # no extra task: wakes at once
-                    await self._stored.wait()
-            self._stored.clear()
-            try:
-                while await self.process_once():
-                    pass
-            except Exception as exc:  # the database is away: the pushes wait, /healthz tells
-                log.warning("inbox: processing failed (%s); retrying shortly", _describe(exc))
+    async def _process_step(self) -> float | None:
+        """One slice; at once again while there is work, else at the next wake or poll."""
+        try:
+            return 0 if await self.process_once() else None
+        except Exception as exc:  # the database is away: the pushes wait, /healthz tells
+            log.warning("inbox: processing failed (%s); retrying shortly", _describe(exc))
+            return self._processor.error_pause
 
     async def process_once(self) -> int:
         """Apply the oldest stored pushes for one time slice; returns how many were handled."""
@@ -323,7 +325,7 @@ class CallInbox:
         """Put a set-aside push back in line (after a fix); False when there is no such push."""
         found = await put_back(self._db, event_id) > 0
         if found:
-            self._stored.set()
+            self._processor.wake()
         return found
 
     async def health(self) -> str | None:
