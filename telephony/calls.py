@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.manager_queries import manager_by_login
 from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
@@ -258,7 +259,6 @@ _REQUESTED_CALL = (
     .limit(1)
     .with_for_update()
 )
-_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
 
 
 async def _find_ref(session: AsyncSession, provider: str, external_id: str) -> CallRef | None:
@@ -396,7 +396,8 @@ async def _assign_responsible(session: AsyncSession, client: Client, call: Call)
             "created_at": utcnow(),
         },
     )
-    manager = (await session.exec(_MANAGER_BY_LOGIN, params={"login": login})).one()
+    manager = await manager_by_login(session, login)
+    assert manager is not None  # inserted above, or there already
     client.responsible_manager_id = manager.id
     session.add(client)
 

@@ -24,6 +24,7 @@ from bot.telegram.render import (
 )
 from handlers.telegram.cards import client_source
 from storage.db import Database
+from storage.manager_queries import manager_by_login
 from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
@@ -245,7 +246,6 @@ async def _on_duty(session: AsyncSession) -> list[Manager]:
 
 
 # Built once: every push of a call asks (statement building costs more than the query).
-_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
 _MANAGER_BY_EXT = select(Manager).where(col(Manager.pbx_ext) == bindparam("ext"))
 _ON_DUTY = (
     select(Manager)
@@ -256,9 +256,9 @@ _ON_DUTY = (
 
 async def _people(session: AsyncSession, call: Call, responsible_id: int | None) -> People:
     call_manager = None
-    if call.manager_user or call.requested_user:
-        login = call.manager_user or call.requested_user
-        call_manager = (await session.exec(_MANAGER_BY_LOGIN, params={"login": login})).first()
+    login = call.manager_user or call.requested_user
+    if login:
+        call_manager = await manager_by_login(session, login)
         if call_manager is None and call.manager_ext:
             by_ext = {"ext": call.manager_ext}
             call_manager = (await session.exec(_MANAGER_BY_EXT, params=by_ext)).first()

@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.leads_models import Lead
-from storage.models import Call, Manager
+from storage.manager_queries import manager_by_login
+from storage.models import Call
 from storage.queries import insert_or_ignore
 from telephony.clients import create_client, match_or_create_client
 from telephony.clock import Clock
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 # keys cost more than SQLite's work for them).
 _CALL_FOR_UPDATE = select(Call).where(col(Call.id) == bindparam("call")).with_for_update()
 _LEAD_OF_CALL = select(Lead).where(col(Lead.call_id) == bindparam("call"))
-_MANAGER_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class LeadService:
     ) -> dict[str, str | None]:
         manager = call.manager_user
         if manager:
-            row = (await session.exec(_MANAGER_BY_LOGIN, params={"login": manager})).first()
+            row = await manager_by_login(session, manager)
             if row is not None and row.name:
                 manager = row.name
         moment = (call.started_at or call.created_at).astimezone(self.zone)

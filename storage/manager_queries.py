@@ -1,0 +1,25 @@
+"""Looking managers up by PBX login on the apply path, where every push of a call asks."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Manager
+
+_BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
+_SEEN = "trubka.managers_by_login"
+
+
+async def manager_by_login(session: AsyncSession, login: str) -> Manager | None:
+    """The manager with this PBX login. A found one is remembered for the rest of the
+    session's transaction (a slice of the call inbox asks once, not once per push); a miss is
+    not, so a manager inserted meanwhile is found."""
+    seen: dict[str, Manager] = session.info.setdefault(_SEEN, {})
+    manager = seen.get(login)
+    if manager is None:
+        manager = (await session.exec(_BY_LOGIN, params={"login": login})).first()
+        if manager is not None:
+            seen[login] = manager
+    return manager
