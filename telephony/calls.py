@@ -38,6 +38,9 @@ _DEFERRED = "trubka.deferred_event_marks"
 # Within one slice (one transaction), the calls already resolved, by (provider, callid): a
 # call's next pushes in the slice need no query (the row is locked by this transaction).
 _RESOLVED = "trubka.resolved_calls"
+# Set once this session attached a megafon_call() request to the PBX's call: the next search
+# for a waiting request must see it taken (so the change is written first).
+_ATTACHED = "trubka.attached_request"
 _EVENTS = CallEvent.__table__  # type: ignore[attr-defined]
 _MARK_EVENT = (
     update(_EVENTS)
@@ -291,13 +294,14 @@ async def _load_or_create_call(
     if isinstance(party, str):
         # The PBX's first push of a call megafon_call() asked for: its id may differ from the
         # one makecall answered, so the requested call is found by phone.
-        if _DEFERRED in session.info:
+        if session.info.get(_ATTACHED):
             await session.flush()  # a request attached earlier in this slice is taken
         wanted = {"provider": provider, "phone": party, "since": now - REQUEST_ATTACH_WINDOW}
         call = (await session.exec(_REQUESTED_CALL, params=wanted)).first()
     if call is not None:
         call.awaiting_pbx = False
         call.callid = call.callid or callid
+        session.info[_ATTACHED] = True  # written before this session looks for another
     else:
         internal = isinstance(party, Extension)
         call = Call(
