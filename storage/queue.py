@@ -2,7 +2,8 @@
 
 Every background queue of the house is a table with the same few columns, and this module is
 the only code that claims, finishes, retries or revives their rows (the lead outbox, scenario
-jobs; the call inbox shares `RetryPolicy`-free claims of its own with SKIP LOCKED).
+jobs, Telegram deliveries; the call inbox shares `RetryPolicy`-free claims of its own with SKIP
+LOCKED).
 
 A queue table has: an integer `id`; a `status` (`Status`); a due-time column (when a pending
 row may run); `attempts`; `claim_token` and `lease_until`. A `QueueTable` names these columns
@@ -26,16 +27,19 @@ and which status means "claimed" for that table.
 - Only the holder of the current token can finish a row (`complete`, `fail`, `release`,
   `update_claimed`): a worker whose lease was passed on changes nothing.
 - `fail` schedules the next attempt with the `RetryPolicy` (exponential backoff with equal
-  jitter, an upstream's Retry-After honoured) or marks the row `DEAD` after `give_up_at`;
-  `revive` gives dead rows a fresh window.
+  jitter, an upstream's Retry-After honoured) or marks the row dead (`DEAD`, or the table's
+  own `dead` status: Telegram keeps "failed") after `give_up_at` or the policy's
+  `max_attempts` tries; `revive` gives dead rows a fresh window.
 
-How a new queue (e.g. Telegram deliveries) adopts it: give its table the columns above (a
-migration), declare a `QueueTable`, enqueue with `enqueue()` in the transaction that decides
-the send, claim with `claim(..., where=...)` (extra conditions such as a chat that is not
-paced), and end each row with `complete` / `fail` / `release` (back to pending, due at a given
-moment: a 429's wait; pass `attempts=row.attempts - 1` to not count the claim as a try). Its
-loop is a `telephony.worker.Worker` whose step returns 0 after a full batch, else the seconds
-until its next row is due (or None: the idle poll).
+How a queue adopts it (Telegram deliveries were the last to, storage/telegram_queue.py): its
+table gets the columns above (a migration), it declares a `QueueTable`, enqueues in the
+transaction that decides the send, claims with `claim(..., where=...)` (extra conditions: the
+Telegram scheduler decides in memory and then claims exactly the ids of the batch it chose,
+skipping what it could not claim), and ends each row with `complete` / `fail` / `release`
+(back to pending, due at a given moment: a 429's wait; pass `attempts=row.attempts - 1` to not
+count the claim as a try). The finishers take one id or the ids of one claim (a coalesced send
+is settled in one statement). Its loop is a `telephony.worker.Worker` whose step returns 0
+after a full batch, else the seconds until its next row is due (or None: the idle poll).
 """
 
 from __future__ import annotations
@@ -66,14 +70,25 @@ class Status(StrEnum):
     DEAD = "dead"  # retries gave up; last error kept
     FAILED = "failed"  # ended with an error that retrying cannot fix
     CANCELLED = "cancelled"  # no longer wanted when it came due
+    DROPPED = "dropped"  # no longer needed (a Telegram escalation of a call someone took)
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """When a failed row is tried again, and when it is given up: past its `give_up_at` (a
+    time window from `give_up_after`), or after `max_attempts` tries when that is set."""
+
     base_delay: float = 10.0
     max_delay: float = 1800.0
     give_up_after: timedelta = timedelta(hours=48)
     lease: timedelta = timedelta(minutes=5)
+    max_attempts: int | None = None
+
+    def gives_up(self, attempts: int, next_at: datetime, give_up_at: datetime | None) -> bool:
+        """Whether a row that failed its `attempts`-th try (next one at `next_at`) is dead."""
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        return give_up_at is not None and next_at > give_up_at
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
@@ -101,12 +116,14 @@ def insert_for(dialect: str) -> Any:
 
 @dataclass(frozen=True)
 class QueueTable:
-    """How one table is a queue: its due column and the status that means "claimed"."""
+    """How one table is a queue: its due column, the status that means "claimed" and the one
+    a row gets when its retries run out."""
 
     table: Table
     due: str
     claimed: Status
     order: tuple[str, ...] = ()  # claim order after the due time; id always last
+    dead: Status = Status.DEAD
 
     def c(self, name: str) -> Any:
         return self.table.c[name]
@@ -179,39 +196,53 @@ class QueueTable:
         return sorted(rows, key=lambda row: int(row.id))
 
     async def update_claimed(
-        self, db: Database, row_id: int, token: str | None, **values: Any
-    ) -> bool:
-        """Change a row only while this claim holds it (a lease may have passed it on)."""
+        self, db: Database, row_id: int | Sequence[int], token: str | None, **values: Any
+    ) -> int:
+        """Change rows (one id, or the ids of one claim) only while this claim holds them (a
+        lease may have passed them on). How many were changed: 0 for a stale token."""
+        ids = [row_id] if isinstance(row_id, int) else list(row_id)
+        if not ids:
+            return 0
         async with db.session() as session:
             result = await session.exec(
                 update(self.table)
                 .where(
-                    self.c("id") == row_id,
+                    self.c("id").in_(ids),
                     self.c("claim_token") == token,
                     self.c("status") == self.claimed.value,
                 )
                 .values(**values)
             )
-            return bool(result.rowcount)
+            return int(result.rowcount)
 
     async def complete(
         self,
         db: Database,
-        row_id: int,
+        row_id: int | Sequence[int],
         token: str | None,
         *,
         status: Status = Status.DONE,
         **values: Any,
-    ) -> bool:
-        """End a claimed row (done, or another final status: cancelled, failed)."""
+    ) -> int:
+        """End claimed rows (done, or another final status: cancelled, failed, sent, dropped);
+        several ids of one claim go in one statement (a coalesced Telegram send)."""
         return await self.update_claimed(
             db, row_id, token, status=status.value, claim_token=None, lease_until=None, **values
         )
 
     async def release(
-        self, db: Database, row_id: int, token: str | None, *, due: datetime, **values: Any
-    ) -> bool:
-        """Back to pending, due at `due` (a wait, a postponement); the claim ends."""
+        self,
+        db: Database,
+        row_id: int | Sequence[int],
+        token: str | None,
+        *,
+        due: datetime | None = None,
+        **values: Any,
+    ) -> int:
+        """Back to pending, due at `due` (a wait, a postponement; None: as it was); the claim
+        ends. Pass `attempts=row.attempts - 1` (or `attempts=QUEUE.c("attempts") - 1` for
+        several rows) when the claim was not a try (a 429's wait, a row handed back unsent)."""
+        moved = {} if due is None else {self.due: due}
         return await self.update_claimed(
             db,
             row_id,
@@ -219,7 +250,7 @@ class QueueTable:
             status=Status.PENDING.value,
             claim_token=None,
             lease_until=None,
-            **{self.due: due, **values},
+            **{**moved, **values},
         )
 
     async def fail(
@@ -229,7 +260,7 @@ class QueueTable:
         token: str | None,
         *,
         attempts: int,
-        give_up_at: datetime,
+        give_up_at: datetime | None,
         policy: RetryPolicy,
         now: datetime,
         rng: random.Random,
@@ -237,9 +268,10 @@ class QueueTable:
         retry_after: float | None = None,
         error_column: str = "last_error",
     ) -> Status:
-        """Schedule the next attempt, or mark the row dead past `give_up_at`. Its new status."""
+        """Schedule the next attempt, or mark the row dead (the table's `dead` status) past
+        `give_up_at` or after the policy's `max_attempts`. Its new status."""
         next_at = policy.next_attempt(attempts, rng, now=now, retry_after=retry_after)
-        status = Status.DEAD if next_at > give_up_at else Status.PENDING
+        status = self.dead if policy.gives_up(attempts, next_at, give_up_at) else Status.PENDING
         await self.update_claimed(
             db,
             row_id,
@@ -260,7 +292,7 @@ class QueueTable:
         row_id: int | None = None,
     ) -> int:
         """Give dead rows (one, or all) a fresh retry window. The number revived."""
-        statement = update(self.table).where(self.c("status") == Status.DEAD.value)
+        statement = update(self.table).where(self.c("status") == self.dead.value)
         if row_id is not None:
             statement = statement.where(self.c("id") == row_id)
         values: dict[str, Any] = {"status": Status.PENDING.value, "attempts": 0, self.due: now}

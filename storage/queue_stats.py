@@ -55,7 +55,7 @@ QUEUES: tuple[QueueShape, ...] = (
     ),
     QueueShape(
         "telegram",
-        _c(TelegramDelivery, "status") == "pending",
+        _c(TelegramDelivery, "status").in_(("pending", "running")),
         _c(TelegramDelivery, "next_attempt_at"),
         _c(TelegramDelivery, "status") == "failed",
     ),
