@@ -152,38 +152,55 @@ class QueueTable:
         db: Database,
         *,
         now: datetime,
-        limit: int,
+        limit: int | None = None,
         lease: timedelta,
         where: Sequence[ColumnElement[bool]] = (),
         returning: Sequence[str] | None = None,
+        ids: Sequence[int] | None = None,
     ) -> list[Row[Any]]:
-        """Claim up to `limit` due rows for `lease`; they come back ordered by id, each with
-        its `claim_token` (and the columns named in `returning`, default all)."""
+        """Claim up to `limit` due rows for `lease` or, with `ids`, exactly those of these rows
+        that are still due (a scheduler that chose them in memory); they come back ordered by
+        id, each with its `claim_token` (and the columns named in `returning`, default all)."""
         token = uuid.uuid4().hex
         due = and_(self.due_now(now), *where)
-        order = [self.c(self.due), *(self.c(name) for name in self.order), self.c("id")]
-        candidates = (
-            select(self.c("id"))
-            .where(due)
-            .order_by(*order)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         columns = (
             list(self.table.c)
             if returning is None
             else [self.c(name) for name in ("id", "claim_token", "attempts", *returning)]
         )
+        chosen: Any
         async with db.session() as session:
-            # Two statements in one transaction: PostgreSQL may run an `IN (SELECT … LIMIT n
-            # FOR UPDATE SKIP LOCKED)` subquery more than once and claim more than `limit`.
-            connection = await session.connection()
-            ids = list((await connection.execute(candidates)).scalars().all())
-            if not ids:
-                return []
+            if ids is not None:
+                # One statement: with no LIMIT, PostgreSQL running the subquery again cannot
+                # claim more than the rows named (FOR UPDATE re-checks each row it locks).
+                # `due` only inside: beside `id IN (…)` SQLite would scan the status index.
+                chosen = (
+                    select(self.c("id"))
+                    .where(self.c("id").in_(list(ids)), due)
+                    .with_for_update(skip_locked=True)
+                )
+                claimable = self.c("id").in_(chosen)
+            else:
+                if limit is None:
+                    raise ValueError("claim: a limit or the ids to claim")
+                order = [self.c(self.due), *(self.c(name) for name in self.order), self.c("id")]
+                candidates = (
+                    select(self.c("id"))
+                    .where(due)
+                    .order_by(*order)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                # Two statements in one transaction: PostgreSQL may run an `IN (SELECT … LIMIT
+                # n FOR UPDATE SKIP LOCKED)` subquery more than once and claim more than `limit`.
+                connection = await session.connection()
+                chosen = list((await connection.execute(candidates)).scalars().all())
+                if not chosen:
+                    return []
+                claimable = and_(self.c("id").in_(chosen), due)
             statement = (
                 update(self.table)
-                .where(self.c("id").in_(ids), due)
+                .where(claimable)
                 .values(
                     status=self.claimed.value,
                     claim_token=token,

@@ -110,6 +110,10 @@ async def candidates(db: Database, limit: int) -> list[TelegramDelivery]:
         return list((await session.exec(query)).all())
 
 
+# What a claim refreshes on the rows the scheduler read (with id, claim_token and attempts).
+_CLAIMED = ("status", "lease_until", "next_attempt_at", "client_id")
+
+
 def held(row: TelegramDelivery, now: datetime) -> bool:
     """Claimed by a sender whose lease still runs (the engine's `due_now`, the other way)."""
     return row.status == Status.RUNNING and row.lease_until is not None and row.lease_until >= now
@@ -124,9 +128,7 @@ async def claim(
     (token, lease, attempts counted); a row that is not due any more (settled or claimed
     meanwhile) ends it, and rows claimed after such a gap are handed back at once."""
     ids = [row.id for row in batch if row.id is not None]
-    claimed = await QUEUE.claim(
-        db, now=utcnow(), limit=len(ids), lease=lease, where=[QUEUE.c("id").in_(ids)]
-    )
+    claimed = await QUEUE.claim(db, now=utcnow(), lease=lease, ids=ids, returning=_CLAIMED)
     fresh = {int(row.id): row for row in claimed}
     kept: list[TelegramDelivery] = []
     for row in batch:
@@ -142,16 +144,14 @@ async def claim(
     return kept
 
 
-async def ready_topics(db: Database, client_ids: set[int]) -> set[int]:
-    """Clients among `client_ids` whose topic stands with its card sent."""
+async def topics(db: Database, client_ids: set[int]) -> dict[int, TelegramTopic]:
+    """The standing topics of the clients among `client_ids` (a pass of the scheduler reads
+    them once, not once per send)."""
     if not client_ids:
-        return set()
-    async with db.session() as session:
-        query = select(TelegramTopic.client_id).where(
-            col(TelegramTopic.client_id).in_(client_ids),
-            col(TelegramTopic.card_message_id).is_not(None),
-        )
-        return set((await session.exec(query)).all())
+        return {}
+    async with db.read() as session:
+        query = select(TelegramTopic).where(col(TelegramTopic.client_id).in_(client_ids))
+        return {topic.client_id: topic for topic in (await session.exec(query)).all()}
 
 
 async def live_lines(db: Database, call_id: int | None, up_to: int) -> list[TelegramDelivery]:

@@ -142,6 +142,10 @@ class Sender:
         # three (topic, card, message), so a delivery waits for as many tokens as it needs
         # instead of blocking the pass (and other chats) halfway.
         self._ready: set[int] = set()
+        # The topics of the pass's clients, read once per pass rather than once per send (the
+        # pass's own changes kept in it; a claim refreshes each row's client_id, so a merge of
+        # two clients meanwhile is seen).
+        self._topics: dict[int, TelegramTopic] = {}
         bot.session.middleware(Budgeted(self))
 
     # --- one Bot API call within the budget -------------------------------------------------
@@ -243,9 +247,12 @@ class Sender:
             return None
         chat_id = self.managers_chat_id
         async with self._topic_lock:
-            async with self.db.session() as session:
+            topic = self._topics.get(client_id)
+            if topic is not None:
+                return topic
+            async with self.db.read() as session:
                 topic = await session.get(TelegramTopic, client_id)
-                client = await session.get(Client, client_id)
+                client = None if topic is not None else await session.get(Client, client_id)
             if topic is not None or client is None:
                 return topic
             created = await self._api(
@@ -259,6 +266,7 @@ class Sender:
             )
             async with self.db.session() as session:
                 session.add(topic)
+            self._topics[client_id] = topic
             return topic
 
     async def _ensure_card(self, topic: TelegramTopic) -> None:
@@ -304,6 +312,9 @@ class Sender:
             session.add(topic)
 
     async def _forget_topic(self, client_id: int, thread_id: int) -> None:
+        known = self._topics.get(client_id)
+        if known is not None and known.message_thread_id == thread_id:
+            del self._topics[client_id]
         async with self.db.session() as session:
             await session.exec(
                 delete(TelegramTopic).where(
@@ -355,58 +366,62 @@ class Sender:
         """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
         (monotonic) the next pass is due, or None when nothing is pending."""
         async with self._lock:
-            rows = await queue.candidates(self.db, BATCH)
-            now, mono = utcnow(), time.monotonic()
-            fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
-            held: set[tuple[str, int]] = set()
-            next_due: list[float] = []
-            for row in rows:
-                if queue.held(row, now):
-                    # Another sender is sending it (or died doing so): its chat waits, in
-                    # order, until the claim is settled or its lease ends.
-                    assert row.lease_until is not None
-                    held.add(_fifo(row))
-                    next_due.append(mono + (row.lease_until - now).total_seconds())
-                    continue
-                if row.method == ESCALATE and row.next_attempt_at > now:
-                    # Scheduled for later, not waiting in its chat's line.
-                    if include_scheduled:
-                        next_due.append(mono + (row.next_attempt_at - now).total_seconds())
-                    continue
-                fifos.setdefault(_fifo(row), []).append(row)
-            for key in held:
-                fifos.pop(key, None)
-            topics = {key[1] for key in fifos if key[0] == "topic"}
-            self._ready = await queue.ready_topics(self.db, topics)
-            sends = 0
-            while fifos and sends < SENDS_PER_PASS and not self._stopping:
-                chosen = self._most_urgent(fifos, next_due)
-                if chosen is None:
-                    break
-                key, batch = chosen
-                batch = await queue.claim(self.db, batch, lease=self.pacing.policy().lease)
-                if not batch:  # settled or claimed by another sender meanwhile: skip the chat
-                    del fifos[key]
-                    continue
-                sends += 1
-                settled = await self._deliver(batch)
-                if settled is None:  # back in line, due later: its chat waits
-                    del fifos[key]
-                    continue
-                done = {r.id for r in settled}
-                rest = [r for r in fifos[key] if r.id not in done]
-                if rest:
-                    fifos[key] = rest
-                else:
-                    del fifos[key]
-            if time.monotonic() - self._depth_at >= DEPTH_EVERY:
-                self._depth_at = time.monotonic()
-                self.status.queue_depth(await queue.depth(self.db))
-            if self._stopping:
-                return None
-            if sends:
-                return time.monotonic()  # look again: more may be due, new rows may be queued
-            return min(next_due) if next_due else None
+            try:
+                rows = await queue.candidates(self.db, BATCH)
+                now, mono = utcnow(), time.monotonic()
+                fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
+                held: set[tuple[str, int]] = set()
+                next_due: list[float] = []
+                for row in rows:
+                    if queue.held(row, now):
+                        # Another sender is sending it (or died doing so): its chat waits, in
+                        # order, until the claim is settled or its lease ends.
+                        assert row.lease_until is not None
+                        held.add(_fifo(row))
+                        next_due.append(mono + (row.lease_until - now).total_seconds())
+                        continue
+                    if row.method == ESCALATE and row.next_attempt_at > now:
+                        # Scheduled for later, not waiting in its chat's line.
+                        if include_scheduled:
+                            next_due.append(mono + (row.next_attempt_at - now).total_seconds())
+                        continue
+                    fifos.setdefault(_fifo(row), []).append(row)
+                for key in held:
+                    fifos.pop(key, None)
+                clients = {key[1] for key in fifos if key[0] == "topic"}
+                self._topics = await queue.topics(self.db, clients)
+                self._ready = {c for c, t in self._topics.items() if t.card_message_id is not None}
+                sends = 0
+                while fifos and sends < SENDS_PER_PASS and not self._stopping:
+                    chosen = self._most_urgent(fifos, next_due)
+                    if chosen is None:
+                        break
+                    key, batch = chosen
+                    batch = await queue.claim(self.db, batch, lease=self.pacing.policy().lease)
+                    if not batch:  # settled or claimed by another sender meanwhile: skip the chat
+                        del fifos[key]
+                        continue
+                    sends += 1
+                    settled = await self._deliver(batch)
+                    if settled is None:  # back in line, due later: its chat waits
+                        del fifos[key]
+                        continue
+                    done = {r.id for r in settled}
+                    rest = [r for r in fifos[key] if r.id not in done]
+                    if rest:
+                        fifos[key] = rest
+                    else:
+                        del fifos[key]
+                if time.monotonic() - self._depth_at >= DEPTH_EVERY:
+                    self._depth_at = time.monotonic()
+                    self.status.queue_depth(await queue.depth(self.db))
+                if self._stopping:
+                    return None
+                if sends:
+                    return time.monotonic()  # look again: more may be due, new rows may be queued
+                return min(next_due) if next_due else None
+            finally:
+                self._topics = {}  # read again by the next pass; between passes, asked
 
     def _most_urgent(
         self, fifos: dict[tuple[str, int], list[TelegramDelivery]], next_due: list[float]
