@@ -33,13 +33,14 @@ and which status means "claimed" for that table.
 
 How a queue adopts it (Telegram deliveries were the last to, storage/telegram_queue.py): its
 table gets the columns above (a migration), it declares a `QueueTable`, enqueues in the
-transaction that decides the send, claims with `claim(..., where=...)` (extra conditions: the
-Telegram scheduler decides in memory and then claims exactly the ids of the batch it chose,
-skipping what it could not claim), and ends each row with `complete` / `fail` / `release`
-(back to pending, due at a given moment: a 429's wait; pass `attempts=row.attempts - 1` to not
-count the claim as a try). The finishers take one id or the ids of one claim (a coalesced send
-is settled in one statement). Its loop is a `telephony.worker.Worker` whose step returns 0
-after a full batch, else the seconds until its next row is due (or None: the idle poll).
+transaction that decides the send, claims with `claim(..., where=...)` (extra conditions) or
+`claim(..., ids=...)` (the Telegram scheduler decides in memory, then claims exactly the rows
+of the batch it chose and skips those it could not claim), and ends each row with `complete`
+/ `fail` / `release` (back to pending, due at a given moment: a 429's wait; pass
+`attempts=row.attempts - 1` to not count the claim as a try). The finishers take one id or the
+ids of one claim (a coalesced send is settled in one statement). Its loop is a
+`telephony.worker.Worker` whose step returns 0 after a full batch, else the seconds until its
+next row is due (or None: the idle poll).
 """
 
 from __future__ import annotations
@@ -47,12 +48,23 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, and_, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -123,12 +135,14 @@ class QueueTable:
     due: str
     claimed: Status
     order: tuple[str, ...] = ()  # claim order after the due time; id always last
-    dead: Status = Status.DEAD
+    dead: Status = Status.DEAD  # what `fail` sets when retries give up (and `revive` undoes)
+    # Claim statements built once (see `_claiming`).
+    _statements: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def c(self, name: str) -> Any:
         return self.table.c[name]
 
-    def due_now(self, now: datetime) -> ColumnElement[bool]:
+    def due_now(self, now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
         """Pending and due, or claimed by a worker whose lease has passed."""
         return or_(
             and_(self.c("status") == Status.PENDING.value, self.c(self.due) <= now),
@@ -161,28 +175,19 @@ class QueueTable:
         """Claim up to `limit` due rows for `lease` or, with `ids`, exactly those of these rows
         that are still due (a scheduler that chose them in memory); they come back ordered by
         id, each with its `claim_token` (and the columns named in `returning`, default all)."""
-        token = uuid.uuid4().hex
-        due = and_(self.due_now(now), *where)
-        columns = (
-            list(self.table.c)
-            if returning is None
-            else [self.c(name) for name in ("id", "claim_token", "attempts", *returning)]
-        )
-        chosen: Any
+        params: dict[str, Any] = {
+            "claim_now": now,
+            "claim_new_token": uuid.uuid4().hex,
+            "claim_lease_until": now + lease,
+        }
         async with db.session() as session:
+            connection = await session.connection()
             if ids is not None:
-                # One statement: with no LIMIT, PostgreSQL running the subquery again cannot
-                # claim more than the rows named (FOR UPDATE re-checks each row it locks).
-                # `due` only inside: beside `id IN (…)` SQLite would scan the status index.
-                chosen = (
-                    select(self.c("id"))
-                    .where(self.c("id").in_(list(ids)), due)
-                    .with_for_update(skip_locked=True)
-                )
-                claimable = self.c("id").in_(chosen)
+                params["claim_ids"] = list(ids)
             else:
                 if limit is None:
                     raise ValueError("claim: a limit or the ids to claim")
+                due = and_(self.due_now(now), *where)
                 order = [self.c(self.due), *(self.c(name) for name in self.order), self.c("id")]
                 candidates = (
                     select(self.c("id"))
@@ -193,24 +198,58 @@ class QueueTable:
                 )
                 # Two statements in one transaction: PostgreSQL may run an `IN (SELECT … LIMIT
                 # n FOR UPDATE SKIP LOCKED)` subquery more than once and claim more than `limit`.
-                connection = await session.connection()
-                chosen = list((await connection.execute(candidates)).scalars().all())
-                if not chosen:
+                params["claim_ids"] = list((await connection.execute(candidates)).scalars().all())
+                if not params["claim_ids"]:
                     return []
-                claimable = and_(self.c("id").in_(chosen), due)
-            statement = (
-                update(self.table)
-                .where(claimable)
-                .values(
-                    status=self.claimed.value,
-                    claim_token=token,
-                    lease_until=now + lease,
-                    attempts=self.c("attempts") + 1,
-                )
-                .returning(*columns)
+            statement = self._claiming(
+                named=ids is not None,
+                where=tuple(where),
+                returning=None if returning is None else tuple(returning),
             )
-            rows = list((await session.exec(statement)).all())
+            rows = list((await connection.execute(statement, params)).all())
         return sorted(rows, key=lambda row: int(row.id))
+
+    def _claiming(
+        self,
+        *,
+        named: bool,
+        where: tuple[ColumnElement[bool], ...],
+        returning: tuple[str, ...] | None,
+    ) -> Any:
+        """The claim's UPDATE, its values bound at run time (claim_now, claim_ids,
+        claim_new_token, claim_lease_until); built once per shape with no extra conditions."""
+        key = (named, returning)
+        if not where and key in self._statements:
+            return self._statements[key]
+        due = and_(self.due_now(bindparam("claim_now")), *where)
+        ids: BindParameter[Any] = bindparam("claim_ids", expanding=True)
+        if named:
+            # One statement: with no LIMIT, PostgreSQL running the subquery again cannot claim
+            # more than the rows named (FOR UPDATE re-checks each row it locks). `due` only
+            # inside: beside `id IN (…)` SQLite would scan the status index.
+            chosen = select(self.c("id")).where(self.c("id").in_(ids), due)
+            claimable = self.c("id").in_(chosen.with_for_update(skip_locked=True))
+        else:
+            claimable = and_(self.c("id").in_(ids), due)
+        columns = (
+            list(self.table.c)
+            if returning is None
+            else [self.c(name) for name in ("id", "claim_token", "attempts", *returning)]
+        )
+        statement = (
+            update(self.table)
+            .where(claimable)
+            .values(
+                status=self.claimed.value,
+                claim_token=bindparam("claim_new_token"),
+                lease_until=bindparam("claim_lease_until", type_=self.c("lease_until").type),
+                attempts=self.c("attempts") + 1,
+            )
+            .returning(*columns)
+        )
+        if not where:
+            self._statements[key] = statement
+        return statement
 
     async def update_claimed(
         self, db: Database, row_id: int | Sequence[int], token: str | None, **values: Any

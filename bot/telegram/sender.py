@@ -421,7 +421,7 @@ class Sender:
                     return time.monotonic()  # look again: more may be due, new rows may be queued
                 return min(next_due) if next_due else None
             finally:
-                self._topics = {}  # read again by the next pass; between passes, asked
+                self._topics = {}  # between passes `_topic` reads the table
 
     def _most_urgent(
         self, fifos: dict[tuple[str, int], list[TelegramDelivery]], next_due: list[float]
