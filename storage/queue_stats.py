@@ -15,6 +15,7 @@ from sqlalchemy.sql.schema import Column
 from storage.db import Database
 from storage.leads_models import OutboxItem
 from storage.models import CallEvent
+from storage.queue import Status
 from storage.scenario_models import ScenarioJob
 from storage.telegram_models import TelegramDelivery
 from storage.types import utcnow
@@ -55,9 +56,9 @@ QUEUES: tuple[QueueShape, ...] = (
     ),
     QueueShape(
         "telegram",
-        _c(TelegramDelivery, "status") == "pending",
+        _c(TelegramDelivery, "status").in_((Status.PENDING.value, Status.RUNNING.value)),
         _c(TelegramDelivery, "next_attempt_at"),
-        _c(TelegramDelivery, "status") == "failed",
+        _c(TelegramDelivery, "status") == Status.FAILED.value,  # refused, or out of tries
     ),
     QueueShape(
         "scenarios",

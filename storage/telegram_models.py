@@ -69,11 +69,16 @@ class TelegramDelivery(SQLModel, table=True):
     reply_markup: str | None = Field(default=None, sa_type=Text)  # JSON
     from_chat_id: int | None = Field(default=None, sa_type=BigInteger)
     from_message_id: int | None = None
-    # "pending" → "sent", or "failed" once Telegram refuses for good (blocked, bad request),
-    # or "dropped" when it is no longer needed (an escalation of a call someone took).
+    # A queue of the engine (storage.queue, statuses from its `Status`): "pending" (due at
+    # next_attempt_at) → "running" (claimed by the sender until lease_until; a crashed sender's
+    # rows are due again after it) → "sent"; or "failed" once Telegram refuses for good
+    # (blocked, bad request) or the retries ran out; or "dropped" when it is no longer needed
+    # (an escalation of a call someone took).
     status: str = Field(default="pending", max_length=8)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_message_id: int | None = None
     # The topic it went into: a "live" message is edited only while its topic still exists.
     sent_thread_id: int | None = None

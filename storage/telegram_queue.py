@@ -1,17 +1,26 @@
 """The Telegram send queue's persistence, in one place: the one function that creates
-deliveries (`enqueue`) and the reads and state changes the send scheduler makes (`pending`,
-`complete`, `fail`, `postpone`, `drop`). The scheduler itself (bot/telegram/sender.py) decides
-what goes when; this module only stores it.
+deliveries (`enqueue`) and the reads and state changes the send scheduler makes. The scheduler
+itself (bot/telegram/sender.py) decides what goes when; this module only stores it.
 
-Statuses: "pending" → "sent" | "failed" (refused for good, or out of attempts: dead) |
-"dropped" (no longer needed: an escalation of a call someone took).
+Deliveries are a queue of the engine (storage.queue, `QUEUE`): the scheduler reads the
+`candidates` and decides in memory (per-chat order, lanes, coalescing, budgets), then `claim`s
+exactly the batch it chose (a lease and a token) before any Bot API call, and settles it with
+that token: `sent`, `release` (a 429's wait, or rows handed back unsent: not a try), `retry`
+(a counted failure: the engine's `RetryPolicy`, dead after its max attempts) or `finish`
+(refused for good, or no longer needed). A sender that dies mid-send leaves its rows claimed;
+they are due again when the lease ends, and its stale token changes nothing after that.
+
+Statuses (`Status`): "pending" → "running" (claimed) → "sent" | "failed" (refused for good,
+or out of attempts: dead) | "dropped" (no longer needed: an escalation of a call someone took).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, literal_column
 from sqlmodel import col, select
@@ -19,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import Call
+from storage.queue import QueueTable, RetryPolicy, Status
 from storage.telegram_models import CallTaker, TelegramDelivery, TelegramTopic
 from storage.types import utcnow
 
@@ -28,7 +38,17 @@ ALERT, MESSAGE, LIVE, CARD = 0, 1, 2, 3
 LANE_NAMES = {ALERT: "alert", MESSAGE: "message", LIVE: "live", CARD: "card"}
 # A private alert sent later unless the missed call was taken by then.
 ESCALATE = "escalate"
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12  # counted tries (a 429's wait is not one) before a delivery is dead
+
+QUEUE = QueueTable(
+    TelegramDelivery.__table__,  # type: ignore[attr-defined]
+    due="next_attempt_at",
+    claimed=Status.RUNNING,
+    order=("lane",),
+    dead=Status.FAILED,  # out of attempts: set aside as "failed", like a refusal for good
+)
+# Not settled yet: waiting, or claimed by a sender (the `depth` gauge counts both).
+UNSETTLED = (Status.PENDING.value, Status.RUNNING.value)
 
 
 @dataclass(frozen=True)
@@ -76,28 +96,62 @@ def enqueue(session: AsyncSession, outgoing: Outgoing) -> TelegramDelivery:
     return row
 
 
-async def pending(db: Database, limit: int) -> list[TelegramDelivery]:
-    """Pending deliveries, oldest first (due or not: the scheduler keeps each chat in order)."""
-    async with db.session() as session:
+async def candidates(db: Database, limit: int) -> list[TelegramDelivery]:
+    """Deliveries not settled yet, oldest first: pending ones (due or not: the scheduler keeps
+    each chat in order) and claimed ones (`held` while their lease runs; after it, their sender
+    died and they are due again). A read only: `claim` decides who sends."""
+    async with db.read() as session:
         query = (
             select(TelegramDelivery)
-            .where(TelegramDelivery.status == "pending")
+            .where(col(TelegramDelivery.status).in_(UNSETTLED))
             .order_by(col(TelegramDelivery.id))
             .limit(limit)
         )
         return list((await session.exec(query)).all())
 
 
-async def ready_topics(db: Database, client_ids: set[int]) -> set[int]:
-    """Clients among `client_ids` whose topic stands with its card sent."""
+# What a claim refreshes on the rows the scheduler read (with id, claim_token and attempts).
+_CLAIMED = ("status", "lease_until", "next_attempt_at", "client_id")
+
+
+def held(row: TelegramDelivery, now: datetime) -> bool:
+    """Claimed by a sender whose lease still runs (the engine's `due_now`, the other way)."""
+    return row.status == Status.RUNNING and row.lease_until is not None and row.lease_until >= now
+
+
+async def claim(
+    db: Database, batch: Sequence[TelegramDelivery], *, lease: timedelta
+) -> list[TelegramDelivery]:
+    """Claim exactly the deliveries of `batch` (one token for all), before any is sent.
+
+    Returns the longest head of `batch` that was claimed, its rows refreshed from the table
+    (token, lease, attempts counted); a row that is not due any more (settled or claimed
+    meanwhile) ends it, and rows claimed after such a gap are handed back at once."""
+    ids = [row.id for row in batch if row.id is not None]
+    claimed = await QUEUE.claim(db, now=utcnow(), lease=lease, ids=ids, returning=_CLAIMED)
+    fresh = {int(row.id): row for row in claimed}
+    kept: list[TelegramDelivery] = []
+    for row in batch:
+        got = fresh.pop(row.id or 0, None)
+        if got is None:
+            break
+        for name, value in got._mapping.items():
+            setattr(row, name, value)
+        kept.append(row)
+    if fresh:
+        token = next(iter(fresh.values())).claim_token
+        await QUEUE.release(db, list(fresh), token, attempts=QUEUE.c("attempts") - 1)
+    return kept
+
+
+async def topics(db: Database, client_ids: set[int]) -> dict[int, TelegramTopic]:
+    """The standing topics of the clients among `client_ids` (a pass of the scheduler reads
+    them once, not once per send)."""
     if not client_ids:
-        return set()
-    async with db.session() as session:
-        query = select(TelegramTopic.client_id).where(
-            col(TelegramTopic.client_id).in_(client_ids),
-            col(TelegramTopic.card_message_id).is_not(None),
-        )
-        return set((await session.exec(query)).all())
+        return {}
+    async with db.read() as session:
+        query = select(TelegramTopic).where(col(TelegramTopic.client_id).in_(client_ids))
+        return {topic.client_id: topic for topic in (await session.exec(query)).all()}
 
 
 async def live_lines(db: Database, call_id: int | None, up_to: int) -> list[TelegramDelivery]:
@@ -110,56 +164,86 @@ async def live_lines(db: Database, call_id: int | None, up_to: int) -> list[Tele
             .where(
                 TelegramDelivery.call_id == call_id,
                 TelegramDelivery.method == "live",
-                (col(TelegramDelivery.id) <= up_to) | (col(TelegramDelivery.status) == "sent"),
+                (col(TelegramDelivery.id) <= up_to)
+                | (col(TelegramDelivery.status) == Status.SENT.value),
             )
             .order_by(col(TelegramDelivery.id))
         )
         return list((await session.exec(query)).all())
 
 
-async def complete(db: Database, rows: Sequence[TelegramDelivery], message_id: int | None) -> None:
-    """Sent: several rows when they went as one message (coalesced live lines, merged alerts)."""
-    now = utcnow()
-    for row in rows:
-        row.status, row.error, row.sent_message_id, row.sent_at = "sent", None, message_id, now
-        row.attempts += 1
-    await _save(db, rows)
+def _ids(rows: Sequence[TelegramDelivery]) -> list[int]:
+    return [row.id for row in rows if row.id is not None]
 
 
-async def fail(db: Database, row: TelegramDelivery, reason: str) -> None:
-    row.status, row.error = "failed", reason
-    row.attempts += 1
-    await _save(db, [row])
+async def sent(db: Database, rows: Sequence[TelegramDelivery], message_id: int | None) -> int:
+    """Sent: the rows of one claim, several when they went as one message (coalesced live
+    lines, merged alerts), in one statement. How many this claim still held."""
+    if not rows:
+        return 0
+    head = rows[0]
+    return await QUEUE.complete(
+        db,
+        _ids(rows),
+        head.claim_token,
+        status=Status.SENT,
+        error=None,
+        sent_message_id=message_id,
+        sent_at=utcnow(),
+        sent_thread_id=head.sent_thread_id,
+    )
 
 
-async def drop(db: Database, row: TelegramDelivery, reason: str) -> None:
-    row.status, row.error = "dropped", reason
-    await _save(db, [row])
-
-
-async def postpone(
-    db: Database, row: TelegramDelivery, seconds: float, *, count: bool, error: str
+async def finish(
+    db: Database, row: TelegramDelivery, status: Status, reason: str, **values: Any
 ) -> bool:
-    """Try again in `seconds`; a counted failure past MAX_ATTEMPTS makes the row dead
-    ("failed"). Returns whether it died."""
-    if count:
-        row.attempts += 1
-    row.error = error
-    row.next_attempt_at = utcnow() + timedelta(seconds=seconds)
-    if row.attempts >= MAX_ATTEMPTS:
-        row.status = "failed"
-    await _save(db, [row])
-    return row.status == "failed"
+    """End one claimed row for good: FAILED (refused: retrying cannot help) or DROPPED."""
+    assert row.id is not None
+    return bool(
+        await QUEUE.complete(db, row.id, row.claim_token, status=status, error=reason, **values)
+    )
 
 
-async def _save(db: Database, rows: Sequence[TelegramDelivery]) -> None:
-    async with db.session() as session:
-        for row in rows:
-            session.add(row)
+async def release(
+    db: Database,
+    rows: Sequence[TelegramDelivery],
+    *,
+    due: datetime | None = None,
+    error: str | None = None,
+) -> int:
+    """Back to pending, the claim not counted as a try: a 429's wait (`due`), or rows handed
+    back unsent behind a head that failed (`due` None: their place in line is kept)."""
+    if not rows:
+        return 0
+    values: dict[str, Any] = {"attempts": QUEUE.c("attempts") - 1}
+    if error is not None:
+        values["error"] = error
+    return await QUEUE.release(db, _ids(rows), rows[0].claim_token, due=due, **values)
+
+
+async def retry(
+    db: Database, row: TelegramDelivery, *, policy: RetryPolicy, rng: random.Random, error: str
+) -> Status:
+    """A counted failed try: pending again when `policy` says, or dead ("failed") after its
+    `max_attempts`. The row's new status."""
+    assert row.id is not None
+    return await QUEUE.fail(
+        db,
+        row.id,
+        row.claim_token,
+        attempts=row.attempts,
+        give_up_at=None,
+        policy=policy,
+        now=utcnow(),
+        rng=rng,
+        error=error,
+        error_column="error",
+    )
 
 
 async def depth(db: Database) -> dict[tuple[str, str], int]:
-    """Pending deliveries by (lane name, chat kind "group"/"private"), for /metrics."""
+    """Deliveries not sent yet (pending, or claimed: being sent, or held by a sender that
+    died) by (lane name, chat kind "group"/"private"), for /metrics."""
     # One expression object in SELECT and GROUP BY, its 0 inlined: PostgreSQL compares them as
     # written, and two bound parameters ($1, $3) would be two different expressions.
     is_group = col(TelegramDelivery.chat_id) < literal_column("0")
@@ -167,7 +251,7 @@ async def depth(db: Database) -> dict[tuple[str, str], int]:
         rows = (
             await session.exec(
                 select(TelegramDelivery.lane, is_group, func.count())
-                .where(TelegramDelivery.status == "pending")
+                .where(col(TelegramDelivery.status).in_(UNSETTLED))
                 .group_by(col(TelegramDelivery.lane), is_group)
             )
         ).all()

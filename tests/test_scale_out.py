@@ -110,7 +110,8 @@ async def _until_idle(url: str) -> None:
         async with asyncio.timeout(TAKEOVER_LIMIT):
             while True:
                 pending = await connection.fetchval(
-                    "SELECT count(*) FROM telegram_deliveries WHERE status = 'pending'"
+                    "SELECT count(*) FROM telegram_deliveries"
+                    " WHERE status IN ('pending', 'running')"
                 )
                 if not pending:
                     return

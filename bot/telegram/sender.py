@@ -6,16 +6,23 @@ goes first (a ringing or missed call, then people's messages, then live call lin
 as long as its chat's token bucket and the bot's global bucket allow (bot/telegram/budgets.py).
 Pending lines of one call's live message collapse into one edit to its latest state; alerts
 waiting for one manager's private chat go as one message. A 429 cools the whole chat off.
-Persistence lives in storage/telegram_queue.py.
+
+Deliveries are a queue of the engine (storage.queue, through storage/telegram_queue.py): a pass
+reads the unsettled rows, decides here in memory, and claims exactly the batch it chose (lease
+and token) before any Bot API call; a batch it cannot claim is skipped this pass. A sender that
+died leaves its rows claimed: their chat waits until the lease ends, then the next pass sends
+them. Failed sends are retried by the engine's `RetryPolicy` (`Pacing`); a 429 is not a try.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -46,8 +53,9 @@ from handlers.telegram.texts import merged_away, topic_link, topic_title
 from storage import telegram_queue as queue
 from storage.db import Database
 from storage.models import Client
+from storage.queue import RetryPolicy, Status
 from storage.telegram_models import TelegramDelivery, TelegramTopic
-from storage.telegram_queue import ALERT, CARD, ESCALATE, Outgoing
+from storage.telegram_queue import ALERT, CARD, ESCALATE, MAX_ATTEMPTS, Outgoing
 from storage.types import utcnow
 from telephony.worker import Worker
 
@@ -69,9 +77,21 @@ T = TypeVar("T")
 
 @dataclass
 class Pacing:
-    """Retry timing after a failed send: base, base², … capped at MAX_BACKOFF seconds."""
+    """Retry timing after a failed send, as the queue engine's `RetryPolicy`: the first retry
+    after ~`retry_base` seconds, then twice as long each time (with jitter) up to MAX_BACKOFF;
+    dead after MAX_ATTEMPTS tries. `lease`: how long a claimed batch is this sender's (longer
+    than any send; a crashed sender's rows go out once it has passed)."""
 
     retry_base: float = 2.0
+    lease: float = 60.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_delay=self.retry_base,
+            max_delay=MAX_BACKOFF,
+            max_attempts=MAX_ATTEMPTS,
+            lease=timedelta(seconds=self.lease),
+        )
 
 
 class TopicGone(Exception):
@@ -116,11 +136,16 @@ class Sender:
         # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
         self.gate: Callable[[], bool] = lambda: True
         self._depth_at = float("-inf")
+        self._rng = random.Random()
         self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
         # Clients whose topic and card stand (read each pass): a send there is one call, not
         # three (topic, card, message), so a delivery waits for as many tokens as it needs
         # instead of blocking the pass (and other chats) halfway.
         self._ready: set[int] = set()
+        # The topics of the pass's clients, read once per pass rather than once per send (the
+        # pass's own changes kept in it; a claim refreshes each row's client_id, so a merge of
+        # two clients meanwhile is seen).
+        self._topics: dict[int, TelegramTopic] = {}
         bot.session.middleware(Budgeted(self))
 
     # --- one Bot API call within the budget -------------------------------------------------
@@ -222,9 +247,12 @@ class Sender:
             return None
         chat_id = self.managers_chat_id
         async with self._topic_lock:
-            async with self.db.session() as session:
+            topic = self._topics.get(client_id)
+            if topic is not None:
+                return topic
+            async with self.db.read() as session:
                 topic = await session.get(TelegramTopic, client_id)
-                client = await session.get(Client, client_id)
+                client = None if topic is not None else await session.get(Client, client_id)
             if topic is not None or client is None:
                 return topic
             created = await self._api(
@@ -238,6 +266,7 @@ class Sender:
             )
             async with self.db.session() as session:
                 session.add(topic)
+            self._topics[client_id] = topic
             return topic
 
     async def _ensure_card(self, topic: TelegramTopic) -> None:
@@ -283,6 +312,9 @@ class Sender:
             session.add(topic)
 
     async def _forget_topic(self, client_id: int, thread_id: int) -> None:
+        known = self._topics.get(client_id)
+        if known is not None and known.message_thread_id == thread_id:
+            del self._topics[client_id]
         async with self.db.session() as session:
             await session.exec(
                 delete(TelegramTopic).where(
@@ -334,44 +366,62 @@ class Sender:
         """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
         (monotonic) the next pass is due, or None when nothing is pending."""
         async with self._lock:
-            rows = await queue.pending(self.db, BATCH)
-            now, mono = utcnow(), time.monotonic()
-            fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
-            next_due: list[float] = []
-            for row in rows:
-                if row.method == ESCALATE and row.next_attempt_at > now:
-                    # Scheduled for later, not waiting in its chat's line.
-                    if include_scheduled:
-                        next_due.append(mono + (row.next_attempt_at - now).total_seconds())
-                    continue
-                fifos.setdefault(_fifo(row), []).append(row)
-            topics = {key[1] for key in fifos if key[0] == "topic"}
-            self._ready = await queue.ready_topics(self.db, topics)
-            sends = 0
-            while fifos and sends < SENDS_PER_PASS and not self._stopping:
-                chosen = self._most_urgent(fifos, next_due)
-                if chosen is None:
-                    break
-                key, batch = chosen
-                sends += 1
-                await self._deliver(batch)
-                if batch[0].status == "pending":  # postponed: its chat waits
-                    del fifos[key]
-                    continue
-                done = {r.id for r in batch}
-                rest = [r for r in fifos[key] if r.id not in done]
-                if rest:
-                    fifos[key] = rest
-                else:
-                    del fifos[key]
-            if time.monotonic() - self._depth_at >= DEPTH_EVERY:
-                self._depth_at = time.monotonic()
-                self.status.queue_depth(await queue.depth(self.db))
-            if self._stopping:
-                return None
-            if sends:
-                return time.monotonic()  # look again: more may be due, new rows may be queued
-            return min(next_due) if next_due else None
+            try:
+                rows = await queue.candidates(self.db, BATCH)
+                now, mono = utcnow(), time.monotonic()
+                fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
+                held: set[tuple[str, int]] = set()
+                next_due: list[float] = []
+                for row in rows:
+                    if queue.held(row, now):
+                        # Another sender is sending it (or died doing so): its chat waits, in
+                        # order, until the claim is settled or its lease ends.
+                        assert row.lease_until is not None
+                        held.add(_fifo(row))
+                        next_due.append(mono + (row.lease_until - now).total_seconds())
+                        continue
+                    if row.method == ESCALATE and row.next_attempt_at > now:
+                        # Scheduled for later, not waiting in its chat's line.
+                        if include_scheduled:
+                            next_due.append(mono + (row.next_attempt_at - now).total_seconds())
+                        continue
+                    fifos.setdefault(_fifo(row), []).append(row)
+                for key in held:
+                    fifos.pop(key, None)
+                clients = {key[1] for key in fifos if key[0] == "topic"}
+                self._topics = await queue.topics(self.db, clients)
+                self._ready = {c for c, t in self._topics.items() if t.card_message_id is not None}
+                sends = 0
+                while fifos and sends < SENDS_PER_PASS and not self._stopping:
+                    chosen = self._most_urgent(fifos, next_due)
+                    if chosen is None:
+                        break
+                    key, batch = chosen
+                    batch = await queue.claim(self.db, batch, lease=self.pacing.policy().lease)
+                    if not batch:  # settled or claimed by another sender meanwhile: skip the chat
+                        del fifos[key]
+                        continue
+                    sends += 1
+                    settled = await self._deliver(batch)
+                    if settled is None:  # back in line, due later: its chat waits
+                        del fifos[key]
+                        continue
+                    done = {r.id for r in settled}
+                    rest = [r for r in fifos[key] if r.id not in done]
+                    if rest:
+                        fifos[key] = rest
+                    else:
+                        del fifos[key]
+                if time.monotonic() - self._depth_at >= DEPTH_EVERY:
+                    self._depth_at = time.monotonic()
+                    self.status.queue_depth(await queue.depth(self.db))
+                if self._stopping:
+                    return None
+                if sends:
+                    return time.monotonic()  # look again: more may be due, new rows may be queued
+                return min(next_due) if next_due else None
+            finally:
+                self._topics = {}  # between passes `_topic` reads the table
 
     def _most_urgent(
         self, fifos: dict[tuple[str, int], list[TelegramDelivery]], next_due: list[float]
@@ -437,63 +487,82 @@ class Sender:
                 break
         return batch
 
-    async def _deliver(self, batch: list[TelegramDelivery]) -> None:
+    async def _deliver(self, claimed: list[TelegramDelivery]) -> list[TelegramDelivery] | None:
+        """Send one claimed batch and settle each of its rows with the claim's token.
+
+        Returns the rows settled (sent, failed for good, dropped), or None when the head is
+        back in line and due later (a 429's wait, a retry), so its chat waits. Rows behind a
+        head that failed are handed back unsent (not a try) and keep their place in line."""
+        settled: list[TelegramDelivery] = []
+        batch = claimed
         row = batch[0]
+        waits = False
         try:
-            batch = await self._still_needed(batch)
+            batch, settled = await self._still_needed(batch)
             if not batch:
-                return
+                return settled
             row = batch[0]
             for _ in range(2):  # a second try after re-creating a deleted topic
                 try:
                     message_id = await self._send(batch)
                 except TopicGone:
                     continue
-                await queue.complete(self.db, batch, message_id)
+                if await queue.sent(self.db, batch, message_id) < len(batch):
+                    log.warning("telegram delivery %s: sent after its claim passed on", row.id)
                 self.status.delivered("sent", len(batch))
                 if row.lane == ALERT and row.target == "chat":
                     self._alerted[row.chat_id] = time.monotonic()
-                return
+                return settled + batch
             raise NotSentYet("the topic was deleted again")
         except TelegramRetryAfter as exc:
-            # The chat is cooled off by `_api`; the row waits as long (not a failed attempt).
+            # The chat is cooled off by `_api`; the batch waits as long (not a failed attempt).
             seconds = exc.retry_after * self.budgets.rates.time_scale
-            await queue.postpone(self.db, row, seconds, count=False, error=exc.message)
+            due = utcnow() + timedelta(seconds=seconds)
+            await queue.release(self.db, batch, due=due, error=exc.message)
+            return None
         except TelegramForbiddenError as exc:
             if row.target == "chat":  # the person blocked the bot: nothing will get through
                 await self._fail(row, exc.message)
                 if row.lane != ALERT:  # a client, not a manager's own alert
                     await self._tell_managers(row, exc.message)
             else:  # the bot lost its rights in the managers' group: an admin can fix that
-                await self._retry_later(row, exc)
+                waits = await self._retry_later(row, exc)
         except TelegramBadRequest as exc:
             if row.target == "topic" and not any(s in exc.message.lower() for s in _POISON):
                 # The managers' group refuses (topics off, no rights, wrong id): an admin fixes
                 # the group and the notes go out then.
                 log.warning("the managers' group refused a send: %s", exc.message)
-                await self._retry_later(row, exc)
+                waits = await self._retry_later(row, exc)
             else:
                 await self._fail(row, exc.message)
         except (TelegramUnauthorizedError, TelegramNotFound) as exc:
             # A wrong token or API URL: settings get fixed, the messages should then go out.
-            await self._retry_later(row, exc)
+            waits = await self._retry_later(row, exc)
         except (TelegramAPIError, NotSentYet, OSError, TimeoutError) as exc:
-            await self._retry_later(row, exc)
+            waits = await self._retry_later(row, exc)
+        # The head is settled or back in line; the rest of the batch was not tried.
+        await queue.release(self.db, batch[1:])
+        return None if waits else [*settled, row]
 
-    async def _still_needed(self, batch: list[TelegramDelivery]) -> list[TelegramDelivery]:
-        """Escalations of a call someone has taken meanwhile are dropped, not sent."""
-        kept = []
+    async def _still_needed(
+        self, batch: list[TelegramDelivery]
+    ) -> tuple[list[TelegramDelivery], list[TelegramDelivery]]:
+        """Escalations of a call someone has taken meanwhile are dropped, not sent. The rows
+        kept, and those dropped."""
+        kept, dropped = [], []
         for row in batch:
             if row.method == ESCALATE and await queue.call_taken(self.db, row.call_id):
-                await queue.drop(self.db, row, "taken")
+                # Not a try: nothing was sent.
+                await queue.finish(self.db, row, Status.DROPPED, "taken", attempts=row.attempts - 1)
                 self.status.delivered("dropped")
+                dropped.append(row)
             else:
                 kept.append(row)
-        return kept
+        return kept, dropped
 
     async def _fail(self, row: TelegramDelivery, reason: str) -> None:
         log.warning("telegram delivery %s failed for good: %s", row.id, reason)
-        await queue.fail(self.db, row, reason)
+        await queue.finish(self.db, row, Status.FAILED, reason)
         self.status.delivered("failed")
 
     async def _tell_managers(self, row: TelegramDelivery, reason: str) -> None:
@@ -511,14 +580,17 @@ class Sender:
                 ),
             )
 
-    async def _retry_later(self, row: TelegramDelivery, exc: Exception) -> None:
-        backoff = min(MAX_BACKOFF, self.pacing.retry_base ** (row.attempts + 1))
-        dead = await queue.postpone(self.db, row, backoff, count=True, error=str(exc))
-        if dead:
-            log.warning(
-                "telegram delivery %s is dead after %d attempts: %s", row.id, row.attempts, exc
-            )
-            self.status.delivered("dead")
+    async def _retry_later(self, row: TelegramDelivery, exc: Exception) -> bool:
+        """A counted failed try: back in line when the policy says, or dead after its max
+        attempts. Whether it waits in line (False: dead)."""
+        status = await queue.retry(
+            self.db, row, policy=self.pacing.policy(), rng=self._rng, error=str(exc)
+        )
+        if status == Status.PENDING:
+            return True
+        log.warning("telegram delivery %s is dead after %d attempts: %s", row.id, row.attempts, exc)
+        self.status.delivered("dead")
+        return False
 
     async def _send(self, batch: list[TelegramDelivery]) -> int | None:
         row = batch[0]
@@ -590,7 +662,7 @@ class Sender:
                 line
                 for line in reversed(lines)
                 if line.id not in ids
-                and line.status == "sent"
+                and line.status == Status.SENT
                 and line.sent_message_id
                 and line.sent_thread_id == thread_id
             ),

@@ -126,9 +126,10 @@ async def claim(
 
 
 async def complete(db: Database, item: Claimed, *, now: datetime, result: str | None) -> bool:
-    return await QUEUE.complete(
+    done = await QUEUE.complete(
         db, item.id, item.claim_token, delivered_at=now, result=result, last_error=None
     )
+    return bool(done)
 
 
 async def fail(

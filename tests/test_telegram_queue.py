@@ -1,0 +1,197 @@
+"""Telegram deliveries on the queue engine (storage.queue), on SQLite and PostgreSQL, against
+the fake Bot API: a pass claims exactly the batch it chose; a crashed sender's rows come back
+after its lease; a finisher whose claim passed on changes nothing; failed sends back off by the
+`RetryPolicy` and die after the max tries; a 429 is a wait, not a try."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from random import Random
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from prometheus_client import CollectorRegistry
+
+from bot.telegram.budgets import BudgetRates, Budgets
+from bot.telegram.sender import Sender
+from bot.telegram.status import SendStatus
+from storage import telegram_queue
+from storage.db import Database
+from storage.queue import Status
+from storage.telegram_models import TelegramDelivery
+from storage.telegram_queue import MAX_ATTEMPTS, Outgoing
+from storage.types import utcnow
+from tests.conftest import TELEGRAM_SCALE
+from tests.fakes.telegram import TOKEN, FakeTelegram
+
+CHAT = 777  # a manager's private chat
+GROUP = -100777
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def sender(
+    any_db: Database, fake_telegram: FakeTelegram, registry: CollectorRegistry
+) -> AsyncIterator[Sender]:
+    """The real send scheduler on `any_db`, its budgets scaled like the fake Bot API's limits."""
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake_telegram.url)))
+    sender = Sender(
+        bot,
+        any_db,
+        managers_chat_id=GROUP,
+        zone=ZoneInfo("UTC"),
+        budgets=Budgets(BudgetRates(time_scale=TELEGRAM_SCALE)),
+        status=SendStatus(registry),
+    )
+    yield sender
+    await bot.session.close()
+
+
+async def _enqueue(db: Database, *texts: str) -> list[int]:
+    async with db.session() as session:
+        rows = [
+            telegram_queue.enqueue(session, Outgoing(target="chat", chat_id=CHAT, text=text))
+            for text in texts
+        ]
+        await session.flush()
+        return [row.id for row in rows if row.id is not None]
+
+
+async def _stored(db: Database, delivery_id: int) -> TelegramDelivery:
+    async with db.read() as session:
+        row = await session.get(TelegramDelivery, delivery_id)
+    assert row is not None
+    return row
+
+
+def _outcome(registry: CollectorRegistry, outcome: str) -> float | None:
+    """The `trubka_telegram_deliveries_total{outcome=...}` figure of /metrics."""
+    return registry.get_sample_value("trubka_telegram_deliveries_total", {"outcome": outcome})
+
+
+async def test_a_delivery_claimed_by_a_sender_that_died_is_sent_by_the_next_pass(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+) -> None:
+    first, second = await _enqueue(any_db, "первое", "второе")
+    # Another sender claimed the first one and died before settling it.
+    [row, _] = await telegram_queue.candidates(any_db, 10)
+    [dead] = await telegram_queue.claim(any_db, [row], lease=timedelta(seconds=0.5))
+    assert dead.id == first and dead.status == Status.RUNNING and dead.claim_token
+
+    await sender.drain()  # while its lease runs the chat waits: nothing overtakes it
+    assert fake_telegram.texts_in(CHAT, None) == []
+    assert (await _stored(any_db, second)).status == Status.PENDING
+
+    await asyncio.sleep(0.6)  # the lease has passed
+    await sender.drain()
+    assert fake_telegram.texts_in(CHAT, None) == ["первое", "второе"]
+    stored = await _stored(any_db, first)
+    assert (stored.status, stored.claim_token, stored.lease_until) == (Status.SENT, None, None)
+    assert stored.attempts == 2  # the dead sender's claim counted as a try
+    assert stored.sent_message_id == fake_telegram.in_thread(CHAT, None)[0].message_id
+
+
+async def test_a_finisher_whose_claim_passed_on_changes_nothing(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+) -> None:
+    [delivery_id] = await _enqueue(any_db, "одно")
+    [mine] = await telegram_queue.claim(
+        any_db, await telegram_queue.candidates(any_db, 10), lease=timedelta(seconds=0.05)
+    )
+    stale_token = mine.claim_token
+    await asyncio.sleep(0.1)
+    # The next sender claims it again (a fresh token), and is sending it now.
+    [theirs] = await telegram_queue.claim(
+        any_db, await telegram_queue.candidates(any_db, 10), lease=timedelta(minutes=1)
+    )
+    assert theirs.claim_token != stale_token and mine.claim_token == stale_token
+
+    assert await telegram_queue.sent(any_db, [mine], 4242) == 0
+    assert await telegram_queue.release(any_db, [mine], due=utcnow()) == 0
+    assert not await telegram_queue.finish(any_db, mine, Status.FAILED, "too late")
+    await telegram_queue.retry(
+        any_db, mine, policy=sender.pacing.policy(), rng=Random(1), error="too late"
+    )
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.claim_token, stored.error) == (
+        Status.RUNNING,
+        theirs.claim_token,
+        None,
+    )
+    assert stored.attempts == 2 and stored.sent_message_id is None
+
+    assert await telegram_queue.sent(any_db, [theirs], 4243) == 1
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.sent_message_id, stored.claim_token) == (Status.SENT, 4243, None)
+    await sender.drain()
+    assert fake_telegram.calls == []  # settled: the sender has nothing to send
+
+
+async def test_a_failing_send_backs_off_by_the_policy_and_dies_after_the_max_tries(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, registry: CollectorRegistry
+) -> None:
+    for _ in range(MAX_ATTEMPTS + 3):
+        fake_telegram.fail("sendMessage", 500, "Internal Server Error")
+    [delivery_id] = await _enqueue(any_db, "не дойдёт")
+
+    sender.pacing.retry_base = 0.4  # the first retry after 0.2–0.4 s (equal jitter)
+    before = utcnow()
+    await sender.drain()  # one try, then it waits for the policy's delay
+    after = utcnow()
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.attempts, stored.claim_token) == (Status.PENDING, 1, None)
+    assert "Internal Server Error" in (stored.error or "")
+    assert before + timedelta(seconds=0.2) <= stored.next_attempt_at
+    assert stored.next_attempt_at <= after + timedelta(seconds=0.4)
+
+    base = 0.001
+    sender.pacing.retry_base = base  # from now on ~1 ms, then twice as long each time
+    await sender.drain(include_waiting=True)  # waits out every backoff until it is dead
+    tries = fake_telegram.called("sendMessage")
+    assert len(tries) == MAX_ATTEMPTS
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(tries)]
+    assert gaps[0] >= 0.2 * 0.99
+    for attempt, gap in enumerate(gaps[1:], start=2):
+        # Equal jitter: at least half of base·2^(attempt-1) passes before the next try.
+        assert gap >= base * 2 ** (attempt - 1) / 2 * 0.99, (attempt, gaps)
+    assert gaps[-1] >= 0.5  # the 11th wait: grown from 1 ms to half a second at least
+
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.attempts, stored.claim_token) == (
+        Status.FAILED,
+        MAX_ATTEMPTS,
+        None,
+    )
+    assert (_outcome(registry, "dead"), _outcome(registry, "failed")) == (1.0, 0.0)
+    assert _outcome(registry, "sent") == 0.0
+
+
+async def test_a_429_is_waited_out_and_not_counted_as_a_try(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, registry: CollectorRegistry
+) -> None:
+    # More 429s than the tries a delivery has: waits are not tries, so it is never dead.
+    for _ in range(MAX_ATTEMPTS + 2):
+        fake_telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    [delivery_id] = await _enqueue(any_db, "дождётся")
+
+    await sender.drain()
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.attempts, stored.claim_token) == (Status.PENDING, 0, None)
+    assert "retry after" in (stored.error or "")
+
+    await sender.drain(include_waiting=True)
+    assert len(fake_telegram.called("sendMessage")) == MAX_ATTEMPTS + 3
+    assert fake_telegram.texts_in(CHAT, None) == ["дождётся"]
+    stored = await _stored(any_db, delivery_id)
+    assert (stored.status, stored.attempts, stored.error) == (Status.SENT, 1, None)
+    assert (_outcome(registry, "sent"), _outcome(registry, "dead")) == (1.0, 0.0)
