@@ -286,4 +286,5 @@ import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)
 import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
 from storage import leads_models as _leads_models  # noqa: E402, F401
 from storage import leases as _leases  # noqa: E402, F401  (worker leases, issue 14)
+from storage import report_models as _report_models  # noqa: E402, F401  (report rollups)
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

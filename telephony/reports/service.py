@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
-from typing import TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,7 +25,9 @@ from storage.report_queries import (
     manager_names,
     missed_calls,
     outbox_counts,
+    pool_hours,
     pool_sizes,
+    rollup_done_until,
     visits_by_hour,
 )
 from storage.types import utcnow
@@ -48,6 +50,7 @@ from telephony.reports.models import (
     TrackingReport,
 )
 from telephony.reports.periods import days_of, hours_of, local_period
+from telephony.reports.rollup import ROLLUP
 from telephony.reports.utilisation import HIGH_UTILISATION, hourly_peaks, numbers_needed
 from telephony.scenarios.hours import DAYS, WorkingHours
 
@@ -227,33 +230,63 @@ class ReportService:
         )
 
     async def tracking(self, info: PeriodInfo, period: Period, flt: CallFilter) -> TrackingReport:
-        # The two heavy queries (every lease and every visit of the period) run side by side,
-        # each in its own read transaction (SQLite: WAL readers beside the writer).
+        """Hours the rollup closed are read from `report_pool_hours`; the rest (the last hours,
+        or all of them when local hours are not whole UTC hours) from every lease and visit."""
+
         async def read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
             async with self._db.read() as session:
                 return await query(session)
 
-        spans, visits, (sizes, confidence) = await asyncio.gather(
-            read(lambda session: lease_spans(session, period, flt.pool)),
-            read(lambda session: visits_by_hour(session, period, flt.pool)),
+        recent = period  # computed from leases and visits
+        if period.offset_minutes % 60 == 0:
+            done = await read(lambda session: rollup_done_until(session, ROLLUP))
+            if done is not None and done > period.start:
+                recent = Period(min(done, period.end), period.end, period.offset_minutes)
+
+        async def nothing() -> list[Any]:
+            return []
+
+        # The queries run side by side, each in its own read transaction (SQLite: WAL readers
+        # beside the writer). The rows before `recent.start` are there: the watermark was
+        # committed with them and never moves back.
+        computing = recent.start < recent.end
+        rolled, spans, visits, (sizes, confidence) = await asyncio.gather(
+            read(lambda session: pool_hours(session, period.start, recent.start, flt.pool))
+            if recent.start > period.start
+            else nothing(),
+            read(lambda session: lease_spans(session, recent, flt.pool))
+            if computing
+            else nothing(),
+            read(lambda session: visits_by_hour(session, recent, flt.pool))
+            if computing
+            else nothing(),
             read(lambda session: _sizes_and_confidence(session, period, flt)),
         )
-        peaks = hourly_peaks(spans, period)
+        peaks = hourly_peaks(spans, recent) if computing else {}
         visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
         for pool, hour, count, overloaded in visits:
             visit_counts[pool][hour] = (count, overloaded)
+        if rolled:
+            first = int(period.start.timestamp())
+            labels = _hour_labels(info.start, int((recent.start - period.start).total_seconds()))
+            for row in rolled:
+                label = labels[(row.hour - first) // 3600]
+                peaks.setdefault(row.pool, {})[label] = row.peak_live
+                if row.visits:
+                    visit_counts[row.pool][label] = (row.visits, row.overloaded_visits)
         pools = sorted(set(sizes) | set(peaks) | set(visit_counts))
         if flt.pool:
             pools = [pool for pool in pools if pool == flt.pool]
         days = (info.end - info.start).days + 1
         hours_out: list[PoolHour] = []
         figures: list[PoolFigures] = []
+        shown = hours_of(info.start, info.end)
         for pool in pools:
             size = sizes.get(pool, 0)
             per_hour = peaks.get(pool, {})
             per_visits = visit_counts.get(pool, {})
             over = 0
-            for hour in hours_of(info.start, info.end):
+            for hour in shown:
                 live = per_hour.get(hour, 0)
                 share = live / size if size else 0.0
                 over += share > HIGH_UTILISATION
@@ -296,6 +329,14 @@ class ReportService:
             hours=hours_out,
             confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
         )
+
+
+def _hour_labels(first: date, seconds: int) -> list[str]:
+    """Local `YYYY-MM-DD HH` of each hour from the first day's midnight, at that day's offset
+    (as the live sweep labels them)."""
+    count = -(-seconds // 3600)
+    days = [(first + timedelta(days=n)).isoformat() for n in range(count // 24 + 1)]
+    return [f"{days[index // 24]} {index % 24:02d}" for index in range(count)]
 
 
 def _filters(flt: CallFilter) -> Filters:
