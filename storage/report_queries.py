@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -427,8 +427,7 @@ async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dic
 # --- the hourly rollup of the tracking pools (telephony/reports/rollup.py) ---------------------
 
 
-@dataclass(frozen=True)
-class PoolHourRow:
+class PoolHourRow(NamedTuple):
     pool: str
     hour: int  # its start, epoch seconds (UTC)
     peak_live: int
@@ -467,7 +466,7 @@ async def pool_hours(
     ).where(table.c.hour >= start, table.c.hour < end)
     if pool:
         query = query.where(table.c.pool == pool)
-    return [PoolHourRow(*row) for row in await _rows(session, query)]
+    return [PoolHourRow._make(row) for row in await _rows(session, query)]
 
 
 async def save_pool_hours(

@@ -1,4 +1,5 @@
-"""reports: hourly rollup of the tracking pools (closed hours) and its watermark
+"""reports: hourly rollup of the tracking pools (closed hours) and its watermark; the calls'
+time index also covers direction and the internal flag
 
 Revision ID: 0013
 Revises: 0011
@@ -35,9 +36,17 @@ def upgrade() -> None:
         sa.Column("done_until", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_report_rollups")),
     )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_calls_started_inbound", ["started_at", "direction", "internal", "id"], unique=False
+        )
+        batch_op.drop_index("ix_calls_started_at")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index("ix_calls_started_at", ["started_at"], unique=False)
+        batch_op.drop_index("ix_calls_started_inbound")
     op.drop_table("report_rollups")
     op.drop_index("ix_report_pool_hours_hour", table_name="report_pool_hours")
     op.drop_table("report_pool_hours")
