@@ -198,6 +198,21 @@ async def calls_by(
             for row in rows]
 
 
+async def answered_by_manager(
+    session: AsyncSession, period: Period, flt: CallFilter
+) -> dict[str | None, tuple[int, int]]:
+    """Inbound calls per manager: (total, answered). No distinct callers (the missed report does
+    not show them; counting them sorts every call of the period)."""
+    answered = func.sum(case((_answered(), 1), else_=0))
+    query = (
+        select(calls.c.manager_user, func.count(), answered)
+        .where(*_inbound(period, flt))
+        .group_by(calls.c.manager_user)
+    )
+    query = _with_attribution(query, flt, attribution=False)
+    return {login: (total, answered or 0) for login, total, answered in await _rows(session, query)}
+
+
 async def confidence_counts(
     session: AsyncSession, period: Period, flt: CallFilter
 ) -> dict[str, int]:

@@ -20,6 +20,7 @@ from storage.report_queries import (
     CallFilter,
     CallRow,
     Period,
+    answered_by_manager,
     calls_by,
     confidence_counts,
     dead_deliveries,
@@ -82,8 +83,8 @@ async def _confidence_and_names(
 
 async def _per_manager_and_names(
     session: AsyncSession, period: Period, flt: CallFilter
-) -> tuple[list[CallRow], dict[str, str]]:
-    return await calls_by(session, period, flt, "manager"), await manager_names(session)
+) -> tuple[dict[str | None, tuple[int, int]], dict[str, str]]:
+    return await answered_by_manager(session, period, flt), await manager_names(session)
 
 
 async def _nothing() -> list[Any]:
@@ -199,15 +200,10 @@ class ReportService:
                 seconds = recovery.working_seconds(self._hours, row.started_at, row.callback_at)
                 waits[row.callback_manager or NO_VALUE].append(seconds / 60)
         managers: dict[str, ManagerResponse] = {}
-        for call_row in per_manager:
-            login = call_row.key or NO_VALUE
-            managers[login] = _manager(
-                login,
-                names,
-                call_row.answered,
-                call_row.total - call_row.answered,
-                waits.get(login, []),
-            )
+        for key, (total, answered) in per_manager.items():
+            login = key or NO_VALUE
+            missed = total - answered
+            managers[login] = _manager(login, names, answered, missed, waits.get(login, []))
         for login, values in waits.items():
             if login not in managers:
                 managers[login] = _manager(login, names, 0, 0, values)
