@@ -8,9 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -72,35 +70,8 @@ async def _sizes_and_confidence(
     return await pool_sizes(session), await confidence_counts(session, period, flt)
 
 
-async def _confidence_and_names(
-    session: AsyncSession, period: Period, flt: CallFilter, *, names: bool
-) -> tuple[dict[str, int], dict[str, str]]:
-    return (
-        await confidence_counts(session, period, flt),
-        await manager_names(session) if names else {},
-    )
-
-
-async def _per_manager_and_names(
-    session: AsyncSession, period: Period, flt: CallFilter
-) -> tuple[dict[str | None, tuple[int, int]], dict[str, str]]:
-    return await answered_by_manager(session, period, flt), await manager_names(session)
-
-
 async def _nothing() -> list[Any]:
     return []
-
-
-@lru_cache(maxsize=8192)
-def _local_day_of_slot(slot: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(slot * 900, zone).date().isoformat()
-
-
-def _local_day(moment: datetime, zone: ZoneInfo) -> str:
-    """The local date of a moment, looked up per quarter of an hour: every zone's offset and
-    clock change is a whole number of quarters, so a quarter never straddles a local midnight
-    (thousands of missed calls share a few thousand quarters)."""
-    return _local_day_of_slot(int(moment.timestamp()) // 900, zone)
 
 
 class ReportService:
@@ -143,20 +114,12 @@ class ReportService:
             raise ValueError(by)
         one_day = info.start == info.end
         series_by = "hour" if one_day else "day"
-        # Side by side, each in its own read transaction: on 30 days each query scans tens of
-        # thousands of calls (SQLite: WAL readers run in parallel, each on its own thread).
-        totals, rows, series, (confidence, names) = await asyncio.gather(
-            self._read(lambda session: calls_by(session, period, flt, "total")),
-            self._read(lambda session: calls_by(session, period, flt, by)),
-            self._read(lambda session: calls_by(session, period, flt, series_by))
-            if by != series_by
-            else _nothing(),
-            self._read(
-                lambda session: _confidence_and_names(session, period, flt, names=by == "manager")
-            ),
-        )
-        if by == series_by:
-            series = rows
+        async with self._db.read() as session:
+            totals = await calls_by(session, period, flt, "total")
+            rows = await calls_by(session, period, flt, by)
+            series = rows if by == series_by else await calls_by(session, period, flt, series_by)
+            confidence = await confidence_counts(session, period, flt)
+            names = await manager_names(session) if by == "manager" else {}
         keys = hours_of(info.start, info.end) if one_day else days_of(info.start, info.end)
         found = {row.key: row for row in series}
         filled = [_figures(found.get(key) or CallRow(key, 0, 0, 0, 0), series_by) for key in keys]
@@ -183,10 +146,10 @@ class ReportService:
         )
 
     async def missed(self, info: PeriodInfo, period: Period, flt: CallFilter) -> MissedReport:
-        rows, (per_manager, names) = await asyncio.gather(
-            self._read(lambda session: missed_calls(session, period, flt)),
-            self._read(lambda session: _per_manager_and_names(session, period, flt)),
-        )
+        async with self._db.read() as session:
+            rows = await missed_calls(session, period, flt)
+            per_manager = await answered_by_manager(session, period, flt)
+            names = await manager_names(session)
         zone = self._hours.zone
         totals: Counter[str] = Counter()
         by_day: dict[str, Counter[str]] = defaultdict(Counter)
@@ -194,7 +157,7 @@ class ReportService:
         for row in rows:
             result = recovery.outcome(row)
             totals[result] += 1
-            by_day[_local_day(row.started_at, zone)][result] += 1
+            by_day[row.started_at.astimezone(zone).date().isoformat()][result] += 1
             if result in (recovery.WITHIN_15M, recovery.WITHIN_24H, recovery.LATER):
                 assert row.callback_at is not None
                 seconds = recovery.working_seconds(self._hours, row.started_at, row.callback_at)
