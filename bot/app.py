@@ -11,7 +11,7 @@ from aiohttp import web
 from bot import singletons
 from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
-from bot.reports import setup_reports
+from bot.reports import setup_reports, setup_rollup
 from bot.roles import Role
 from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
@@ -182,6 +182,7 @@ async def build_app(
     if role.background:
         leads_room.guard(leadership)
         app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
+        setup_rollup(app, database, leadership, clock)  # the tracking report's closed hours
     if role.http:
         app.add_routes(megafon.routes)
         app.add_routes(novofon.routes)

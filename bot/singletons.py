@@ -35,6 +35,7 @@ TELEGRAM_SENDER = "telegram-sender"
 METRIKA_BATCHES = "metrika-batches"
 SCENARIO_SCHEDULER = "scenario-scheduler"
 LEADS_SWEEP = "leads-sweep"
+REPORT_ROLLUP = "report-rollup"  # the hourly rollup of the tracking pools
 
 
 def holder_id() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -25,10 +25,12 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.leads_models import Lead, OutboxItem
 from storage.models import Call, CallAttribution, Manager
+from storage.report_models import ReportPoolHour, ReportRollup
 from storage.telegram_models import TelegramDelivery
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit
 
@@ -41,6 +43,8 @@ leads = Lead.__table__  # type: ignore[attr-defined]
 outbox = OutboxItem.__table__  # type: ignore[attr-defined]
 managers = Manager.__table__  # type: ignore[attr-defined]
 deliveries = TelegramDelivery.__table__  # type: ignore[attr-defined]
+pool_hours_table = ReportPoolHour.__table__  # type: ignore[attr-defined]
+rollups = ReportRollup.__table__  # type: ignore[attr-defined]
 
 # Grouping keys of the calls report.
 DIMENSIONS = ("day", "hour", "source", "campaign", "landing", "pool", "manager")
@@ -192,6 +196,21 @@ async def calls_by(
     rows = await _rows(session, query)
     return [CallRow(row.key, row.total, row.unique, row.first_time or 0, row.answered or 0)
             for row in rows]
+
+
+async def answered_by_manager(
+    session: AsyncSession, period: Period, flt: CallFilter
+) -> dict[str | None, tuple[int, int]]:
+    """Inbound calls per manager: (total, answered). No distinct callers (the missed report does
+    not show them; counting them sorts every call of the period)."""
+    answered = func.sum(case((_answered(), 1), else_=0))
+    query = (
+        select(calls.c.manager_user, func.count(), answered)
+        .where(*_inbound(period, flt))
+        .group_by(calls.c.manager_user)
+    )
+    query = _with_attribution(query, flt, attribution=False)
+    return {login: (total, answered or 0) for login, total, answered in await _rows(session, query)}
 
 
 async def confidence_counts(
@@ -418,3 +437,90 @@ async def overloaded_visits_since(session: AsyncSession, since: datetime) -> dic
         .group_by(visits.c.pool)
     )
     return {row.pool: row.n for row in await _rows(session, query)}
+
+
+# --- the hourly rollup of the tracking pools (telephony/reports/rollup.py) ---------------------
+
+
+class PoolHourRow(NamedTuple):
+    pool: str
+    hour: int  # its start, epoch seconds (UTC)
+    peak_live: int
+    visits: int
+    overloaded_visits: int
+
+
+async def rollup_done_until(session: AsyncSession, name: str) -> datetime | None:
+    """Every hour before this has its rollup rows (None: the rollup never ran)."""
+    query = select(rollups.c.done_until).where(rollups.c.name == name)
+    found = (await _rows(session, query))
+    return _utc(found[0][0]) if found else None
+
+
+async def first_tracking_moment(session: AsyncSession) -> datetime | None:
+    """The earliest lease start or visit (where a rollup starts; None: no tracking data)."""
+    firsts = [
+        (await _rows(session, select(func.min(leases.c.started_at))))[0][0],
+        (await _rows(session, select(func.min(visits.c.created_at))))[0][0],
+    ]
+    found = [_utc(value) for value in firsts if value is not None]
+    return min(found, default=None)
+
+
+async def pool_hours(
+    session: AsyncSession, start: datetime, end: datetime, pool: str | None = None
+) -> list[PoolHourRow]:
+    """Rolled-up hours starting in [start, end)."""
+    table = pool_hours_table
+    query = select(
+        table.c.pool,
+        epoch(session, table.c.hour),
+        table.c.peak_live,
+        table.c.visits,
+        table.c.overloaded_visits,
+    ).where(table.c.hour >= start, table.c.hour < end)
+    if pool:
+        query = query.where(table.c.pool == pool)
+    return [PoolHourRow._make(row) for row in await _rows(session, query)]
+
+
+async def save_pool_hours(
+    session: AsyncSession, name: str, rows: Sequence[PoolHourRow], done_until: datetime
+) -> None:
+    """Upsert the rows of closed hours and move the watermark forward (never back), in the
+    caller's transaction: a report sees both or neither."""
+    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    connection = await session.connection()
+    table = pool_hours_table
+    values = [
+        {
+            "pool": row.pool,
+            "hour": _moment(row.hour),
+            "peak_live": row.peak_live,
+            "visits": row.visits,
+            "overloaded_visits": row.overloaded_visits,
+        }
+        for row in rows
+    ]
+    for start in range(0, len(values), 1000):
+        statement = insert(table).values(values[start : start + 1000])
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.pool, table.c.hour],
+                set_={
+                    "peak_live": statement.excluded.peak_live,
+                    "visits": statement.excluded.visits,
+                    "overloaded_visits": statement.excluded.overloaded_visits,
+                },
+            )
+        )
+    mark = insert(rollups).values(name=name, done_until=done_until)
+    await connection.execute(
+        mark.on_conflict_do_update(
+            index_elements=[rollups.c.name],
+            set_={"done_until": case(
+                (rollups.c.done_until < mark.excluded.done_until, mark.excluded.done_until),
+                else_=rollups.c.done_until,
+            )},
+        )
+    )

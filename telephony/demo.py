@@ -26,6 +26,7 @@ from storage.db import Database
 from storage.leads_models import Lead, OutboxItem
 from storage.models import Call, CallAttribution, Client, Manager, PhoneIndexEntry
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit
+from telephony.reports.rollup import PoolHourRollup
 from telephony.tracking.confidence import judge
 
 # Relative traffic per local hour: quiet nights, a late-morning and afternoon peak.
@@ -407,8 +408,10 @@ async def fill(
     pools: Sequence[DemoPool] = DEMO_POOLS,
     chunk: int = 5000,
 ) -> dict[str, int]:
-    """Write the generated rows into an empty database; returns how many of each."""
-    built = _Generator(shape, zone, now or datetime.now(UTC), pools).build()
+    """Write the generated rows into an empty database, then roll up its closed hours (as the
+    worker of `trubka serve` would); returns how many rows of each table."""
+    now = now or datetime.now(UTC)
+    built = _Generator(shape, zone, now, pools).build()
     tables: list[tuple[Any, list[dict[str, Any]]]] = [
         (Manager, built.managers),
         (Client, built.clients),
@@ -439,4 +442,5 @@ async def fill(
         # (autovacuum catches up later; a report asked right away would scan).
         for model, _rows in tables:
             await connection.execute(text(f"ANALYZE {model.__tablename__}"))
+    await PoolHourRollup(db, now=lambda: now).catch_up()
     return {model.__tablename__: len(rows) for model, rows in tables}

@@ -26,10 +26,12 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from bot.app import build_app
+from bot.roles import Role
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
 from telephony import transaction_guard
+from telephony.clock import Clock
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram, Limits
@@ -228,11 +230,16 @@ AppFactory = Callable[..., Awaitable[AppClient]]
 
 @pytest.fixture
 async def make_client(fake_pbx: FakePbx, app_clients: list[AppClient]) -> AppFactory:
-    """Build the real app on a database and serve it over HTTP; settings may be overridden."""
+    """Build the real app on a database and serve it over HTTP; settings may be overridden,
+    and the role (`serve --role`) and clock chosen."""
 
-    async def factory(database: Database, **overrides: Any) -> AppClient:
+    async def factory(
+        database: Database, *, role: Role = Role.ALL, clock: Clock | None = None, **overrides: Any
+    ) -> AppClient:
         overrides.setdefault("megafon_url", fake_pbx.url)
-        app = await build_app(test_settings(**overrides), db=database, migrate=False)
+        app = await build_app(
+            test_settings(**overrides), db=database, migrate=False, role=role, clock=clock
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
         app_clients.append(client)

@@ -3,21 +3,30 @@ worked out by hand from that seed. Both databases."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
+from bot.reports import ROLLUP
+from bot.roles import Role
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Call
+from storage.report_queries import rollup_done_until
+from storage.tracking_models import TrackingLease, TrackingVisit
+from telephony.clock import FakeClock
 from telephony.demo import DemoShape, fill
+from telephony.reports import rollup as rollup_
+from telephony.reports.rollup import PoolHourRollup
 from tests.conftest import API_TOKEN, AppClient, AppFactory
-from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, SEARCH, TO, seed
+from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, N2, SEARCH, TO, seed, utc
 from tests.test_megafon_call import run_cli
 
 PERIOD = {"from": FROM, "to": TO}
@@ -247,6 +256,10 @@ async def test_demo_fills_a_fresh_database_once(tmp_path: Path) -> None:
     code, out, _ = await run_cli(env, "demo", "--days", "2")
     assert code == 0
     assert "8 managers" in out and "/reports" in out
+    with sqlite3.connect(tmp_path / "demo.db") as connection:  # its closed hours rolled up
+        (hours,) = connection.execute("SELECT COUNT(*) FROM report_pool_hours").fetchone()
+        (rollups,) = connection.execute("SELECT COUNT(*) FROM report_rollups").fetchone()
+    assert hours > 20 and rollups == 1
     code, out, _ = await run_cli(env, "demo")
     assert code == 1 and "fresh database only" in out
 
@@ -277,3 +290,111 @@ async def test_demo_then_new_rows_on_both_databases(any_db: Database) -> None:
         session.add(call)
         await session.flush()
         assert call.id == counts["calls"] + 1
+
+
+# --- the hourly rollup of the tracking pools -------------------------------------------------
+
+TRACKING_QUERIES: tuple[dict[str, str], ...] = ({}, {"pool": "direct"}, {"from": TO, "to": TO})
+
+
+async def tracking_reports(client: AppClient, auth: dict[str, str]) -> list[Any]:
+    return [await report(client, auth, "tracking", **query) for query in TRACKING_QUERIES]
+
+
+async def pool_hour_rows(db: Database) -> list[Any]:
+    async with db.engine.connect() as connection:
+        result = await connection.execute(text(
+            "SELECT pool, hour, peak_live, visits, overloaded_visits FROM report_pool_hours "
+            "ORDER BY pool, hour"
+        ))
+        return [tuple(row) for row in result.all()]
+
+
+async def seed_across_the_cut(db: Database) -> None:
+    """The seed, plus a lease live across 3 Nov 07:00 UTC (where the first rollup below stops)
+    and a visit shown the static number just before it."""
+    await seed(db)
+    async with db.engine.begin() as connection:
+        await connection.execute(insert(TrackingVisit.__table__).values([  # type: ignore[attr-defined]
+            {"id": "vd", "pool": "direct", "source": DIRECT, "created_at": utc(3, 6, 50),
+             "last_seen_at": utc(3, 7, 25)},
+            {"id": "ve", "pool": "direct", "source": DIRECT, "created_at": utc(3, 6, 58),
+             "last_seen_at": utc(3, 6, 58)},
+        ]))
+        await connection.execute(insert(TrackingLease.__table__).values(  # type: ignore[attr-defined]
+            id=4, number=N2, pool="direct", visit_id="vd", started_at=utc(3, 6, 50),
+            last_ping_at=utc(3, 7, 25), ends_at=utc(3, 7, 25), counts_until=utc(3, 7, 55),
+        ))
+
+
+async def test_rolled_up_hours_give_the_live_figures_and_rolling_again_changes_nothing(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    await seed_across_the_cut(any_db)
+    client = await make_client(any_db, role=Role.WEB)  # no worker: the test rolls up itself
+    live = await tracking_reports(client, auth)
+    direct = {p["pool"]: p for p in live[0]["pools"]}["direct"]
+    assert (direct["peak_live"], direct["visits"], direct["overloaded_visits"]) == (2, 5, 2)
+    # Moscow time: the lease from 09:50 to 10:25 is live in both hours.
+    hours = {(h["pool"], h["hour"]): h["peak_live"] for h in live[0]["hours"]}
+    assert (hours["direct", "2026-11-03 09"], hours["direct", "2026-11-03 10"]) == (1, 1)
+
+    # Closed up to 3 Nov 07:00 UTC: those hours from rows, the rest from leases and visits.
+    first = PoolHourRollup(any_db, now=lambda: utc(3, 8, 45))
+    assert await first.catch_up() == 24  # from the first visit's hour, 2 Nov 07:00
+    assert await tracking_reports(client, auth) == live
+    # Every hour of the period closed (in batches of a day here).
+    rollup = PoolHourRollup(any_db, now=lambda: utc(6, 0), batch=rollup_.HOUR * 24)
+    assert await rollup.catch_up() == 64  # up to 5 Nov 23:00, an hour before "now"
+    assert await tracking_reports(client, auth) == live
+    rows = await pool_hour_rows(any_db)
+    assert [row[0] for row in rows] == ["direct"] * 3 + ["search"], rows
+
+    assert await rollup.roll_once() == 0  # up to date: nothing to do
+    async with any_db.engine.begin() as connection:  # forget the watermark: all again
+        await connection.execute(text("DELETE FROM report_rollups"))
+    assert await rollup.catch_up() == 88
+    assert await pool_hour_rows(any_db) == rows  # the same rows (upserted), none doubled
+
+    # The report reads the rows: with the leases gone (history pruned), the figures stay.
+    async with any_db.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM tracking_leases"))
+    assert await tracking_reports(client, auth) == live
+
+
+async def test_local_hours_off_whole_utc_hours_are_all_computed(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    await seed(any_db)
+    await PoolHourRollup(any_db, now=lambda: utc(6, 0)).catch_up()
+    async with any_db.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM tracking_leases"))
+    moscow = await make_client(any_db, role=Role.WEB)
+    india = await make_client(any_db, role=Role.WEB, timezone="Asia/Kolkata")  # UTC+05:30
+
+    async def direct(client: AppClient) -> Any:
+        tracking = await report(client, auth, "tracking")
+        return {p["pool"]: p for p in tracking["pools"]}["direct"]
+
+    assert (await direct(moscow))["peak_live"] == 2  # closed hours: the rollup's rows
+    assert (await direct(india))["peak_live"] == 0  # every hour from the (pruned) leases
+
+
+async def test_the_worker_rolls_up_closed_hours(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    await seed(any_db)
+    clock = FakeClock(utc(20, 12, 30))
+    client = await make_client(any_db, clock=clock)  # role "all": the background loops run
+    rollup = client.app[ROLLUP]
+    assert rollup.closed_until() == utc(20, 11)
+    for _ in range(200):
+        async with any_db.read() as session:
+            done = await rollup_done_until(session, rollup_.ROLLUP)
+        if done == utc(20, 11):
+            break
+        await asyncio.sleep(0.05)
+    assert done == utc(20, 11)
+    assert len(await pool_hour_rows(any_db)) == 2  # direct 2 Nov 07:00 UTC, search 3 Nov 08:00
+    tracking = await report(client, auth, "tracking")
+    assert {p["pool"]: p["peak_live"] for p in tracking["pools"]} == {"direct": 2, "search": 1}

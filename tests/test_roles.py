@@ -55,8 +55,8 @@ async def _status(port: int, path: str) -> int:
     ("role", "api", "holds"),
     [
         ("web", 200, []),
-        ("worker", 404, ["leads-sweep", "scenario-scheduler"]),
-        ("all", 200, ["leads-sweep", "scenario-scheduler"]),
+        ("worker", 404, ["leads-sweep", "report-rollup", "scenario-scheduler"]),
+        ("all", 200, ["leads-sweep", "report-rollup", "scenario-scheduler"]),
     ],
 )
 async def test_what_each_role_serves_and_runs(

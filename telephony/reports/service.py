@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,6 +18,7 @@ from storage.report_queries import (
     CallFilter,
     CallRow,
     Period,
+    answered_by_manager,
     calls_by,
     confidence_counts,
     dead_deliveries,
@@ -25,7 +28,9 @@ from storage.report_queries import (
     manager_names,
     missed_calls,
     outbox_counts,
+    pool_hours,
     pool_sizes,
+    rollup_done_until,
     visits_by_hour,
 )
 from storage.types import utcnow
@@ -48,6 +53,7 @@ from telephony.reports.models import (
     TrackingReport,
 )
 from telephony.reports.periods import days_of, hours_of, local_period
+from telephony.reports.rollup import ROLLUP
 from telephony.reports.utilisation import HIGH_UTILISATION, hourly_peaks, numbers_needed
 from telephony.scenarios.hours import DAYS, WorkingHours
 
@@ -64,6 +70,10 @@ async def _sizes_and_confidence(
     return await pool_sizes(session), await confidence_counts(session, period, flt)
 
 
+async def _nothing() -> list[Any]:
+    return []
+
+
 class ReportService:
     def __init__(
         self, db: Database, hours: WorkingHours, now: Callable[[], datetime] = utcnow
@@ -71,6 +81,10 @@ class ReportService:
         self._db = db
         self._hours = hours
         self._now = now
+
+    async def _read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self._db.read() as session:
+            return await query(session)
 
     @property
     def zone_name(self) -> str:
@@ -134,7 +148,7 @@ class ReportService:
     async def missed(self, info: PeriodInfo, period: Period, flt: CallFilter) -> MissedReport:
         async with self._db.read() as session:
             rows = await missed_calls(session, period, flt)
-            per_manager = await calls_by(session, period, flt, "manager")
+            per_manager = await answered_by_manager(session, period, flt)
             names = await manager_names(session)
         zone = self._hours.zone
         totals: Counter[str] = Counter()
@@ -149,15 +163,10 @@ class ReportService:
                 seconds = recovery.working_seconds(self._hours, row.started_at, row.callback_at)
                 waits[row.callback_manager or NO_VALUE].append(seconds / 60)
         managers: dict[str, ManagerResponse] = {}
-        for call_row in per_manager:
-            login = call_row.key or NO_VALUE
-            managers[login] = _manager(
-                login,
-                names,
-                call_row.answered,
-                call_row.total - call_row.answered,
-                waits.get(login, []),
-            )
+        for key, (total, answered) in per_manager.items():
+            login = key or NO_VALUE
+            missed = total - answered
+            managers[login] = _manager(login, names, answered, missed, waits.get(login, []))
         for login, values in waits.items():
             if login not in managers:
                 managers[login] = _manager(login, names, 0, 0, values)
@@ -227,75 +236,123 @@ class ReportService:
         )
 
     async def tracking(self, info: PeriodInfo, period: Period, flt: CallFilter) -> TrackingReport:
-        # The two heavy queries (every lease and every visit of the period) run side by side,
-        # each in its own read transaction (SQLite: WAL readers beside the writer).
-        async def read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
-            async with self._db.read() as session:
-                return await query(session)
+        """Hours the rollup closed are read from `report_pool_hours`; the rest (the last hours,
+        or all of them when local hours are not whole UTC hours) from every lease and visit."""
 
-        spans, visits, (sizes, confidence) = await asyncio.gather(
-            read(lambda session: lease_spans(session, period, flt.pool)),
-            read(lambda session: visits_by_hour(session, period, flt.pool)),
+        read = self._read
+        recent = period  # computed from leases and visits
+        if period.offset_minutes % 60 == 0:
+            done = await read(lambda session: rollup_done_until(session, ROLLUP))
+            if done is not None and done > period.start:
+                recent = Period(min(done, period.end), period.end, period.offset_minutes)
+
+        # The queries run side by side, each in its own read transaction (SQLite: WAL readers
+        # beside the writer). The rows before `recent.start` are there: the watermark was
+        # committed with them and never moves back.
+        computing = recent.start < recent.end
+        rolled, spans, visits, (sizes, confidence) = await asyncio.gather(
+            read(lambda session: pool_hours(session, period.start, recent.start, flt.pool))
+            if recent.start > period.start
+            else _nothing(),
+            read(lambda session: lease_spans(session, recent, flt.pool))
+            if computing
+            else _nothing(),
+            read(lambda session: visits_by_hour(session, recent, flt.pool))
+            if computing
+            else _nothing(),
             read(lambda session: _sizes_and_confidence(session, period, flt)),
         )
-        peaks = hourly_peaks(spans, period)
-        visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-        for pool, hour, count, overloaded in visits:
-            visit_counts[pool][hour] = (count, overloaded)
-        pools = sorted(set(sizes) | set(peaks) | set(visit_counts))
-        if flt.pool:
-            pools = [pool for pool in pools if pool == flt.pool]
-        days = (info.end - info.start).days + 1
-        hours_out: list[PoolHour] = []
-        figures: list[PoolFigures] = []
-        for pool in pools:
-            size = sizes.get(pool, 0)
-            per_hour = peaks.get(pool, {})
-            per_visits = visit_counts.get(pool, {})
-            over = 0
-            for hour in hours_of(info.start, info.end):
-                live = per_hour.get(hour, 0)
-                share = live / size if size else 0.0
-                over += share > HIGH_UTILISATION
-                hours_out.append(
-                    PoolHour(
-                        hour=hour,
+        with _collector_paused():  # no await inside: nothing else runs meanwhile
+            peaks = hourly_peaks(spans, recent) if computing else {}
+            visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+            for pool, hour, count, overloaded in visits:
+                visit_counts[pool][hour] = (count, overloaded)
+            if rolled:
+                first = int(period.start.timestamp())
+                seconds = int((recent.start - period.start).total_seconds())
+                labels = _hour_labels(info.start, seconds)
+                for row in rolled:
+                    label = labels[(row.hour - first) // 3600]
+                    peaks.setdefault(row.pool, {})[label] = row.peak_live
+                    if row.visits:
+                        visit_counts[row.pool][label] = (row.visits, row.overloaded_visits)
+            pools = sorted(set(sizes) | set(peaks) | set(visit_counts))
+            if flt.pool:
+                pools = [pool for pool in pools if pool == flt.pool]
+            days = (info.end - info.start).days + 1
+            hours_out: list[PoolHour] = []
+            figures: list[PoolFigures] = []
+            shown = hours_of(info.start, info.end)
+            for pool in pools:
+                size = sizes.get(pool, 0)
+                per_hour = peaks.get(pool, {})
+                per_visits = visit_counts.get(pool, {})
+                over = 0
+                for hour in shown:
+                    live = per_hour.get(hour, 0)
+                    share = live / size if size else 0.0
+                    over += share > HIGH_UTILISATION
+                    hours_out.append(
+                        PoolHour(
+                            hour=hour,
+                            pool=pool,
+                            peak_live=live,
+                            utilisation=round(share, 4),
+                            overloaded_visits=per_visits.get(hour, (0, 0))[1],
+                        )
+                    )
+                peak = max(per_hour.values(), default=0)
+                total_visits = sum(count for count, _ in per_visits.values())
+                overloaded = sum(o for _, o in per_visits.values())
+                utilisation = peak / size if size else 0.0
+                per_day = max(round(total_visits / days), 1)
+                advice = None
+                if utilisation > HIGH_UTILISATION or overloaded:
+                    advice = Recommendation(
+                        numbers=max(numbers_needed(peak), size + (1 if overloaded else 0)),
+                        visits_per_day=per_day,
+                        command=f"trubka pool plan --visits-per-day {per_day}",
+                    )
+                figures.append(
+                    PoolFigures(
                         pool=pool,
-                        peak_live=live,
-                        utilisation=round(share, 4),
-                        overloaded_visits=per_visits.get(hour, (0, 0))[1],
+                        numbers=size,
+                        peak_live=peak,
+                        peak_utilisation=round(utilisation, 4),
+                        hours_over_75=over,
+                        visits=total_visits,
+                        overloaded_visits=overloaded,
+                        recommendation=advice,
                     )
                 )
-            peak = max(per_hour.values(), default=0)
-            total_visits = sum(count for count, _ in per_visits.values())
-            overloaded = sum(o for _, o in per_visits.values())
-            utilisation = peak / size if size else 0.0
-            per_day = max(round(total_visits / days), 1)
-            advice = None
-            if utilisation > HIGH_UTILISATION or overloaded:
-                advice = Recommendation(
-                    numbers=max(numbers_needed(peak), size + (1 if overloaded else 0)),
-                    visits_per_day=per_day,
-                    command=f"trubka pool plan --visits-per-day {per_day}",
-                )
-            figures.append(
-                PoolFigures(
-                    pool=pool,
-                    numbers=size,
-                    peak_live=peak,
-                    peak_utilisation=round(utilisation, 4),
-                    hours_over_75=over,
-                    visits=total_visits,
-                    overloaded_visits=overloaded,
-                    recommendation=advice,
-                )
+            return TrackingReport(
+                period=info,
+                pools=figures,
+                hours=hours_out,
+                confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
             )
-        return TrackingReport(
-            period=info,
-            pools=figures,
-            hours=hours_out,
-            confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
-        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building tens of thousands of small models at once (a year of pool hours): the cyclic
+    garbage collector would walk them again and again while they are made (half the time of a
+    365-day tracking report). They form no cycles; collection resumes right after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _hour_labels(first: date, seconds: int) -> list[str]:
+    """Local `YYYY-MM-DD HH` of each hour from the first day's midnight, at that day's offset
+    (as the live sweep labels them)."""
+    count = -(-seconds // 3600)
+    days = [(first + timedelta(days=n)).isoformat() for n in range(count // 24 + 1)]
+    return [f"{days[index // 24]} {index % 24:02d}" for index in range(count)]
 
 
 def _filters(flt: CallFilter) -> Filters:

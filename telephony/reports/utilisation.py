@@ -16,15 +16,7 @@ HIGH_UTILISATION = 0.75
 def hourly_peaks(
     spans: Iterable[tuple[str, int, int]], period: Period
 ) -> dict[str, dict[str, int]]:
-    """pool → local hour (`YYYY-MM-DD HH`) → most leases live at once during that hour.
-
-    `spans` are (pool, start, end) in epoch seconds. A sweep over the sorted starts and ends:
-    an end sorts before a start at the same second (a number handed over is not two).
-    """
-    events: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for pool, start, end in spans:
-        events[pool].append((start, 1))
-        events[pool].append((end, -1))
+    """pool → local hour (`YYYY-MM-DD HH`) → most leases live at once during that hour."""
     first = int(period.start.timestamp())
     count = int((period.end - period.start).total_seconds()) // 3600
     shift = timedelta(minutes=period.offset_minutes)
@@ -32,7 +24,26 @@ def hourly_peaks(
         (period.start.astimezone(UTC) + shift + timedelta(hours=h)).strftime("%Y-%m-%d %H")
         for h in range(count)
     ]
-    peaks: dict[str, dict[str, int]] = {}
+    return {
+        pool: dict(zip(labels, per_hour, strict=True))
+        for pool, per_hour in peaks_by_index(spans, first, count).items()
+    }
+
+
+def peaks_by_index(
+    spans: Iterable[tuple[str, int, int]], first: int, count: int
+) -> dict[str, list[int]]:
+    """pool → the most leases live at once in each of `count` hours from epoch second `first`.
+
+    `spans` are (pool, start, end) in epoch seconds. A sweep over the sorted starts and ends:
+    an end sorts before a start at the same second (a number handed over is not two). A pool
+    with any span is in the answer, even when every hour is 0.
+    """
+    events: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for pool, start, end in spans:
+        events[pool].append((start, 1))
+        events[pool].append((end, -1))
+    peaks: dict[str, list[int]] = {}
     for pool, changes in events.items():
         changes.sort()
         per_hour = [0] * count
@@ -41,7 +52,9 @@ def hourly_peaks(
             index = (moment - first) // 3600
             if index >= count:
                 break
-            while hour < index:  # hours without changes keep the leases still live
+            # Entering an hour (and every hour without changes before it): the leases still
+            # live count from its start, whatever changes next.
+            while hour <= index:
                 per_hour[hour] = max(per_hour[hour], live)
                 hour += 1
             live += delta
@@ -50,7 +63,7 @@ def hourly_peaks(
         while hour < count:
             per_hour[hour] = max(per_hour[hour], live)
             hour += 1
-        peaks[pool] = dict(zip(labels, per_hour, strict=True))
+        peaks[pool] = per_hour
     return peaks
 
 
