@@ -587,3 +587,21 @@ async def test_a_group_without_topic_rights_gets_the_notes_once_fixed(
     assert len(fake_telegram.called("createForumTopic")) == 2  # refused, then (rights given) ok
     thread = thread_of(fake_telegram, "+7 916 999-88-77")
     assert any("Missed" in t for t in fake_telegram.texts_in(GROUP, thread))
+
+
+def test_a_call_in_progress_is_listed_in_words_not_pbx_codes() -> None:
+    from zoneinfo import ZoneInfo
+
+    from handlers.telegram.texts import call_line
+    from storage.models import Call
+
+    zone = ZoneInfo("Europe/Moscow")
+    ringing = Call(provider="megafon", callid="A", phone="79101234567", direction="in",
+                   last_event="INCOMING", manager_user="andy")
+    assert "звонит" in call_line(ringing, zone) and "INCOMING" not in call_line(ringing, zone)
+    ringing.answered, ringing.last_event = True, "ACCEPTED"
+    assert "идёт разговор" in call_line(ringing, zone)
+    ringing.ended, ringing.last_event = True, "COMPLETED"
+    assert "завершён" in call_line(ringing, zone)
+    ringing.status = "Success"
+    assert "Success, andy" in call_line(ringing, zone)

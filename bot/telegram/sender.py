@@ -68,6 +68,8 @@ IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the send
 MAX_TEXT = 4096
 MAX_MERGED = 20  # alerts merged into one private message
 DEPTH_EVERY = 1.0  # seconds between refreshes of the queue depth gauge
+IDLE_PASS_GAP = 0.1  # seconds: wakes right after a pass that sent nothing wait this long
+BACKLOG_ROWS = 100  # … when the pass read at least this many waiting deliveries
 # Refusals about the message itself: sending it again cannot help.
 _POISON = ("can't parse entities", "message is too long", "text must be non-empty", "button_")
 _MESSAGE_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
@@ -136,6 +138,8 @@ class Sender:
         # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
         self.gate: Callable[[], bool] = lambda: True
         self._depth_at = float("-inf")
+        self._idle_pass_at = float("-inf")  # when the last pass that sent nothing ran
+        self._candidates = 0  # deliveries the last pass read
         self._rng = random.Random()
         self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
         # Clients whose topic and card stand (read each pass): a send there is one call, not
@@ -356,10 +360,22 @@ class Sender:
             self.status.loop_running(False, stopping=self._stopping)
 
     async def _step(self) -> float | None:
-        """One pass; seconds until the next is due (None: nothing pending, or not our lease)."""
+        """One pass; seconds until the next is due (None: nothing pending, or not our lease).
+
+        After a pass that sent nothing (every chat waits for its budget or a backoff) over a
+        backlog (at least BACKLOG_ROWS waiting), wakes are coalesced for IDLE_PASS_GAP: under
+        a call backlog each applied slice wakes the sender, and a pass reads up to BATCH rows
+        — a pass per wake cost more CPU than applying the pushes. A short queue is looked at
+        on every wake."""
         if not self.gate():
             return None
+        gap = self._idle_pass_at + IDLE_PASS_GAP - time.monotonic()
+        if gap > 0:
+            return gap
         next_due = await self._pass()
+        sent = next_due is not None and next_due <= time.monotonic()
+        backlog = self._candidates >= BACKLOG_ROWS
+        self._idle_pass_at = time.monotonic() if backlog and not sent else float("-inf")
         return None if next_due is None else max(0.0, next_due - time.monotonic())
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:
@@ -368,6 +384,7 @@ class Sender:
         async with self._lock:
             try:
                 rows = await queue.candidates(self.db, BATCH)
+                self._candidates = len(rows)
                 now, mono = utcnow(), time.monotonic()
                 fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
                 held: set[tuple[str, int]] = set()

@@ -161,10 +161,19 @@ def topic_title(client: Client) -> str:
     return client_label(client)[:128]
 
 
+def _progress(call: Call) -> str:
+    """A call without its outcome yet, in words (the PBX's event codes are not for people)."""
+    if call.ended:
+        return "завершён"
+    if call.answered:
+        return "идёт разговор"
+    return "звонит" if call.last_event else "…"
+
+
 def call_line(call: Call, zone: ZoneInfo) -> str:
     """One call in a list: when, direction, number, status, manager, duration."""
     arrow = "⬅️" if call.direction == "in" else "➡️"
-    status = call.status or call.last_event or "…"
+    status = call.status or _progress(call)
     number = format_phone(call.phone) if call.phone and not call.internal else (call.phone or "—")
     who = call.manager_user or call.requested_user or "—"
     moment = when(call.started_at or call.created_at, zone)
