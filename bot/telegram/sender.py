@@ -70,6 +70,7 @@ MAX_MERGED = 20  # alerts merged into one private message
 DEPTH_EVERY = 1.0  # seconds between refreshes of the queue depth gauge
 IDLE_PASS_GAP = 0.1  # seconds: wakes right after a pass that sent nothing wait this long
 BACKLOG_ROWS = 100  # … when the pass read at least this many waiting deliveries
+MAX_PASS_GAP = 1.0  # … or until the next send may go (a budget), at most this long
 # Refusals about the message itself: sending it again cannot help.
 _POISON = ("can't parse entities", "message is too long", "text must be non-empty", "button_")
 _MESSAGE_GONE = ("message to edit not found", "message can't be edited", "message_id_invalid")
@@ -363,7 +364,8 @@ class Sender:
         """One pass; seconds until the next is due (None: nothing pending, or not our lease).
 
         After a pass that sent nothing (every chat waits for its budget or a backoff) over a
-        backlog (at least BACKLOG_ROWS waiting), wakes are coalesced for IDLE_PASS_GAP: under
+        backlog (at least BACKLOG_ROWS waiting), wakes are coalesced until the next send may go
+        (at least IDLE_PASS_GAP, at most MAX_PASS_GAP): under
         a call backlog each applied slice wakes the sender, and a pass reads up to BATCH rows
         — a pass per wake cost more CPU than applying the pushes. A short queue is looked at
         on every wake."""
@@ -373,10 +375,14 @@ class Sender:
         if gap > 0:
             return gap
         next_due = await self._pass()
-        sent = next_due is not None and next_due <= time.monotonic()
+        now = time.monotonic()
+        sent = next_due is not None and next_due <= now
         backlog = self._candidates >= BACKLOG_ROWS
-        self._idle_pass_at = time.monotonic() if backlog and not sent else float("-inf")
-        return None if next_due is None else max(0.0, next_due - time.monotonic())
+        self._idle_pass_at = float("-inf")
+        if backlog and not sent:  # coalesce until the next send may go, within limits
+            wait = IDLE_PASS_GAP if next_due is None else next_due - now
+            self._idle_pass_at = now + min(max(wait, IDLE_PASS_GAP), MAX_PASS_GAP) - IDLE_PASS_GAP
+        return None if next_due is None else max(0.0, next_due - now)
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:
         """Send up to SENDS_PER_PASS messages, most urgent chat first. Returns when
