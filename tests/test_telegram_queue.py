@@ -195,3 +195,32 @@ async def test_a_429_is_waited_out_and_not_counted_as_a_try(
     stored = await _stored(any_db, delivery_id)
     assert (stored.status, stored.attempts, stored.error) == (Status.SENT, 1, None)
     assert (_outcome(registry, "sent"), _outcome(registry, "dead")) == (1.0, 0.0)
+
+
+async def test_wakes_over_a_waiting_backlog_are_coalesced_but_a_short_queue_is_looked_at(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+) -> None:
+    """Every applied slice wakes the sender; while a backlog waits for its chat's budget, a pass
+    per wake would read hundreds of rows again and again for nothing."""
+    passes = 0
+    real_pass = sender._pass
+
+    async def counted(*, include_scheduled: bool = True) -> float | None:
+        nonlocal passes
+        passes += 1
+        return await real_pass(include_scheduled=include_scheduled)
+
+    sender._pass = counted  # type: ignore[method-assign]
+    sender.budgets.cool_off(CHAT, 60)  # the chat waits a minute (as after a 429)
+
+    await _enqueue(any_db, "short", "queue")
+    for _ in range(3):
+        await sender._step()
+    assert passes == 3  # a short queue: every wake looks at it
+
+    await _enqueue(any_db, *(f"note {n}" for n in range(120)))
+    passes = 0
+    waits = [await sender._step() for _ in range(5)]
+    assert passes == 1  # one look, then the wakes wait
+    assert all(wait is not None and 0 < wait <= 1.0 for wait in waits)
+    assert not fake_telegram.called("sendMessage")

@@ -139,7 +139,7 @@ class Sender:
         # Several processes: only the holder of the "telegram-sender" lease sends (bot.singletons).
         self.gate: Callable[[], bool] = lambda: True
         self._depth_at = float("-inf")
-        self._idle_pass_at = float("-inf")  # when the last pass that sent nothing ran
+        self._quiet_until = float("-inf")  # wakes before this wait (an idle pass over a backlog)
         self._candidates = 0  # deliveries the last pass read
         self._rng = random.Random()
         self._alerted: dict[int, float] = {}  # private chat → when it last got an alert
@@ -365,23 +365,21 @@ class Sender:
 
         After a pass that sent nothing (every chat waits for its budget or a backoff) over a
         backlog (at least BACKLOG_ROWS waiting), wakes are coalesced until the next send may go
-        (at least IDLE_PASS_GAP, at most MAX_PASS_GAP): under
-        a call backlog each applied slice wakes the sender, and a pass reads up to BATCH rows
-        — a pass per wake cost more CPU than applying the pushes. A short queue is looked at
-        on every wake."""
+        (at least IDLE_PASS_GAP, at most MAX_PASS_GAP): under a call backlog each applied slice
+        wakes the sender, and a pass reads up to BATCH rows — a pass per wake cost more CPU
+        than applying the pushes. A short queue is looked at on every wake."""
         if not self.gate():
             return None
-        gap = self._idle_pass_at + IDLE_PASS_GAP - time.monotonic()
-        if gap > 0:
-            return gap
+        quiet = self._quiet_until - time.monotonic()
+        if quiet > 0:
+            return quiet
         next_due = await self._pass()
         now = time.monotonic()
         sent = next_due is not None and next_due <= now
-        backlog = self._candidates >= BACKLOG_ROWS
-        self._idle_pass_at = float("-inf")
-        if backlog and not sent:  # coalesce until the next send may go, within limits
+        self._quiet_until = float("-inf")
+        if self._candidates >= BACKLOG_ROWS and not sent:
             wait = IDLE_PASS_GAP if next_due is None else next_due - now
-            self._idle_pass_at = now + min(max(wait, IDLE_PASS_GAP), MAX_PASS_GAP) - IDLE_PASS_GAP
+            self._quiet_until = now + min(max(wait, IDLE_PASS_GAP), MAX_PASS_GAP)
         return None if next_due is None else max(0.0, next_due - now)
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:
