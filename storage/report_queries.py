@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Integer,
     Select,
-    and_,
     case,
     distinct,
     exists,
@@ -51,6 +50,8 @@ DIMENSIONS = ("day", "hour", "source", "campaign", "landing", "pool", "manager")
 # Leases longer than this do not exist (max_length is at most a day), so a range scan on
 # started_at finds every lease overlapping a period.
 LONGEST_LEASE = timedelta(hours=24)
+# How much earlier than its call's start an attribution may be stamped (clocks differ).
+ATTRIBUTED_EARLY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,11 @@ class CallRow:
     answered: int
 
 
-@dataclass(frozen=True)
-class MissedRow:
-    call_id: int
-    phone: str | None
-    started_at: datetime
-    manager: str | None
-    callback_at: datetime | None
-    callback_manager: str | None
-    again_at: datetime | None
+# A missed inbound call: (day, started_at, next_at, next_direction, next_manager): its local
+# day (`YYYY-MM-DD`), when it rang, and the caller's next call either way (an "out" one is the
+# call back, on the same second too; None: none yet) with the manager of that call. Moments in
+# seconds since 1970. Result rows as they come: a month has thousands, no objects are built.
+MissedRow = tuple[str, int, int | None, str | None, str | None]
 
 
 async def _rows(session: AsyncSession, query: Any) -> Sequence[Any]:
@@ -213,66 +210,84 @@ async def answered_by_manager(
     return {login: (total, answered or 0) for login, total, answered in await _rows(session, query)}
 
 
-async def confidence_counts(
+async def inbound_count(session: AsyncSession, period: Period, flt: CallFilter) -> int:
+    """Inbound calls of the period (a year of them is one walk of the report index)."""
+    query = _with_attribution(
+        select(func.count()).where(*_inbound(period, flt)), flt, attribution=False
+    )
+    return int((await _rows(session, query))[0][0])
+
+
+async def attributed_counts(
     session: AsyncSession, period: Period, flt: CallFilter
 ) -> dict[str, int]:
-    """Inbound calls by attribution confidence (rows stored before it was kept: by
-    channel_level)."""
+    """Attributed inbound calls by confidence (rows stored before it was kept: by
+    channel_level); the calls with none are the rest of `inbound_count`.
+
+    Read from the attributions' side (a tenth of the calls): an attribution is written once
+    its call exists, so those of a period's calls were created after the period began
+    (`ATTRIBUTED_EARLY` allows for a PBX clock ahead of ours). Each is checked against its call
+    by primary key: a year costs tens of milliseconds, not a probe for every call."""
     level = case(
-        (attributions.c.call_id.is_(None), "none"),
         (attributions.c.confidence.is_not(None), attributions.c.confidence),
         (attributions.c.channel_level.is_(True), "channel"),
         else_="exact",
     )
-    query = select(level.label("level"), func.count().label("n")).where(*_inbound(period, flt))
-    query = _with_attribution(query, flt).group_by(level)
-    return {row.level: row.n for row in await _rows(session, query)}
+    of_period = (
+        select(literal(1))
+        .where(calls.c.id == attributions.c.call_id, *_inbound(period, flt))
+        .exists()
+    )
+    query = select(level.label("level"), func.count().label("n")).where(
+        attributions.c.created_at >= period.start - ATTRIBUTED_EARLY, of_period
+    )
+    if flt.pool:
+        query = query.select_from(
+            attributions.join(numbers, numbers.c.number == attributions.c.tracking_number)
+        ).where(numbers.c.pool == flt.pool)
+    return {row.level: row.n for row in await _rows(session, query.group_by(level))}
+
+
+def with_unattributed(attributed: dict[str, int], inbound: int) -> dict[str, int]:
+    """Every confidence level with its count; "none" for calls no attribution explains."""
+    return {**attributed, "none": max(inbound - sum(attributed.values()), 0)}
 
 
 async def missed_calls(
     session: AsyncSession, period: Period, flt: CallFilter, limit: int = 100_000
 ) -> list[MissedRow]:
-    """Missed inbound calls with the first call back to that phone and the caller's next call."""
+    """Missed inbound calls with the next call between the caller and us. Only the first one
+    matters: a call back first is the recovery, the client calling first is "called again".
+    One seek in `ix_calls_phone_started` per missed call, and that call's row by id."""
     later = calls.alias("later")
-    after = and_(
-        later.c.phone == calls.c.phone,
-        later.c.started_at > calls.c.started_at,
-        later.c.internal.is_(False),
-    )
-    callback = (
+    first_after = (
         select(later.c.id)
-        .where(after, later.c.direction == "out")
-        .order_by(later.c.started_at)
+        .where(
+            later.c.phone == calls.c.phone,
+            later.c.internal.is_(False),
+            later.c.started_at > calls.c.started_at,
+            later.c.direction.in_(("in", "out")),
+        )
+        # On the same second a call back wins: "out" sorts after "in".
+        .order_by(later.c.started_at, later.c.direction.desc())
         .limit(1)
         .scalar_subquery()
     )
-    again = (
-        select(func.min(later.c.started_at))
-        .where(after, later.c.direction == "in")
-        .scalar_subquery()
-    )
     candidates = select(
-        calls.c.id, calls.c.phone, epoch(session, calls.c.started_at).label("at"),
-        calls.c.manager_user, callback.label("callback_id"),
-        epoch(session, again).label("again_at"),
+        local_text(session, calls.c.started_at, period.offset_minutes, "day").label("day"),
+        epoch(session, calls.c.started_at).label("at"),
+        first_after.label("next_id"),
     ).where(*_inbound(period, flt), ~_answered(), calls.c.phone.is_not(None))
     inner = _with_attribution(candidates, flt, attribution=False).limit(limit).subquery()
-    back = calls.alias("back")
+    following = calls.alias("following")
     query = select(
-        inner,
-        epoch(session, back.c.started_at).label("callback_at"),
-        back.c.manager_user.label("callback_user"),
-    ).select_from(inner.outerjoin(back, back.c.id == inner.c.callback_id))
-    return [
-        MissedRow(
-            call_id, phone, _moment(at), manager,
-            _moment(callback_at) if callback_at is not None else None,
-            callback_user,
-            _moment(again_at) if again_at is not None else None,
-        )
-        for call_id, phone, at, manager, _callback, again_at, callback_at, callback_user
-        in await _rows(session, query)
-    ]
+        inner.c.day,
+        inner.c.at,
+        epoch(session, following.c.started_at),
+        following.c.direction,
+        following.c.manager_user,
+    ).select_from(inner.outerjoin(following, following.c.id == inner.c.next_id))
+    return cast(list[MissedRow], await _rows(session, query))
 
 
 def _moment(seconds: int) -> datetime:
@@ -482,6 +497,48 @@ async def pool_hours(
     if pool:
         query = query.where(table.c.pool == pool)
     return [PoolHourRow._make(row) for row in await _rows(session, query)]
+
+
+class PoolDayRow(NamedTuple):
+    pool: str
+    day: str  # local `YYYY-MM-DD`
+    peak_live: int  # the day's busiest hour
+    visits: int
+    overloaded_visits: int
+    busy_hours: int  # hours whose peak was above `busy_share` of the pool's active numbers
+
+
+async def pool_days(
+    session: AsyncSession, period: Period, end: datetime, busy_share: float,
+    pool: str | None = None,
+) -> list[PoolDayRow]:
+    """Rolled-up hours in [period.start, end) summed per local day (a year is a thousand rows,
+    not 26,000 hours)."""
+    table = pool_hours_table
+    sizes = (
+        select(numbers.c.pool, func.count().label("size"))
+        .where(numbers.c.active.is_(True))
+        .group_by(numbers.c.pool)
+        .subquery()
+    )
+    day = local_text(session, table.c.hour, period.offset_minutes, "day")
+    busy = case((table.c.peak_live > sizes.c.size * literal(busy_share), 1), else_=0)
+    query = (
+        select(
+            table.c.pool,
+            day.label("day"),
+            func.max(table.c.peak_live),
+            func.sum(table.c.visits),
+            func.sum(table.c.overloaded_visits),
+            func.sum(busy),
+        )
+        .select_from(table.outerjoin(sizes, sizes.c.pool == table.c.pool))
+        .where(table.c.hour >= period.start, table.c.hour < end)
+        .group_by(table.c.pool, day)
+    )
+    if pool:
+        query = query.where(table.c.pool == pool)
+    return [PoolDayRow._make(row) for row in await _rows(session, query)]
 
 
 async def save_pool_hours(

@@ -26,7 +26,7 @@ from telephony.demo import DemoShape, fill
 from telephony.reports import rollup as rollup_
 from telephony.reports.rollup import PoolHourRollup
 from tests.conftest import API_TOKEN, AppClient, AppFactory
-from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, N2, SEARCH, TO, seed, utc
+from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, N2, SEARCH, TO, _call, seed, utc
 from tests.test_megafon_call import run_cli
 
 PERIOD = {"from": FROM, "to": TO}
@@ -109,6 +109,38 @@ async def test_missed_call_recovery_and_response_in_working_hours(
     assert (managers[BORIS]["callbacks"], managers[BORIS]["median_minutes"]) == (1, 10.0)
     assert (managers[ANNA]["answered"], managers[BORIS]["answered"]) == (2, 1)
     assert managers[""]["missed"] == 4 and managers[""]["name"] == "без менеджера"
+
+
+async def test_only_the_first_call_after_a_missed_one_decides_what_happened(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    """The client calling again before a call back is "called again" even when the call back
+    comes later; a call back on the same second as the client's call counts as the call back;
+    internal legs and calls without a direction are not calls between the client and us."""
+    await seed(any_db)
+    p7, p8 = "79000000071", "79000000082"
+    rows = [
+        _call(20, p7, "in", utc(3, 11), answered=False, first=True),
+        _call(21, p7, "in", utc(3, 11, 5), answered=True, manager=ANNA, first=False),
+        _call(22, p7, "out", utc(3, 11, 30), answered=True, manager=BORIS),
+        _call(23, p8, "in", utc(3, 12), answered=False, first=True),
+        {**_call(24, p8, "out", utc(3, 12, 1), answered=True, manager=ANNA), "internal": True},
+        {**_call(25, p8, "in", utc(3, 12, 2), answered=True), "direction": None},
+        _call(26, p8, "in", utc(3, 12, 5), answered=False, first=False),
+        _call(27, p8, "out", utc(3, 12, 5), answered=True, manager=BORIS),
+    ]
+    async with any_db.engine.begin() as connection:
+        for row in rows:
+            await connection.execute(insert(Call.__table__).values(**row))  # type: ignore[attr-defined]
+    client = await make_client(any_db)
+    missed = await report(client, auth, "missed")
+    totals = {k: v for k, v in missed["totals"].items() if k != "key"}
+    # Before: 4 missed (15 min, 24 h, again, never). Call 20: again first; call 23: Boris on
+    # the same second as the client's call 26, which is missed too, with nothing after it.
+    assert totals == {"missed": 7, "within_15m": 2, "within_24h": 1, "later": 0,
+                      "called_again": 2, "never": 2}
+    boris = {m["manager"]: m for m in missed["managers"]}[BORIS]
+    assert (boris["callbacks"], boris["median_minutes"], boris["p90_minutes"]) == (2, 5.0, 10.0)
 
 
 async def test_leads_and_their_deliveries(seeded: AppClient, auth: dict[str, str]) -> None:
@@ -398,3 +430,54 @@ async def test_the_worker_rolls_up_closed_hours(
     assert len(await pool_hour_rows(any_db)) == 2  # direct 2 Nov 07:00 UTC, search 3 Nov 08:00
     tracking = await report(client, auth, "tracking")
     assert {p["pool"]: p["peak_live"] for p in tracking["pools"]} == {"direct": 2, "search": 1}
+
+
+def pool_totals(tracking: Any) -> dict[str, tuple[Any, ...]]:
+    keys = ("numbers", "peak_live", "peak_utilisation", "hours_over_75", "visits",
+            "overloaded_visits")
+    return {p["pool"]: tuple(p[key] for key in keys) for p in tracking["pools"]}
+
+
+async def test_a_long_period_is_shown_day_by_day_with_the_same_figures(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    """Past 31 days a pool's series is one point per day (its busiest hour); the pools' figures
+    are those of the hours, whether the hours are computed or read from the rollup."""
+    await seed_across_the_cut(any_db)
+    client = await make_client(any_db, role=Role.WEB)
+    month = {"from": "2026-11-01", "to": "2026-11-30"}
+    long = {"from": "2026-10-15", "to": "2026-11-30"}  # 47 days
+
+    async def both() -> tuple[Any, Any]:
+        return (await report(client, auth, "tracking", **month),
+                await report(client, auth, "tracking", **long))
+
+    hourly, daily = await both()
+    assert (hourly["resolution"], daily["resolution"]) == ("hour", "day")
+    assert pool_totals(daily) == pool_totals(hourly)
+    assert pool_totals(daily)["direct"] == (2, 2, 1.0, 1, 5, 2)
+    days = {(h["pool"], h["hour"]): h for h in daily["hours"]}
+    assert len(days) == 2 * 47
+    for (pool, day), point in days.items():
+        hours = [h for h in hourly["hours"] if h["pool"] == pool and h["hour"][:10] == day]
+        assert point["peak_live"] == max((h["peak_live"] for h in hours), default=0)
+        assert point["overloaded_visits"] == sum(h["overloaded_visits"] for h in hours)
+    assert days["direct", "2026-11-02"]["utilisation"] == 1.0
+    assert days["direct", "2026-11-03"]["overloaded_visits"] == 1
+    assert days["search", "2026-10-20"]["peak_live"] == 0
+
+    # Part of the period rolled up, then all of it: the same answers (days summed in SQL).
+    await PoolHourRollup(any_db, now=lambda: utc(3, 8, 45)).catch_up()
+    assert await both() == (hourly, daily)
+    await PoolHourRollup(any_db, now=lambda: utc(6, 0), batch=rollup_.HOUR * 24).catch_up()
+    async with any_db.engine.begin() as connection:
+        await connection.execute(text("DELETE FROM tracking_leases"))
+    assert await both() == (hourly, daily)
+    direct_only = await report(client, auth, "tracking", pool="direct", **long)
+    assert pool_totals(direct_only) == {"direct": pool_totals(daily)["direct"]}
+    # The page says so and labels every day.
+    await login(client)
+    html = await (await client.get("/reports/tracking", params=long)).text()
+    assert "Загрузка по дням" in html and "самый загруженный час дня" in html
+    ticks = re.findall(r'class="xtick">([^<]*)</text>', html)
+    assert ticks[0] == "15.10" and all(re.fullmatch(r"\d\d\.\d\d", tick) for tick in ticks)

@@ -4,6 +4,7 @@ render them (one shape for both)."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -120,7 +121,7 @@ class PoolFigures(BaseModel):
 
 
 class PoolHour(BaseModel):
-    hour: str  # local `YYYY-MM-DD HH`
+    hour: str  # local `YYYY-MM-DD HH` (or `YYYY-MM-DD`: the report's resolution is "day")
     pool: str
     peak_live: int
     utilisation: float
@@ -129,6 +130,9 @@ class PoolHour(BaseModel):
 
 class TrackingReport(BaseModel):
     period: PeriodInfo
+    # "hour" for periods up to 31 days; "day" beyond: each of `hours` is then a local day
+    # (`YYYY-MM-DD`) with its busiest hour's peak and the day's overloaded visits.
+    resolution: Literal["hour", "day"] = "hour"
     pools: list[PoolFigures]
     hours: list[PoolHour]
     confidence: dict[str, int]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,20 +16,25 @@ from storage.report_queries import (
     CallFilter,
     CallRow,
     Period,
+    PoolDayRow,
+    PoolHourRow,
     answered_by_manager,
+    attributed_counts,
     calls_by,
-    confidence_counts,
     dead_deliveries,
+    inbound_count,
     lead_counts,
     lead_days,
     lease_spans,
     manager_names,
     missed_calls,
     outbox_counts,
+    pool_days,
     pool_hours,
     pool_sizes,
     rollup_done_until,
     visits_by_hour,
+    with_unattributed,
 )
 from storage.types import utcnow
 from telephony.reports import recovery
@@ -53,25 +56,27 @@ from telephony.reports.models import (
     TrackingReport,
 )
 from telephony.reports.periods import days_of, hours_of, local_period
+from telephony.reports.pool_series import HOURLY_UP_TO_DAYS, Point, PoolSeries
 from telephony.reports.rollup import ROLLUP
 from telephony.reports.utilisation import HIGH_UTILISATION, hourly_peaks, numbers_needed
 from telephony.scenarios.hours import DAYS, WorkingHours
 
 CONFIDENCE_LEVELS = ("exact", "probable", "channel", "none")
 NO_VALUE = ""
+# Report queries running at once, across all requests: the machine's two cores (SQLite's read
+# pool has four connections; the other two stay free for webhooks' lookups).
+PARALLEL_READS = 2
 
 
 T = TypeVar("T")
 
 
-async def _sizes_and_confidence(
-    session: AsyncSession, period: Period, flt: CallFilter
-) -> tuple[dict[str, int], dict[str, int]]:
-    return await pool_sizes(session), await confidence_counts(session, period, flt)
-
-
 async def _nothing() -> list[Any]:
     return []
+
+
+async def _no_names() -> dict[str, str]:
+    return {}
 
 
 class ReportService:
@@ -81,9 +86,13 @@ class ReportService:
         self._db = db
         self._hours = hours
         self._now = now
+        self._reading = asyncio.Semaphore(PARALLEL_READS)
 
     async def _read(self, query: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        async with self._db.read() as session:
+        """One query in its own read transaction. A report runs its queries side by side
+        (SQLite: each on its own connection and thread, both cores busy); all reports together
+        hold at most `PARALLEL_READS` connections, so webhooks' lookups always find one."""
+        async with self._reading, self._db.read() as session:
             return await query(session)
 
     @property
@@ -114,12 +123,20 @@ class ReportService:
             raise ValueError(by)
         one_day = info.start == info.end
         series_by = "hour" if one_day else "day"
-        async with self._db.read() as session:
-            totals = await calls_by(session, period, flt, "total")
-            rows = await calls_by(session, period, flt, by)
-            series = rows if by == series_by else await calls_by(session, period, flt, series_by)
-            confidence = await confidence_counts(session, period, flt)
-            names = await manager_names(session) if by == "manager" else {}
+        read = self._read
+        # Each query reads its own snapshot: under live traffic a call that lands in between
+        # can show in one figure and not yet in the next (the next load shows it everywhere).
+        totals, rows, series, attributed, names = await asyncio.gather(
+            read(lambda session: calls_by(session, period, flt, "total")),
+            read(lambda session: calls_by(session, period, flt, by)),
+            read(lambda session: calls_by(session, period, flt, series_by))
+            if by != series_by
+            else _nothing(),
+            read(lambda session: attributed_counts(session, period, flt)),
+            read(manager_names) if by == "manager" else _no_names(),
+        )
+        if by == series_by:
+            series = rows
         keys = hours_of(info.start, info.end) if one_day else days_of(info.start, info.end)
         found = {row.key: row for row in series}
         filled = [_figures(found.get(key) or CallRow(key, 0, 0, 0, 0), series_by) for key in keys]
@@ -132,6 +149,7 @@ class ReportService:
                 (_figures(row, by, names) for row in rows), key=lambda f: (-f.total, f.label)
             )
         total = totals[0] if totals else CallRow("total", 0, 0, 0, 0)
+        confidence = with_unattributed(attributed, total.total)
         return CallsReport(
             period=info,
             filters=_filters(flt),
@@ -146,22 +164,19 @@ class ReportService:
         )
 
     async def missed(self, info: PeriodInfo, period: Period, flt: CallFilter) -> MissedReport:
-        async with self._db.read() as session:
-            rows = await missed_calls(session, period, flt)
-            per_manager = await answered_by_manager(session, period, flt)
-            names = await manager_names(session)
-        zone = self._hours.zone
+        read = self._read
+        rows, per_manager, names = await asyncio.gather(
+            read(lambda session: missed_calls(session, period, flt)),
+            read(lambda session: answered_by_manager(session, period, flt)),
+            read(manager_names),
+        )
+        summary = recovery.summarise(rows, self._hours, nobody=NO_VALUE)
+        waits = summary.waits
         totals: Counter[str] = Counter()
         by_day: dict[str, Counter[str]] = defaultdict(Counter)
-        waits: dict[str, list[float]] = defaultdict(list)
-        for row in rows:
-            result = recovery.outcome(row)
-            totals[result] += 1
-            by_day[row.started_at.astimezone(zone).date().isoformat()][result] += 1
-            if result in (recovery.WITHIN_15M, recovery.WITHIN_24H, recovery.LATER):
-                assert row.callback_at is not None
-                seconds = recovery.working_seconds(self._hours, row.started_at, row.callback_at)
-                waits[row.callback_manager or NO_VALUE].append(seconds / 60)
+        for (day, result), count in summary.outcomes.items():
+            totals[result] += count
+            by_day[day][result] += count
         managers: dict[str, ManagerResponse] = {}
         for key, (total, answered) in per_manager.items():
             login = key or NO_VALUE
@@ -182,11 +197,13 @@ class ReportService:
         )
 
     async def leads(self, info: PeriodInfo, period: Period) -> LeadsReport:
-        async with self._db.read() as session:
-            created = await lead_counts(session, period)
-            days = await lead_days(session, period)
-            sinks = await outbox_counts(session, period)
-            dead = await dead_deliveries(session, period)
+        read = self._read
+        created, days, sinks, dead = await asyncio.gather(
+            read(lambda session: lead_counts(session, period)),
+            read(lambda session: lead_days(session, period)),
+            read(lambda session: outbox_counts(session, period)),
+            read(lambda session: dead_deliveries(session, period)),
+        )
         per_day: dict[str, Counter[str]] = defaultdict(Counter)
         for day, source, count in days:
             per_day[day][source if source in ("call", "form") else "other"] += count
@@ -236,8 +253,9 @@ class ReportService:
         )
 
     async def tracking(self, info: PeriodInfo, period: Period, flt: CallFilter) -> TrackingReport:
-        """Hours the rollup closed are read from `report_pool_hours`; the rest (the last hours,
-        or all of them when local hours are not whole UTC hours) from every lease and visit."""
+        """Hours the rollup closed are read from `report_pool_hours` (summed per day in SQL for
+        a long period); the rest (the last hours, or all of them when local hours are not whole
+        UTC hours) are computed from every lease and visit."""
 
         read = self._read
         recent = period  # computed from leases and visits
@@ -245,106 +263,135 @@ class ReportService:
             done = await read(lambda session: rollup_done_until(session, ROLLUP))
             if done is not None and done > period.start:
                 recent = Period(min(done, period.end), period.end, period.offset_minutes)
+        days = (info.end - info.start).days + 1
+        daily = days > HOURLY_UP_TO_DAYS
+
+        async def closed_hours(session: AsyncSession) -> Sequence[PoolHourRow | PoolDayRow]:
+            if daily:
+                return await pool_days(session, period, recent.start, HIGH_UTILISATION, flt.pool)
+            return await pool_hours(session, period.start, recent.start, flt.pool)
 
         # The queries run side by side, each in its own read transaction (SQLite: WAL readers
         # beside the writer). The rows before `recent.start` are there: the watermark was
         # committed with them and never moves back.
         computing = recent.start < recent.end
-        rolled, spans, visits, (sizes, confidence) = await asyncio.gather(
-            read(lambda session: pool_hours(session, period.start, recent.start, flt.pool))
-            if recent.start > period.start
-            else _nothing(),
+        rolled, spans, visits, sizes, attributed, inbound = await asyncio.gather(
+            read(closed_hours) if recent.start > period.start else _nothing(),
             read(lambda session: lease_spans(session, recent, flt.pool))
             if computing
             else _nothing(),
             read(lambda session: visits_by_hour(session, recent, flt.pool))
             if computing
             else _nothing(),
-            read(lambda session: _sizes_and_confidence(session, period, flt)),
+            read(pool_sizes),
+            read(lambda session: attributed_counts(session, period, flt)),
+            read(lambda session: inbound_count(session, period, flt)),
         )
-        with _collector_paused():  # no await inside: nothing else runs meanwhile
-            peaks = hourly_peaks(spans, recent) if computing else {}
-            visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
-            for pool, hour, count, overloaded in visits:
-                visit_counts[pool][hour] = (count, overloaded)
-            if rolled:
-                first = int(period.start.timestamp())
-                seconds = int((recent.start - period.start).total_seconds())
-                labels = _hour_labels(info.start, seconds)
-                for row in rolled:
-                    label = labels[(row.hour - first) // 3600]
-                    peaks.setdefault(row.pool, {})[label] = row.peak_live
-                    if row.visits:
-                        visit_counts[row.pool][label] = (row.visits, row.overloaded_visits)
-            pools = sorted(set(sizes) | set(peaks) | set(visit_counts))
-            if flt.pool:
-                pools = [pool for pool in pools if pool == flt.pool]
-            days = (info.end - info.start).days + 1
-            hours_out: list[PoolHour] = []
-            figures: list[PoolFigures] = []
-            shown = hours_of(info.start, info.end)
-            for pool in pools:
-                size = sizes.get(pool, 0)
-                per_hour = peaks.get(pool, {})
-                per_visits = visit_counts.get(pool, {})
-                over = 0
-                for hour in shown:
-                    live = per_hour.get(hour, 0)
-                    share = live / size if size else 0.0
-                    over += share > HIGH_UTILISATION
-                    hours_out.append(
-                        PoolHour(
-                            hour=hour,
-                            pool=pool,
-                            peak_live=live,
-                            utilisation=round(share, 4),
-                            overloaded_visits=per_visits.get(hour, (0, 0))[1],
-                        )
-                    )
-                peak = max(per_hour.values(), default=0)
-                total_visits = sum(count for count, _ in per_visits.values())
-                overloaded = sum(o for _, o in per_visits.values())
-                utilisation = peak / size if size else 0.0
-                per_day = max(round(total_visits / days), 1)
-                advice = None
-                if utilisation > HIGH_UTILISATION or overloaded:
-                    advice = Recommendation(
-                        numbers=max(numbers_needed(peak), size + (1 if overloaded else 0)),
-                        visits_per_day=per_day,
-                        command=f"trubka pool plan --visits-per-day {per_day}",
-                    )
-                figures.append(
-                    PoolFigures(
+        confidence = with_unattributed(attributed, inbound)
+        series = _pool_series(info, period, recent, daily, sizes, rolled, spans, visits)
+        if flt.pool:
+            series = {pool: s for pool, s in series.items() if pool == flt.pool}
+        labels = days_of(info.start, info.end) if daily else hours_of(info.start, info.end)
+        points: list[PoolHour] = []
+        figures: list[PoolFigures] = []
+        for pool, one in sorted(series.items()):
+            size = one.size
+            for label in labels:
+                point = one.points.get(label) or Point()
+                points.append(
+                    PoolHour(
+                        hour=label,
                         pool=pool,
-                        numbers=size,
-                        peak_live=peak,
-                        peak_utilisation=round(utilisation, 4),
-                        hours_over_75=over,
-                        visits=total_visits,
-                        overloaded_visits=overloaded,
-                        recommendation=advice,
+                        peak_live=point.peak_live,
+                        utilisation=round(point.peak_live / size, 4) if size else 0.0,
+                        overloaded_visits=point.overloaded_visits,
                     )
                 )
-            return TrackingReport(
-                period=info,
-                pools=figures,
-                hours=hours_out,
-                confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
-            )
+            figures.append(_pool_figures(pool, one, days))
+        return TrackingReport(
+            period=info,
+            resolution="day" if daily else "hour",
+            pools=figures,
+            hours=points,
+            confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
+        )
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Building tens of thousands of small models at once (a year of pool hours): the cyclic
-    garbage collector would walk them again and again while they are made (half the time of a
-    365-day tracking report). They form no cycles; collection resumes right after."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+def _pool_series(
+    info: PeriodInfo,
+    period: Period,
+    recent: Period,
+    daily: bool,
+    sizes: dict[str, int],
+    rolled: Sequence[PoolHourRow | PoolDayRow],
+    spans: Sequence[Any],
+    visits: Sequence[tuple[str, str, int, int]],
+) -> dict[str, PoolSeries]:
+    """Every pool's points: the rollup's rows for closed hours, then the hours computed from
+    leases and visits."""
+    series: dict[str, PoolSeries] = {}
+
+    def of(pool: str) -> PoolSeries:
+        found = series.get(pool)
+        if found is None:
+            found = series[pool] = PoolSeries(sizes.get(pool, 0), daily)
+        return found
+
+    for pool in sizes:
+        of(pool)
+    if rolled:
+        if daily:
+            for row in rolled:
+                assert isinstance(row, PoolDayRow)
+                of(row.pool).add_day(
+                    row.day, row.peak_live, row.visits, row.overloaded_visits, row.busy_hours
+                )
+        else:
+            first = int(period.start.timestamp())
+            labels = _hour_labels(info.start, int((recent.start - period.start).total_seconds()))
+            for row in rolled:
+                assert isinstance(row, PoolHourRow)
+                of(row.pool).add_hour(
+                    labels[(row.hour - first) // 3600],
+                    row.peak_live,
+                    row.visits,
+                    row.overloaded_visits,
+                )
+    if recent.start < recent.end:
+        peaks = hourly_peaks(spans, recent)
+        visit_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
+        for pool, hour, count, overloaded in visits:
+            visit_counts[pool][hour] = (count, overloaded)
+        for pool in set(peaks) | set(visit_counts):
+            per_hour, per_visits = peaks.get(pool, {}), visit_counts.get(pool, {})
+            for hour in set(per_hour) | set(per_visits):
+                count, overloaded = per_visits.get(hour, (0, 0))
+                of(pool).add_hour(hour, per_hour.get(hour, 0), count, overloaded)
+    return series
+
+
+def _pool_figures(pool: str, series: PoolSeries, days: int) -> PoolFigures:
+    size, peak = series.size, series.peak_live
+    total_visits, overloaded = series.visits, series.overloaded_visits
+    utilisation = peak / size if size else 0.0
+    advice = None
+    if utilisation > HIGH_UTILISATION or overloaded:
+        per_day = max(round(total_visits / days), 1)
+        advice = Recommendation(
+            numbers=max(numbers_needed(peak), size + (1 if overloaded else 0)),
+            visits_per_day=per_day,
+            command=f"trubka pool plan --visits-per-day {per_day}",
+        )
+    return PoolFigures(
+        pool=pool,
+        numbers=size,
+        peak_live=peak,
+        peak_utilisation=round(utilisation, 4),
+        hours_over_75=series.busy_hours,
+        visits=total_visits,
+        overloaded_visits=overloaded,
+        recommendation=advice,
+    )
 
 
 def _hour_labels(first: date, seconds: int) -> list[str]:

@@ -123,11 +123,12 @@ def _leads_charts(report: LeadsReport) -> dict[str, Markup]:
 def _tracking_charts(report: TrackingReport) -> dict[str, Markup]:
     pools = [pool.pool for pool in report.pools]
     hours = sorted({row.hour for row in report.hours})
+    daily = report.resolution == "day"  # a long period: a point per day (its busiest hour)
     # A label at each midnight (a day); one day alone gets its hours.
-    one_day = len(hours) <= 24
+    one_day = not daily and len(hours) <= 24
     labels = [
-        hour[11:13] + ":00" if one_day else (hour[8:10] + "." + hour[5:7] if hour[11:] == "00"
-                                             else "")
+        hour[11:13] + ":00" if one_day
+        else (hour[8:10] + "." + hour[5:7] if daily or hour[11:] == "00" else "")
         for hour in hours
     ]
     by_pool: dict[str, dict[str, float]] = {pool: {} for pool in pools}
@@ -140,7 +141,9 @@ def _tracking_charts(report: TrackingReport) -> dict[str, Markup]:
     ]
     return {
         "utilisation": charts.lines(
-            labels, series, "Загрузка пулов по часам (пик занятых номеров ÷ номеров)",
+            labels, series,
+            "Загрузка пулов по дням (пик часа: занятых номеров ÷ номеров)" if daily
+            else "Загрузка пулов по часам (пик занятых номеров ÷ номеров)",
             percent=True, threshold=0.75,
         ),
         "confidence": _confidence_bar(report.confidence),
