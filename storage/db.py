@@ -62,6 +62,10 @@ def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         if read_only:
             cursor.execute("PRAGMA query_only=ON")
+            # Reports sort and count distinct values in temporary b-trees: a year of callers
+            # spills out of the page cache into a temporary file (1.3 → 0.5 s) unless kept in
+            # memory (a few megabytes, for the length of the query).
+            cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
