@@ -1,7 +1,7 @@
 """reports: the calls' time index covers every column a report counts; a caller's calls are
 indexed with the internal flag, direction and id (the missed-calls report seeks each missed
 caller's next call); attributions are indexed by creation (reports count a period's
-attributions from their side)
+attributions from their side); leads by creation with their source
 
 Revision ID: 0014
 Revises: 0013
@@ -38,9 +38,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_call_attributions_created_at", "call_attributions", ["created_at"], unique=False
     )
+    op.drop_index("ix_leads_created_at", table_name="leads")
+    op.create_index("ix_leads_created_source", "leads", ["created_at", "source"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_leads_created_source", table_name="leads")
+    op.create_index("ix_leads_created_at", "leads", ["created_at"], unique=False)
     op.drop_index("ix_call_attributions_created_at", table_name="call_attributions")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("ix_calls_phone_started")
