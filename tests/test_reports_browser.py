@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,18 @@ async def test_each_report_page_draws_its_chart(
         path = ARTIFACTS / f"{name}.png"
         await page.screenshot(path=str(path), full_page=True)
         saved.append(path)
+
+    # Over 31 days the pools are drawn day by day (the demo's week at the end of 40 days).
+    today = date.today().isoformat()
+    first = (date.today() - timedelta(days=39)).isoformat()
+    await page.goto(f"{base}/reports/tracking?from={first}&to={today}")
+    chart = page.locator("svg.chart").first
+    await chart.wait_for(state="visible")
+    assert await page.locator("h2", has_text="Загрузка по дням").count() == 1
+    assert await chart.locator("polyline").count() >= 1
+    path = ARTIFACTS / "tracking-40-days.png"
+    await page.screenshot(path=str(path), full_page=True)
+    saved.append(path)
 
     # On a phone: the same page fits the screen (no sideways scrolling of the page itself).
     phone = await browser.new_context(
