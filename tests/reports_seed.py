@@ -27,7 +27,7 @@ def utc(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
 
 
-def _call(call_id: int, phone: str, direction: str, at: datetime, *, answered: bool,
+def call_row(call_id: int, phone: str, direction: str, at: datetime, *, answered: bool,
           manager: str | None = None, first: bool | None = None,
           provider: str = "megafon") -> dict[str, Any]:
     return {
@@ -100,16 +100,16 @@ ROWS: list[tuple[Any, list[dict[str, Any]]]] = [
         _lease(3, N3, "search", "vc", utc(3, 8), utc(3, 8, 30)),
     ]),
     (Call, [
-        _call(1, P1, "in", utc(2, 7), answered=True, manager=ANNA, first=True),
-        _call(2, P2, "in", utc(2, 7, 30), answered=False, first=True),
-        _call(3, P2, "out", utc(2, 7, 40), answered=True, manager=BORIS),
-        _call(4, P3, "in", utc(2, 17), answered=False, first=True, provider="novofon"),
-        _call(5, P3, "out", utc(3, 6, 30), answered=True, manager=ANNA),
-        _call(6, P4, "in", utc(3, 8), answered=False, first=True),
-        _call(7, P4, "in", utc(3, 8, 20), answered=True, manager=BORIS, first=False),
-        _call(8, P5, "in", utc(3, 9), answered=False, first=True),
-        _call(9, P1, "in", utc(3, 10), answered=True, manager=ANNA, first=False),
-        _call(10, P6, "in", utc(4, 7), answered=True, manager=ANNA, first=True),  # later
+        call_row(1, P1, "in", utc(2, 7), answered=True, manager=ANNA, first=True),
+        call_row(2, P2, "in", utc(2, 7, 30), answered=False, first=True),
+        call_row(3, P2, "out", utc(2, 7, 40), answered=True, manager=BORIS),
+        call_row(4, P3, "in", utc(2, 17), answered=False, first=True, provider="novofon"),
+        call_row(5, P3, "out", utc(3, 6, 30), answered=True, manager=ANNA),
+        call_row(6, P4, "in", utc(3, 8), answered=False, first=True),
+        call_row(7, P4, "in", utc(3, 8, 20), answered=True, manager=BORIS, first=False),
+        call_row(8, P5, "in", utc(3, 9), answered=False, first=True),
+        call_row(9, P1, "in", utc(3, 10), answered=True, manager=ANNA, first=False),
+        call_row(10, P6, "in", utc(4, 7), answered=True, manager=ANNA, first=True),  # later
     ]),
     (CallAttribution, [
         _attribution(1, N1, DIRECT, "exact", visit="va", campaign="spring"),

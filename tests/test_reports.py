@@ -26,7 +26,7 @@ from telephony.demo import DemoShape, fill
 from telephony.reports import rollup as rollup_
 from telephony.reports.rollup import PoolHourRollup
 from tests.conftest import API_TOKEN, AppClient, AppFactory
-from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, N2, SEARCH, TO, _call, seed, utc
+from tests.reports_seed import ANNA, BORIS, DIRECT, FROM, N2, SEARCH, TO, call_row, seed, utc
 from tests.test_megafon_call import run_cli
 
 PERIOD = {"from": FROM, "to": TO}
@@ -120,14 +120,14 @@ async def test_only_the_first_call_after_a_missed_one_decides_what_happened(
     await seed(any_db)
     p7, p8 = "79000000071", "79000000082"
     rows = [
-        _call(20, p7, "in", utc(3, 11), answered=False, first=True),
-        _call(21, p7, "in", utc(3, 11, 5), answered=True, manager=ANNA, first=False),
-        _call(22, p7, "out", utc(3, 11, 30), answered=True, manager=BORIS),
-        _call(23, p8, "in", utc(3, 12), answered=False, first=True),
-        {**_call(24, p8, "out", utc(3, 12, 1), answered=True, manager=ANNA), "internal": True},
-        {**_call(25, p8, "in", utc(3, 12, 2), answered=True), "direction": None},
-        _call(26, p8, "in", utc(3, 12, 5), answered=False, first=False),
-        _call(27, p8, "out", utc(3, 12, 5), answered=True, manager=BORIS),
+        call_row(20, p7, "in", utc(3, 11), answered=False, first=True),
+        call_row(21, p7, "in", utc(3, 11, 5), answered=True, manager=ANNA, first=False),
+        call_row(22, p7, "out", utc(3, 11, 30), answered=True, manager=BORIS),
+        call_row(23, p8, "in", utc(3, 12), answered=False, first=True),
+        {**call_row(24, p8, "out", utc(3, 12, 1), answered=True, manager=ANNA), "internal": True},
+        {**call_row(25, p8, "in", utc(3, 12, 2), answered=True), "direction": None},
+        call_row(26, p8, "in", utc(3, 12, 5), answered=False, first=False),
+        call_row(27, p8, "out", utc(3, 12, 5), answered=True, manager=BORIS),
     ]
     async with any_db.engine.begin() as connection:
         for row in rows:

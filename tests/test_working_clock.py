@@ -96,9 +96,8 @@ def test_the_clock_agrees_with_walking_the_calendar(
 
 def test_outcomes_of_a_missed_call() -> None:
     rang = 1_000_000
-    assert outcome(rang, rang + 15 * 60, None) == "within_15m"
-    assert outcome(rang, rang + 15 * 60 + 1, None) == "within_24h"
-    assert outcome(rang, rang + 86_401, None) == "later"
-    assert outcome(rang, rang + 600, rang + 300) == "called_again"  # the client was first
-    assert outcome(rang, rang + 300, rang + 300) == "within_15m"  # the same moment: ours
+    assert outcome(rang, rang + 15 * 60, "out") == "within_15m"
+    assert outcome(rang, rang + 15 * 60 + 1, "out") == "within_24h"
+    assert outcome(rang, rang + 86_401, "out") == "later"
+    assert outcome(rang, rang + 300, "in") == "called_again"  # the client was first
     assert outcome(rang, None, None) == "never"

@@ -20,7 +20,6 @@ WITHIN_15M, WITHIN_24H, LATER, CALLED_AGAIN, NEVER = (
     "never",
 )
 OUTCOMES = (WITHIN_15M, WITHIN_24H, LATER, CALLED_AGAIN, NEVER)
-_CALLED_BACK = frozenset((WITHIN_15M, WITHIN_24H, LATER))
 # Counting working time across more days than this is pointless: the call was forgotten.
 MAX_DAYS = 62
 _LONGEST = MAX_DAYS * 86_400
@@ -28,15 +27,18 @@ _15_MINUTES = 15 * 60
 _24_HOURS = 24 * 3600
 
 
-def outcome(started_at: int, callback_at: int | None, again_at: int | None) -> str:
-    """What happened after a missed call: a call back (how soon), the client calling again
-    first, or nothing yet (moments in seconds since 1970)."""
-    if callback_at is not None and (again_at is None or callback_at <= again_at):
-        waited = callback_at - started_at
-        if waited <= _15_MINUTES:
-            return WITHIN_15M
-        return WITHIN_24H if waited <= _24_HOURS else LATER
-    return CALLED_AGAIN if again_at is not None else NEVER
+def outcome(started_at: int, next_at: int | None, next_direction: str | None) -> str:
+    """What happened after a missed call, decided by the next call between the caller and us
+    (moments in seconds since 1970): ours ("out") is a call back (how soon), theirs is the
+    client calling again first; none yet is never."""
+    if next_at is None:
+        return NEVER
+    if next_direction != "out":
+        return CALLED_AGAIN
+    waited = next_at - started_at
+    if waited <= _15_MINUTES:
+        return WITHIN_15M
+    return WITHIN_24H if waited <= _24_HOURS else LATER
 
 
 @dataclass
@@ -55,13 +57,8 @@ def summarise(rows: Sequence[MissedRow], hours: WorkingHours, nobody: str) -> Re
     outcomes = summary.outcomes
     called_back: list[tuple[int, int, str]] = []
     for day, started_at, next_at, next_direction, next_manager in rows:
-        if next_direction == "out":
-            result = outcome(started_at, next_at, None)
-        else:
-            result = outcome(started_at, None, next_at)
-        outcomes[day, result] += 1
-        if result in _CALLED_BACK:
-            assert next_at is not None
+        outcomes[day, outcome(started_at, next_at, next_direction)] += 1
+        if next_at is not None and next_direction == "out":
             called_back.append((started_at, next_at, next_manager or nobody))
     if called_back:
         first = min(started for started, _, _ in called_back)
