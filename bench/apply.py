@@ -48,9 +48,9 @@ async def main() -> None:
     from handlers.web.context import CONTEXT
     from storage.db import Database
     from storage.migrate import upgrade
-    from telephony.inbox import CallInbox
-    from telephony.megafon import PROVIDER, dedup_key, parse_call_push
-    from telephony.notify import CallObservers
+    from telephony.calls.inbox import CallInbox
+    from telephony.events import CallObservers
+    from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 
     workdir = tempfile.mkdtemp(prefix="trubka-apply-")
     url = args.database_url or f"sqlite+aiosqlite:///{workdir}/apply.db"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from megafon_calls import call_lifecycle
 
 from storage.db import Database
-from telephony.megafon import dedup_key
+from telephony.providers.megafon import dedup_key
 
 TOKEN = "kill9-token"
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import build_app
 from bot.settings import Settings
-from telephony.novofon import verify_webhook, webhook_signature
+from telephony.providers.novofon import verify_webhook, webhook_signature
 from tests.fakes.novofon import KEY, SECRET, FakeNovofon
 from tests.novofon_replay import load
 

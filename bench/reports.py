@@ -1,7 +1,7 @@
 """Report latency on a year of calls of a 50-manager company, over HTTP (`/api/v1/reports/…`).
 
-Fills a fresh database with `telephony.demo` (bulk Core inserts; a year of calls, call backs,
-leads, site visits and leases through bigger pools), serves the real app on a local port and
+Fills a fresh database with `bot.commands.demo_data` (bulk Core inserts; a year of calls, call
+backs, leads, site visits and leases through bigger pools), serves the real app on a local port and
 asks each report for the last 7 and the last 30 days (the tracking report also for 365 days),
 `--runs` times each, printing p50/p99. Before timing, the hourly rollup of the tracking pools
 catches up (in a deployment its worker runs every hour), so the tracking report reads closed
@@ -36,11 +36,11 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import build_app
+from bot.commands.demo_data import DEMO_POOLS, DemoPool, DemoShape, fill, is_empty
 from bot.http_server import freeze_startup_objects
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
-from telephony.demo import DEMO_POOLS, DemoPool, DemoShape, fill, is_empty
 from telephony.reports.rollup import PoolHourRollup
 
 TOKEN = "bench-token"

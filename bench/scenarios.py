@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.scenarios.engine import ScenarioEngine
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Client
 from telephony.clients import create_client, set_variables
-from telephony.clock import FakeClock
-from telephony.notify import CallObservers, ClientMessage
+from telephony.events import CallObservers, ClientMessage
+from telephony.infra.clock import FakeClock
+from telephony.scenarios.engine import ScenarioEngine
 from telephony.scenarios.load import parse_scenarios
 
 RULES = """

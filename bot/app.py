@@ -13,7 +13,6 @@ from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
 from bot.reports import setup_reports, setup_rollup
 from bot.roles import Role
-from bot.scenarios.actions import TelegramOutlet
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
@@ -24,16 +23,17 @@ from handlers.web.errors import json_errors, quiet_protocol_errors
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.queue_stats import QUEUES, QueueShape, queue_stats
-from telephony.clock import Clock
-from telephony.health import HealthCheck
-from telephony.inbox import CallInbox
+from telephony.calls.inbox import CallInbox
+from telephony.events import CallObservers, CallUpdate, MessageObservers
+from telephony.infra.clock import Clock
+from telephony.infra.health import HealthCheck
 from telephony.leads.outbox import OutboxWorker
-from telephony.megafon import PROVIDER as MEGAFON
-from telephony.megafon import MegafonClient, parse_call_push
-from telephony.notify import CallObservers, CallUpdate, MessageObservers
-from telephony.novofon import PROVIDER as NOVOFON
-from telephony.novofon import NovofonClient
-from telephony.novofon_events import RECORDING_JOB, RecordingFetcher, stored_pushes
+from telephony.providers.megafon import PROVIDER as MEGAFON
+from telephony.providers.megafon import MegafonClient, parse_call_push
+from telephony.providers.novofon import PROVIDER as NOVOFON
+from telephony.providers.novofon import NovofonClient
+from telephony.providers.novofon.events import RECORDING_JOB, RecordingFetcher, stored_pushes
+from telephony.scenarios.actions import TelegramOutlet
 
 log = logging.getLogger("trubka")
 LEADERSHIP = web.AppKey("trubka_leadership", singletons.Leadership)

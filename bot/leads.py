@@ -17,13 +17,13 @@ from bot.config import FileConfig, load_file_config
 from bot.settings import Settings
 from storage.db import Database
 from storage.models import Client
-from telephony.clock import Clock, SystemClock
+from telephony.events import LeadInfo, LeadObserver
+from telephony.infra.clock import Clock, SystemClock
 from telephony.leads import metrika, roistat
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import OutboxWorker, RetryPolicy, Sink
 from telephony.leads.service import FormLead, LeadService, Sinks
-from telephony.notify import LeadInfo, LeadObserver
 
 log = logging.getLogger("trubka.leads")
 STOP_TIMEOUT = 15.0

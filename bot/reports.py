@@ -15,7 +15,7 @@ from handlers.web.context import CONTEXT
 from handlers.web.http_metrics import HttpMetrics
 from handlers.web.reports import build_reports_app
 from storage.db import Database
-from telephony.clock import Clock
+from telephony.infra.clock import Clock
 from telephony.reports import ReportService
 from telephony.reports.gauges import ReportGauges
 from telephony.reports.rollup import PoolHourRollup

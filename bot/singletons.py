@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from storage import leases
 from storage.db import Database
-from telephony.worker import Worker
+from telephony.infra.worker import Worker
 
 log = logging.getLogger("trubka.leases")
 

@@ -10,7 +10,7 @@ from bot.config import load_file_config
 from bot.settings import ConfigurationError, Settings
 from handlers.web import tracking as tracking_web
 from storage.db import Database
-from telephony.notify import CallObservers
+from telephony.events import CallObservers
 from telephony.tracking import TrackingAttributor, TrackingConfig, check, sync_numbers
 from telephony.tracking.config import ConfigProblem
 from telephony.tracking.guard import RequestBudget

@@ -21,7 +21,7 @@ from storage import sqlite_hop
 # How many database sessions the current task holds open. The house rule: no network await
 # (PBX, Telegram, Roistat, Metrika, Novofon) while one is open — on SQLite a transaction holds
 # the single write lock, so one slow upstream would stall every webhook. Upstream clients ask
-# `session_open()` before each request (telephony/http.py, the Telegram session middleware).
+# `session_open()` before each request (telephony/infra/http.py, the Telegram session middleware).
 _open_sessions: ContextVar[int] = ContextVar("trubka_open_sessions", default=0)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
+import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.db import Database
 from storage.types import UTCDateTime, utcnow
 

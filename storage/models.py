@@ -16,20 +16,9 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel, col
 
-from storage.types import UTCDateTime, utcnow
-
-# Named constraints: later migrations (SQLite batch mode included) can drop or alter them by name.
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def _created() -> datetime:
-    return utcnow()
+import storage.base  # noqa: F401  (the naming convention, before any table)
+from storage.base import created_now as _created
+from storage.types import UTCDateTime
 
 
 class Manager(SQLModel, table=True):
@@ -299,10 +288,3 @@ class CallAttribution(SQLModel, table=True):
     # Reports count a period's attributions from this side (storage/report_queries.py).
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime, index=True)
 
-
-import storage.scenario_models  # noqa: E402  (scenario jobs, issue 6)
-import storage.telegram_models  # noqa: E402, F401  (Telegram tables, issue 3)
-from storage import leads_models as _leads_models  # noqa: E402, F401
-from storage import leases as _leases  # noqa: E402, F401  (worker leases, issue 14)
-from storage import report_models as _report_models  # noqa: E402, F401  (report rollups)
-from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit  # noqa: E402,F401

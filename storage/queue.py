@@ -39,7 +39,7 @@ of the batch it chose and skips those it could not claim), and ends each row wit
 / `fail` / `release` (back to pending, due at a given moment: a 429's wait; pass
 `attempts=row.attempts - 1` to not count the claim as a try). The finishers take one id or the
 ids of one claim (a coalesced send is settled in one statement). Its loop is a
-`telephony.worker.Worker` whose step returns 0 after a full batch, else the seconds until its
+`telephony.infra.worker.Worker` whose step returns 0 after a full batch, else the seconds until its
 next row is due (or None: the idle poll).
 """
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.types import UTCDateTime
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
-import storage.models  # noqa: F401  (naming convention first; this module is imported at its end)
+import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.types import UTCDateTime, utcnow
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text
 from sqlmodel import Field, SQLModel
 
+import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.types import UTCDateTime, utcnow
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.types import UTCDateTime, utcnow
 
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Call, Client, ClientVariable, DialogMessage, PhoneIndexEntry
 from storage.scenario_models import ScenarioJob
 from storage.types import utcnow
-from telephony.calls import append_dialog
+from telephony.calls.apply import append_dialog
 from telephony.clients import create_client, find_client_by_phone, set_client_phone
 from telephony.phones import normalize_phone
 

@@ -12,9 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Client, Manager
 from storage.types import utcnow
-from telephony.megafon import PROVIDER as MEGAFON
-from telephony.novofon import PROVIDER as NOVOFON
 from telephony.phones import Extension, InvalidPhone, parse_party
+from telephony.providers.megafon import PROVIDER as MEGAFON
+from telephony.providers.novofon import PROVIDER as NOVOFON
 
 CallMode = Literal["disabled", "app", "api"]
 CALL_MODES: tuple[CallMode, ...] = ("disabled", "app", "api")

@@ -25,13 +25,14 @@ from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+import storage.schema  # noqa: F401  (every table on the metadata)
 from bot.app import build_app
 from bot.roles import Role
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
-from telephony import transaction_guard
-from telephony.clock import Clock
+from telephony.infra import transaction_guard
+from telephony.infra.clock import Clock
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram, Limits

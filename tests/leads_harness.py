@@ -17,7 +17,7 @@ from bot.app import build_app
 from bot.leads import LEADS, Leads
 from storage.db import Database
 from storage.leads_models import Lead, OutboxItem
-from telephony.clock import FakeClock
+from telephony.infra.clock import FakeClock
 from tests.conftest import test_settings
 from tests.fakes import metrika as metrika_fake
 from tests.fakes import roistat as roistat_fake

@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
 from bot.app import build_app
-from bot.scenarios.engine import ScenarioEngine
 from bot.scenarios.wiring import SCENARIOS
 from bot.telegram.wiring import TELEGRAM
 from storage.db import Database
 from storage.scenario_models import ScenarioJob
-from telephony.clock import FakeClock
+from telephony.infra.clock import FakeClock
+from telephony.scenarios.engine import ScenarioEngine
 from tests.conftest import API_TOKEN, AppClient, test_settings
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import TOKEN, FakeTelegram

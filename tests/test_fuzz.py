@@ -28,7 +28,7 @@ from sqlmodel import select
 from handlers.web.context import CONTEXT
 from storage.db import Database
 from storage.models import Call, CallEvent
-from telephony.novofon import SIGNED_FIELDS, webhook_signature
+from telephony.providers.novofon import SIGNED_FIELDS, webhook_signature
 from tests.conftest import API_TOKEN, CRM_TOKEN, AppClient, AppFactory
 from tests.megafon_replay import load, replay
 from tests.tracking_support import CHROME, SITE, write_config

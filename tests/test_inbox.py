@@ -12,10 +12,10 @@ from sqlmodel import select
 from bot.cli import main
 from storage.db import Database
 from storage.models import Call, CallEvent, DialogMessage
-from telephony.calls import CallPush
-from telephony.inbox import CallInbox
-from telephony.megafon import PROVIDER, dedup_key, parse_call_push
-from telephony.notify import CallObservers, CallUpdate
+from telephony.calls.apply import CallPush
+from telephony.calls.inbox import CallInbox
+from telephony.events import CallObservers, CallUpdate
+from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 from tests.megafon_replay import load
 
 

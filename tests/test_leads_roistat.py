@@ -407,9 +407,9 @@ async def test_a_sink_error_is_retried_not_lost(make_harness: HarnessFactory, db
 async def test_a_call_stored_while_the_observer_never_ran_is_decided_at_start(
     make_harness: HarnessFactory, db: Database
 ) -> None:
-    from telephony.inbox import CallInbox
-    from telephony.megafon import PROVIDER, dedup_key, parse_call_push
-    from telephony.notify import CallObservers
+    from telephony.calls.inbox import CallInbox
+    from telephony.events import CallObservers
+    from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 
     fields = load("inbound_answered")[-1]
     # Stored and applied by a process that stopped before its observers ran.

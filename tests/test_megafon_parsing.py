@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telephony.megafon import InvalidPayload, parse_push
-from telephony.pushes import ContactQuery, EventPush, HistoryPush, RatingPush
+from telephony.calls.pushes import ContactQuery, EventPush, HistoryPush, RatingPush
+from telephony.providers.megafon import InvalidPayload, parse_push
 from tests.megafon_replay import load
 
 FIELD_NAMES = [

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from telephony.novofon import NovofonClient, NovofonError
-from telephony.ratelimit import RateLimiter
+from telephony.infra.ratelimit import RateLimiter
+from telephony.providers.novofon import NovofonClient, NovofonError
 from tests.fakes.novofon import KEY, SECRET, FakeNovofon
 
 

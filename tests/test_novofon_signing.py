@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from telephony.megafon import InvalidPayload
-from telephony.novofon import (
+from telephony.calls.pushes import EventPush, HistoryPush
+from telephony.providers.megafon import InvalidPayload
+from telephony.providers.novofon import (
     SIGNED_FIELDS,
     disposition_status,
     http_build_query,
@@ -22,7 +23,6 @@ from telephony.novofon import (
     verify_webhook,
     webhook_signature,
 )
-from telephony.pushes import EventPush, HistoryPush
 from tests.fakes.novofon import SECRET, expected_signature
 from tests.novofon_replay import FIXTURES, load
 

@@ -15,9 +15,9 @@ from storage.db import Database
 from storage.leads_models import OutboxItem
 from storage.models import CallAttribution, Client, Manager
 from storage.types import utcnow
-from telephony.dialing import Dialers, place_manager_call
-from telephony.notify import CallUpdate
-from telephony.novofon import NovofonClient, webhook_signature
+from telephony.calls.dialing import Dialers, place_manager_call
+from telephony.events import CallUpdate
+from telephony.providers.novofon import NovofonClient, webhook_signature
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import KEY, SECRET, FakeNovofon

@@ -11,7 +11,7 @@ import pytest
 
 from bot.cli import main
 from storage.db import Database
-from telephony.clock import FakeClock
+from telephony.infra.clock import FakeClock
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import (
     Claimed,

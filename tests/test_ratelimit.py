@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from telephony.ratelimit import TokenBuckets
+from telephony.infra.ratelimit import TokenBuckets
 
 
 class FakeClock:

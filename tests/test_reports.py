@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import insert, text
 
+from bot.commands.demo_data import DemoShape, fill
 from bot.reports import ROLLUP
 from bot.roles import Role
 from storage.db import Database
@@ -21,8 +22,7 @@ from storage.migrate import upgrade
 from storage.models import Call
 from storage.report_queries import rollup_done_until
 from storage.tracking_models import TrackingLease, TrackingVisit
-from telephony.clock import FakeClock
-from telephony.demo import DemoShape, fill
+from telephony.infra.clock import FakeClock
 from telephony.reports import rollup as rollup_
 from telephony.reports.rollup import PoolHourRollup
 from tests.conftest import API_TOKEN, AppClient, AppFactory

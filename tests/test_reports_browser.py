@@ -13,8 +13,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.commands.demo_data import DemoShape, fill
 from storage.db import Database
-from telephony.demo import DemoShape, fill
 from tests.conftest import API_TOKEN, AppFactory
 from tests.test_tracking_browser import browser, require_browser  # noqa: F401  (fixture)
 

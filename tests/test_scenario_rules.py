@@ -18,7 +18,7 @@ from storage.leads_models import Lead
 from storage.models import Client
 from storage.scenario_models import ScenarioJob
 from telephony.clients import set_variables
-from telephony.notify import LeadInfo
+from telephony.events import LeadInfo
 from tests.conftest import AppClient
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import FakeTelegram

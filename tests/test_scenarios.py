@@ -12,8 +12,8 @@ import pytest
 
 from handlers.web.context import CONTEXT
 from storage.db import Database
-from telephony.clock import FakeClock
-from telephony.notify import LeadInfo
+from telephony.events import LeadInfo
+from telephony.infra.clock import FakeClock
 from tests.conftest import AppClient
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import FakeTelegram

@@ -12,8 +12,8 @@ from bot.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
-from telephony.dialing import CallRequestError, megafon_call
-from telephony.megafon import PbxError
+from telephony.calls.dialing import CallRequestError, megafon_call
+from telephony.providers.megafon import PbxError
 
 
 def register(commands: Subparsers) -> None:

@@ -7,10 +7,10 @@ import argparse
 import asyncio
 
 from bot.commands import EXIT_FAILURE, EXIT_OK, Subparsers
+from bot.commands.demo_data import DemoShape, fill, is_empty
 from bot.settings import ConfigurationError, Settings
 from storage.db import Database
 from storage.migrate import upgrade
-from telephony.demo import DemoShape, fill, is_empty
 
 
 def register(commands: Subparsers) -> None:

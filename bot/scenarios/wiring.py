@@ -11,14 +11,14 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from bot.scenarios.actions import TelegramOutlet
-from bot.scenarios.engine import ScenarioEngine, ScenarioMetrics
 from bot.settings import ConfigurationError, Settings
 from bot.singletons import SCENARIO_SCHEDULER, Leadership
 from storage.db import Database
-from telephony.clock import Clock, SystemClock
-from telephony.megafon import MegafonClient
-from telephony.notify import CallObservers, LeadMaker, LeadObservers, MessageObservers
+from telephony.events import CallObservers, LeadMaker, LeadObservers, MessageObservers
+from telephony.infra.clock import Clock, SystemClock
+from telephony.providers.megafon import MegafonClient
+from telephony.scenarios.actions import TelegramOutlet
+from telephony.scenarios.engine import ScenarioEngine, ScenarioMetrics
 from telephony.scenarios.load import ScenarioError, Scenarios, load_scenarios, parse_scenarios
 
 DEFAULT_PATH = Path("scenarios.yaml")

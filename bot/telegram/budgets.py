@@ -1,4 +1,4 @@
-"""Telegram's send budgets as token buckets (telephony/ratelimit.py): one bucket per group
+"""Telegram's send budgets as token buckets (telephony/infra/ratelimit.py): one bucket per group
 (≈20 a minute, edits included), one per private chat (≈1 a second) and one for the whole bot
 (≈30 a second). Bursts are allowed within a budget; a 429 cools the whole chat off.
 """
@@ -9,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 
-from telephony.ratelimit import Clock, TokenBuckets
+from telephony.infra.ratelimit import Clock, TokenBuckets
 
 _ALL = "all"
 

@@ -8,7 +8,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from telephony.transaction_guard import check_no_open_session
+from telephony.infra.transaction_guard import check_no_open_session
 
 if TYPE_CHECKING:
     from aiogram import Bot

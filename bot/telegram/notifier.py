@@ -29,7 +29,7 @@ from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
 from storage.types import utcnow
-from telephony.notify import CallUpdate
+from telephony.events import CallUpdate
 
 EVENT_PREFIX = "_call_event "
 CATCH_UP_MARGIN = timedelta(minutes=10)

@@ -57,7 +57,7 @@ from storage.queue import RetryPolicy, Status
 from storage.telegram_models import TelegramDelivery, TelegramTopic
 from storage.telegram_queue import ALERT, CARD, ESCALATE, MAX_ATTEMPTS, Outgoing
 from storage.types import utcnow
-from telephony.worker import Worker
+from telephony.infra.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from bot.telegram.status import SendStatus
 from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
-from telephony.dialing import Dialers
-from telephony.health import HealthChecks
-from telephony.notify import CallObservers, MessageObserver
+from telephony.calls.dialing import Dialers
+from telephony.events import CallObservers, MessageObserver
+from telephony.infra.health import HealthChecks
 
 log = logging.getLogger("trubka.telegram")
 

@@ -16,10 +16,10 @@ from handlers.telegram.context import TelegramContext
 from storage.models import Call, Client, Manager
 from storage.queries import recent_calls
 from storage.telegram_models import TelegramTopic
+from telephony.calls.dialing import CallRequestError, ManagerCannotCall, place_manager_call
 from telephony.clients import find_client_by_phone
-from telephony.dialing import CallRequestError, ManagerCannotCall, place_manager_call
-from telephony.megafon import PbxError
 from telephony.phones import InvalidPhone, normalize_phone
+from telephony.providers.megafon import PbxError
 
 LIST_LIMIT = 15
 

@@ -20,9 +20,9 @@ from storage.models import Client, Manager
 from storage.telegram_models import TelegramTopic
 from storage.telegram_queries import move_client_rows, topic_of
 from storage.telegram_queue import Outgoing, enqueue
-from telephony.calls import append_dialog
+from telephony.calls.apply import append_dialog
 from telephony.chats import attach_phone, messenger_client, record_message
-from telephony.notify import ClientMessage
+from telephony.events import ClientMessage
 from telephony.phones import InvalidPhone, format_phone
 
 CHANNEL = "telegram"

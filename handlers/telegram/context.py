@@ -12,10 +12,10 @@ from aiogram.types import TelegramObject, User
 
 from storage.db import Database
 from storage.models import Manager
-from telephony.dialing import Dialers
+from telephony.calls.dialing import Dialers
+from telephony.events import CallObserver, MessageObserver
 from telephony.managers import manager_by_telegram
-from telephony.megafon import MegafonClient
-from telephony.notify import CallObserver, MessageObserver
+from telephony.providers.megafon import MegafonClient
 
 
 class Topics(Protocol):

@@ -24,10 +24,10 @@ from telephony.managers import (
     set_call_mode,
     set_on_duty,
 )
-from telephony.megafon import PROVIDER as MEGAFON
-from telephony.megafon import PbxError, PbxUser
-from telephony.novofon import PROVIDER as NOVOFON
-from telephony.novofon import NovofonError
+from telephony.providers.megafon import PROVIDER as MEGAFON
+from telephony.providers.megafon import PbxError, PbxUser
+from telephony.providers.novofon import PROVIDER as NOVOFON
+from telephony.providers.novofon import NovofonError
 
 PROVIDER_NAMES = {MEGAFON: "MegaFon", NOVOFON: "Novofon"}
 

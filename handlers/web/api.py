@@ -33,15 +33,20 @@ from handlers.web.serialize import (
 )
 from storage.models import Call, CallAttribution, Client, Manager
 from storage.queries import call_events, dialog_of, recent_calls
+from telephony.calls.dialing import (
+    CallRequestError,
+    ManagerCannotCall,
+    megafon_call,
+    place_manager_call,
+)
 from telephony.clients import (
     ClientView,
     client_view_by_id,
     client_view_by_phone,
     variables_of,
 )
-from telephony.dialing import CallRequestError, ManagerCannotCall, megafon_call, place_manager_call
-from telephony.megafon import PbxError
 from telephony.phones import InvalidPhone, normalize_phone
+from telephony.providers.megafon import PbxError
 
 routes = web.RouteTableDef()
 API = "/api/v1"

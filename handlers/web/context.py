@@ -10,14 +10,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from storage.db import Database
-from telephony.dialing import Dialers
-from telephony.health import HealthChecks
-from telephony.inbox import CallInbox
+from telephony.calls.dialing import Dialers
+from telephony.calls.inbox import CallInbox
+from telephony.events import CallObserver, LeadObservers
+from telephony.infra.health import HealthChecks
 from telephony.leads.outbox import OutboxWorker
 from telephony.leads.service import LeadService
-from telephony.megafon import MegafonClient
-from telephony.notify import CallObserver, LeadObservers
-from telephony.novofon import NovofonClient
+from telephony.providers.megafon import MegafonClient
+from telephony.providers.novofon import NovofonClient
 
 
 class WebMetrics:

@@ -28,8 +28,8 @@ from telephony.managers import (
     set_call_mode,
     set_on_duty,
 )
-from telephony.megafon import PROVIDER as MEGAFON
-from telephony.novofon import PROVIDER as NOVOFON
+from telephony.providers.megafon import PROVIDER as MEGAFON
+from telephony.providers.novofon import PROVIDER as NOVOFON
 
 routes = web.RouteTableDef()
 PATH = "/api/v1/managers"

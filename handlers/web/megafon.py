@@ -8,10 +8,10 @@ from handlers.web.auth import same_secret
 from handlers.web.bodies import read_fields
 from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
+from telephony.calls.pushes import ContactQuery, EventPush
 from telephony.clients import contact_card
-from telephony.megafon import PROVIDER, InvalidPayload, dedup_key, parse_push
 from telephony.phones import Extension
-from telephony.pushes import ContactQuery, EventPush
+from telephony.providers.megafon import PROVIDER, InvalidPayload, dedup_key, parse_push
 
 routes = web.RouteTableDef()
 

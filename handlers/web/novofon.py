@@ -10,10 +10,10 @@ from handlers.web.auth import same_secret
 from handlers.web.bodies import read_fields, read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import json_error
-from telephony.megafon import InvalidPayload
-from telephony.novofon import PROVIDER, SIGNED_FIELDS, parse_notification, verify_webhook
-from telephony.novofon_events import accept_notification
-from telephony.novofon_tracking import EVENT, flatten, merge_call_tracking
+from telephony.providers.megafon import InvalidPayload
+from telephony.providers.novofon import PROVIDER, SIGNED_FIELDS, parse_notification, verify_webhook
+from telephony.providers.novofon.events import accept_notification
+from telephony.providers.novofon.tracking import EVENT, flatten, merge_call_tracking
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 from storage.db import create_engine
 
 target_metadata = SQLModel.metadata

@@ -22,12 +22,12 @@ from sqlmodel import col, select
 from storage.db import Database
 from storage.leads_models import MetrikaUpload
 from storage.models import Call
-from telephony.clock import Clock
-from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
+from telephony.infra.clock import Clock
+from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
+from telephony.infra.worker import Worker
 from telephony.leads.attribution import Attribution
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import Claimed, DeliveryError, RetryPolicy, claim, complete, fail
-from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 

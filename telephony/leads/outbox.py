@@ -25,9 +25,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import Database
 from storage.leads_models import OutboxItem
 from storage.queue import QueueTable, RetryPolicy, Status
-from telephony.clock import Clock
+from telephony.infra.clock import Clock
+from telephony.infra.worker import Worker
 from telephony.leads.metrics import LeadMetrics
-from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from sqlmodel import col
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.models import Call
-from telephony.http import UpstreamClient, UpstreamError, UpstreamResponse
+from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import RoistatTemplates
 from telephony.leads.outbox import Claimed, DeliveryError

@@ -13,9 +13,9 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Call
+from telephony.calls.outcome import CallStatus
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import LeadsConfig
-from telephony.statuses import CallStatus
 
 SUCCESS = CallStatus.SUCCESS
 

@@ -20,7 +20,8 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call
 from storage.queries import insert_or_ignore
 from telephony.clients import create_client, match_or_create_client
-from telephony.clock import Clock
+from telephony.events import CallUpdate, LeadInfo, LeadObserver, LeadObservers
+from telephony.infra.clock import Clock
 from telephony.leads import metrika, roistat
 from telephony.leads.attribution import Attribution, call_attribution, from_lead
 from telephony.leads.config import LeadsConfig
@@ -35,7 +36,6 @@ from telephony.leads.rules import (
     talk_seconds,
 )
 from telephony.leads.templates import render
-from telephony.notify import CallUpdate, LeadInfo, LeadObserver, LeadObservers
 from telephony.phones import format_phone
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,8 @@ from storage.report_queries import (
     visits_by_hour,
 )
 from storage.types import utcnow
+from telephony.infra.worker import Worker
 from telephony.reports.utilisation import peaks_by_index
-from telephony.worker import Worker
 
 log = logging.getLogger(__name__)
 

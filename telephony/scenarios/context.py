@@ -13,10 +13,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Call, Client, DialogMessage, Manager
+from telephony.calls.dialing import pbx_identity
+from telephony.calls.outcome import CallStatus
 from telephony.clients import get_variables
-from telephony.dialing import pbx_identity
 from telephony.scenarios.conditions import SECTIONS
-from telephony.statuses import CallStatus
 
 SUCCESS = CallStatus.SUCCESS
 

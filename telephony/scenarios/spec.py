@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from telephony.calls.outcome import CALL_EVENTS, CALL_STATUSES
 from telephony.scenarios.hours import Span, parse_days, parse_spans
 from telephony.scenarios.templates import check_template
-from telephony.statuses import CALL_EVENTS, CALL_STATUSES
 
 LEAD_SOURCES = ("form", "call", "scenario")
 TRIGGERS = ("message", "call_event", "call_status", "lead", "variable")

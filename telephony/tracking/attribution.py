@@ -17,7 +17,7 @@ from storage.tracking_models import TrackingNumber, TrackingVisit
 from storage.tracking_queries import insert_ignore
 from storage.types import utcnow
 from telephony.clients import set_variables
-from telephony.notify import CallUpdate
+from telephony.events import CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
 from telephony.tracking.confidence import judge, returning_caller
 from telephony.tracking.config import TrackingConfig

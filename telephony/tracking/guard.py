@@ -1,10 +1,10 @@
 """Pool protection: per-address and per-network request budgets, penalties and live-lease caps.
 
-One limiter for the house (`telephony.ratelimit.TokenBuckets`); this module only decides the keys:
-the client address, and its /24 (IPv4) or /48 (IPv6) network, since one rented server range has
-many addresses. Addresses that are not public (loopback, private, documentation ranges) are not
-limited: a reverse proxy missing from `trusted_proxies` shows up as one, and limiting it would
-limit every visitor at once.
+One limiter for the house (`telephony.infra.ratelimit.TokenBuckets`); this module only decides
+the keys: the client address, and its /24 (IPv4) or /48 (IPv6) network, since one rented
+server range has many addresses. Addresses that are not public (loopback, private,
+documentation ranges) are not limited: a reverse proxy missing from `trusted_proxies` shows
+up as one, and limiting it would limit every visitor at once.
 
 A key refused is penalized until `penalty_minutes` after its last refused request: it takes no
 numbers (its live leases end at once). People stay far below the budgets; a script draining the
@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from telephony.ratelimit import Clock, TokenBuckets
+from telephony.infra.ratelimit import Clock, TokenBuckets
 from telephony.tracking.config import Limits
 
 IPV4_NETWORK = 24

@@ -14,7 +14,7 @@ from sqlmodel import col, func, select, update
 from storage.db import Database
 from storage.models import Call
 from storage.tracking_models import TrackingNumber
-from telephony.notify import CallUpdate
+from telephony.events import CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
 from telephony.tracking.config import TrackingConfig
 

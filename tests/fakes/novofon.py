@@ -1,8 +1,9 @@
 """A fake Novofon API v1 over real HTTP: checks every request's signature as Novofon does,
 records requests, and fails on demand (an error answer, 429, a slow answer).
 
-The signature is recomputed here on its own (not with telephony.novofon), over the query string
-exactly as it arrived: base64(hex(HMAC-SHA1(secret, path + query + md5(query)))).
+The signature is recomputed here on its own (not with telephony.providers.novofon),
+over the query string exactly as it arrived:
+base64(hex(HMAC-SHA1(secret, path + query + md5(query)))).
 """
 
 from __future__ import annotations

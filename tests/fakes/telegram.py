@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from telephony.ratelimit import TokenBuckets
+from telephony.infra.ratelimit import TokenBuckets
 
 BOT_ID = 42
 TOKEN = "42:TEST"

@@ -12,7 +12,7 @@ from aiohttp import web
 from handlers.web.auth import same_secret
 from handlers.web.context import CONTEXT
 from handlers.web.reports import session
-from telephony.ratelimit import TokenBuckets
+from telephony.infra.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,5 +1,5 @@
 """Provider-neutral call pushes: every PBX's webhooks are parsed into these, then applied
-by telephony.calls the same way (MegaFon's vocabulary: INCOMING, ACCEPTED, … and history)."""
+by telephony.calls.apply the same way (MegaFon's vocabulary: INCOMING, ACCEPTED, … and history)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from telephony.transaction_guard import check_no_open_session
+from telephony.infra.transaction_guard import check_no_open_session
 
 
 class UpstreamError(Exception):

@@ -35,9 +35,9 @@ from storage.inbox_queries import put_back
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.types import utcnow
-from telephony.calls import CallPush, apply_push, deferred_writes
-from telephony.notify import CallObserver, CallUpdate
-from telephony.worker import Worker
+from telephony.calls.apply import CallPush, apply_push, deferred_writes
+from telephony.events import CallObserver, CallUpdate
+from telephony.infra.worker import Worker
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Client
 from storage.telegram_queue import Outgoing, enqueue
-from telephony.calls import append_dialog
+from telephony.calls.apply import append_dialog
 from telephony.chats import record_message
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import CallEvent, Manager
-from telephony.calls import CallPush
+from telephony.calls.apply import CallPush
+from telephony.calls.inbox import CallInbox, PushParser
+from telephony.calls.pushes import EventPush, RecordPush
 from telephony.clients import find_client_by_phone
-from telephony.inbox import CallInbox, PushParser
 from telephony.leads.outbox import Claimed, DeliveryError, OutboxWorker, enqueue
-from telephony.novofon import (
+from telephony.providers.novofon import (
     PROVIDER,
     Notification,
     NovofonClient,
@@ -23,7 +24,6 @@ from telephony.novofon import (
     dedup_key,
     parse_notification,
 )
-from telephony.pushes import EventPush, RecordPush
 
 # The job (a row of the durable outbox) that fetches a NOTIFY_RECORD's link.
 RECORDING_JOB = "novofon_record"

@@ -21,11 +21,11 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
+from telephony.calls.outcome import CallStatus
+from telephony.calls.pushes import EventPush, HistoryPush, RatingPush, RecordPush
 from telephony.clients import match_or_create_client, set_variables
-from telephony.notify import CallUpdate
+from telephony.events import CallUpdate
 from telephony.phones import Extension
-from telephony.pushes import EventPush, HistoryPush, RatingPush, RecordPush
-from telephony.statuses import CallStatus
 
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)

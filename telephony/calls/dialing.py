@@ -14,11 +14,11 @@ from storage.models import Call, CallRef, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
 from telephony.clients import match_or_create_client
-from telephony.megafon import PROVIDER, MegafonClient, PbxError
-from telephony.notify import CallObserver, CallUpdate
-from telephony.novofon import PROVIDER as NOVOFON
-from telephony.novofon import NovofonClient
+from telephony.events import CallObserver, CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
+from telephony.providers.megafon import PROVIDER, MegafonClient, PbxError
+from telephony.providers.novofon import PROVIDER as NOVOFON
+from telephony.providers.novofon import NovofonClient
 
 
 class CallRequestError(ValueError):

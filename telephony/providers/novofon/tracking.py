@@ -21,10 +21,10 @@ from storage.db import Database
 from storage.models import CallAttribution, CallEvent
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
-from telephony.calls import call_of
-from telephony.megafon import InvalidPayload
-from telephony.novofon import PROVIDER
+from telephony.calls.apply import call_of
 from telephony.phones import Extension, InvalidPhone, parse_party
+from telephony.providers.megafon import InvalidPayload
+from telephony.providers.novofon import PROVIDER
 
 EVENT = "CALL_TRACKING"
 METHOD = "novofon"

@@ -22,30 +22,30 @@ from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter
 
-from bot.scenarios.actions import (
+from storage.db import Database
+from storage.models import Client
+from storage.queue import Status
+from storage.scenario_models import ScenarioJob
+from storage.scenario_queries import JOBS, claim_due, next_due
+from telephony.calls.apply import append_dialog
+from telephony.calls.dialing import CallRequestError, megafon_call
+from telephony.clients import set_variables
+from telephony.events import CallObserver, CallUpdate, ClientMessage, LeadInfo, LeadMaker
+from telephony.infra.clock import Clock
+from telephony.infra.worker import Worker
+from telephony.providers.megafon import MegafonClient, PbxError
+from telephony.scenarios.actions import (
     ActionFailed,
     TelegramOutlet,
     can_message,
     queue_client_message,
     queue_topic_note,
 )
-from storage.db import Database
-from storage.models import Client
-from storage.queue import Status
-from storage.scenario_models import ScenarioJob
-from storage.scenario_queries import JOBS, claim_due, next_due
-from telephony.calls import append_dialog
-from telephony.clients import set_variables
-from telephony.clock import Clock
-from telephony.dialing import CallRequestError, megafon_call
-from telephony.megafon import MegafonClient, PbxError
-from telephony.notify import CallObserver, CallUpdate, ClientMessage, LeadInfo, LeadMaker
 from telephony.scenarios.conditions import first_failing
 from telephony.scenarios.context import Occurrence, build_context, marks
 from telephony.scenarios.load import Scenarios
 from telephony.scenarios.spec import Action, Rule, Wait
 from telephony.scenarios.templates import TemplateFailure, render
-from telephony.worker import Worker
 
 log = logging.getLogger("trubka.scenarios")
 

@@ -1,0 +1,25 @@
+"""The whole schema: every table module, so `SQLModel.metadata` holds every table (migrations'
+autogenerate check, tests that empty the tables)."""
+
+from storage import (
+    leads_models,
+    leases,
+    models,
+    report_models,
+    scenario_models,
+    telegram_models,
+    tracking_models,
+)
+from storage.base import METADATA
+
+TABLE_MODULES = (
+    models,
+    leads_models,
+    leases,
+    report_models,
+    scenario_models,
+    telegram_models,
+    tracking_models,
+)
+
+__all__ = ["METADATA", "TABLE_MODULES"]
