@@ -77,6 +77,15 @@ class FakeSmsRu:
     timeout_seconds: float = 5.0
     url: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(10000001))
+    _late: bool = False
+
+    async def _answer(self, response: web.Response) -> web.Response:
+        """The answer, after `timeout_seconds` when a timeout was asked for: the work is done
+        first (an SMS is out) even though the client stops waiting."""
+        if self._late:
+            self._late = False
+            await asyncio.sleep(self.timeout_seconds)
+        return response
 
     def fail_next(self, *failures: int | str) -> None:
         self.failures.extend(failures)
@@ -103,8 +112,8 @@ class FakeSmsRu:
         if self.failures:
             failure = self.failures.pop(0)
             if failure == "timeout":
-                # Then done as usual, long after the client gave up.
-                await asyncio.sleep(self.timeout_seconds)
+                # Done as usual, answered long after the client gave up (see `_answer`).
+                self._late = True
             elif isinstance(failure, str):
                 return _error(int(failure), "Сервис временно недоступен, попробуйте чуть позже")
             else:
@@ -141,7 +150,7 @@ class FakeSmsRu:
         if (refused := await self._refused(params)) is not None:
             return refused
         if (problem := self._check_message(params)) is not None:
-            return _error(*problem)
+            return await self._answer(_error(*problem))
         phone, text = params.get("to", ""), params.get("msg", "")
         testing = params.get("test") == "1"
         parts = parts_of(text)
@@ -154,7 +163,7 @@ class FakeSmsRu:
         if problem is not None:
             entry: dict[str, Any] = {"status": "ERROR", "status_code": problem[0]}
             entry["status_text"] = problem[1]
-            return _ok({"sms": {phone or "0": entry}, "balance": self.balance})
+            return await self._answer(_ok({"sms": {phone or "0": entry}, "balance": self.balance}))
         sms_id = f"000000-{next(self._ids)}"
         if testing:
             self.tested.append(params)
@@ -163,7 +172,7 @@ class FakeSmsRu:
             self.sent.append(Sent(sms_id, phone, text, params.get("from"), parts, cost))
             self.statuses[sms_id] = 100
         entry = {"status": "OK", "status_code": 100, "sms_id": sms_id}
-        return _ok({"sms": {phone: entry}, "balance": self.balance})
+        return await self._answer(_ok({"sms": {phone: entry}, "balance": self.balance}))
 
     def _repeated(self, phone: str, text: str) -> bool:
         if self.same_text_window <= 0:
@@ -179,7 +188,7 @@ class FakeSmsRu:
         if (refused := await self._refused(params)) is not None:
             return refused
         if (problem := self._check_message(params)) is not None:
-            return _error(*problem)
+            return await self._answer(_error(*problem))
         phone = params.get("to", "")
         if (problem := self._check_number(phone)) is not None:
             entry: dict[str, Any] = {
@@ -187,11 +196,15 @@ class FakeSmsRu:
                 "status_code": problem[0],
                 "status_text": problem[1],
             }
-            return _ok({"sms": {phone or "0": entry}, "total_cost": 0, "total_sms": 0})
+            return await self._answer(
+                _ok({"sms": {phone or "0": entry}, "total_cost": 0, "total_sms": 0})
+            )
         parts = parts_of(params["msg"])
         cost = round(parts * self.price_per_part, 2)
         entry = {"status": "OK", "status_code": 100, "cost": cost, "sms": parts}
-        return _ok({"sms": {phone: entry}, "total_cost": cost, "total_sms": parts})
+        return await self._answer(
+            _ok({"sms": {phone: entry}, "total_cost": cost, "total_sms": parts})
+        )
 
     async def _status(self, request: web.Request) -> web.Response:
         params = await self._params(request)
@@ -207,13 +220,13 @@ class FakeSmsRu:
                     "status_code": -1,
                     "status_text": "Сообщение не найдено",
                 }
-        return _ok({"sms": found, "balance": self.balance})
+        return await self._answer(_ok({"sms": found, "balance": self.balance}))
 
     async def _balance(self, request: web.Request) -> web.Response:
         params = await self._params(request)
         if (refused := await self._refused(params)) is not None:
             return refused
-        return _ok({"balance": self.balance})
+        return await self._answer(_ok({"balance": self.balance}))
 
     # --- callbacks ----------------------------------------------------------------------------
 
