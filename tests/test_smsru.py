@@ -236,6 +236,19 @@ async def test_an_unreachable_sms_ru_is_retryable() -> None:
     assert (failed.value.code, failed.value.permanent) == ("unreachable", False)
 
 
+async def test_a_status_can_be_asked_when_no_callback_came(
+    channel: SmsRuChannel, fake_smsru: FakeSmsRu
+) -> None:
+    sent = await channel.send(text("d1", "Hello"))
+    assert sent.provider_message_id is not None
+    status = await channel.status(sent.provider_message_id)
+    assert status is not None and status.state is DeliveryState.QUEUED
+    fake_smsru.statuses[sent.provider_message_id] = 103
+    status = await channel.status(sent.provider_message_id)
+    assert status is not None and (status.state, status.code) == (DeliveryState.DELIVERED, "103")
+    assert await channel.status("000000-404") is None
+
+
 # --- balance in /healthz ----------------------------------------------------------------------
 
 

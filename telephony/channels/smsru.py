@@ -164,6 +164,26 @@ class SmsRuChannel:
         self._saw_balance(balance)
         return balance
 
+    async def status(self, sms_id: str) -> DeliveryStatus | None:
+        """A sent message's status by its sms_id (`sms/status`), for a delivery whose callback
+        never came; None when SMS.ru does not know the id or names a code we do not track.
+        SMS.ru looks messages up by its own id only: a send whose answer was lost cannot be
+        found this way."""
+        answer = await self._call("/sms/status", {"sms_id": sms_id})
+        entries = answer.get("sms")
+        entry = entries.get(sms_id) if isinstance(entries, dict) else None
+        code = _int(entry.get("status_code")) if isinstance(entry, dict) else None
+        if code is None or code not in STATUS_STATES:
+            return None
+        return DeliveryStatus(
+            kind=ChannelKind.SMS,
+            provider_message_id=sms_id,
+            state=STATUS_STATES[code],
+            at=datetime.now(UTC),
+            code=str(code),
+            detail=STATUS_TEXTS[code],
+        )
+
     async def close(self) -> None:
         await self._http.close()
 
