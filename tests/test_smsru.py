@@ -190,7 +190,7 @@ async def test_a_wrong_api_id_and_an_unapproved_sender_are_permanent(
         await unapproved.close()
 
 
-@pytest.mark.parametrize("failure", [500, 502, 429, "220", "500"])
+@pytest.mark.parametrize("failure", [500, 502, 429, "220", "500", "html"])
 async def test_server_failures_are_retried_and_the_retry_goes_out(
     channel: SmsRuChannel, fake_smsru: FakeSmsRu, failure: int | str
 ) -> None:

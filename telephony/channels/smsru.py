@@ -216,11 +216,17 @@ def _answer(response: UpstreamResponse) -> dict[str, Any]:
             retry_after=retry_after,
         )
     body = response.json()
-    if response.status >= 400 or not isinstance(body, dict):
+    if response.status >= 400:
         raise ChannelError(
             f"SMS.ru answered HTTP {response.status}: {response.text.strip()[:200]!r}",
             code=f"http_{response.status}",
-            permanent=response.status >= 400,
+            permanent=True,
+        )
+    if not isinstance(body, dict):
+        # Not SMS.ru's JSON (a proxy's page?): retried, the send may not have happened.
+        raise ChannelError(
+            f"SMS.ru answered something else than JSON: {response.text.strip()[:200]!r}",
+            code="bad_answer",
         )
     return body
 

@@ -72,7 +72,8 @@ class FakeSmsRu:
     tested: list[dict[str, str]] = field(default_factory=list)  # test=1 sends: nothing went out
     statuses: dict[str, int] = field(default_factory=dict)  # sms_id → last status code
     # Failures for the next requests: an HTTP status, "timeout" (answered after the client gave
-    # up: a send is done all the same, as on the real service), or an SMS.ru code (220, 500).
+    # up: a send is done all the same, as on the real service), "html" (200 with a proxy's
+    # page), or an SMS.ru code (220, 500).
     failures: list[int | str] = field(default_factory=list)
     timeout_seconds: float = 5.0
     url: str = ""
@@ -114,6 +115,8 @@ class FakeSmsRu:
             if failure == "timeout":
                 # Done as usual, answered long after the client gave up (see `_answer`).
                 self._late = True
+            elif failure == "html":  # a proxy's page instead of SMS.ru's JSON
+                return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
             elif isinstance(failure, str):
                 return _error(int(failure), "Сервис временно недоступен, попробуйте чуть позже")
             else:
