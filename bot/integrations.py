@@ -38,6 +38,15 @@ INTEGRATIONS = (
     Integration("Roistat leads", ("roistat_key",)),
     Integration("Roistat call tracking", ("roistat_api_key", "roistat_project")),
     Integration("Yandex Metrika", ("metrika_token", "metrika_counter_id")),
+    Integration(
+        "WhatsApp",
+        (
+            "whatsapp_token",
+            "whatsapp_phone_number_id",
+            "whatsapp_app_secret",
+            "whatsapp_verify_token",
+        ),
+    ),
     Integration("API token", ("api_token",)),
 )
 

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     metrika_counter_id: int | None = None
     metrika_upload_interval: int = Field(default=600, ge=10)
 
+    # WhatsApp Business Cloud API: the token and phone number id send; the app secret checks
+    # X-Hub-Signature-256 on webhooks; the verify token answers Meta's hub.challenge handshake.
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_url: str = "https://graph.facebook.com"
+    whatsapp_template_language: str = Field(default="ru", min_length=2, max_length=16)
+
     redis_url: str | None = None
 
     # /healthz answers 503 when the oldest unapplied PBX push waited longer than this (seconds),
@@ -116,6 +125,7 @@ class Settings(BaseSettings):
         "novofon_url",
         "roistat_url",
         "metrika_url",
+        "whatsapp_url",
     )
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
