@@ -91,7 +91,9 @@ async def whatsapp_webhook(request: web.Request) -> web.Response:
         parsed = parse_webhook(body)
     except InvalidWebhook as exc:
         return _refuse(request, 400, "Invalid parameters", exc.reason, field=exc.field[:120])
-    inbound = request.app[CHANNEL_INBOUND]
+    inbound = request.app.get(CHANNEL_INBOUND)
+    if inbound is None:  # the channels' wiring is off: nothing could take the body
+        raise web.HTTPNotFound(reason="WhatsApp is not configured")
     if parsed.messages:
         await inbound.messages_received(parsed.messages)
     if parsed.statuses:
