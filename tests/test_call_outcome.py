@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sqlmodel import select as select_rows
 from storage.db import Database
 from storage.models import Call
 from telephony.calls.outcome import CallEventType, CallOutcome, CallStatus
+from telephony.scenarios.context import call_fields
 from tests import conftest
 from tests.conftest import AppClient, AppFactory
 from tests.fakes.telegram import TOKEN, FakeTelegram
@@ -84,6 +86,19 @@ def test_statuses_and_events_a_pbx_adds_are_kept_as_sent() -> None:
     assert CallEventType("RINGING") == "RINGING" and not CallEventType("RINGING").known
     assert CallStatus("Missed") is CallStatus.MISSED
     assert "Voicemail" not in [s.value for s in CallStatus]  # the listed ones stay the seven
+
+
+def test_scenarios_see_a_voicemail_as_missed() -> None:
+    now = datetime(2026, 12, 4, tzinfo=UTC)
+    voicemail = Call(
+        callid="vm", direction="in", status=CallStatus.MISSED, answered=True, ended=True,
+        last_event=CallEventType.COMPLETED, duration=35, created_at=now, updated_at=now,
+    )
+    fields = call_fields(voicemail, ZoneInfo("Europe/Moscow"))
+    assert (fields["answered"], fields["missed"], fields["talk_seconds"]) == (False, True, 0)
+    talking = Call(callid="t", direction="in", answered=True, created_at=now, updated_at=now)
+    fields = call_fields(talking, ZoneInfo("Europe/Moscow"))
+    assert (fields["answered"], fields["missed"], fields["status"]) == (True, False, None)
 
 
 async def test_a_voicemail_is_missed_in_the_reports_and_the_calls_api(
