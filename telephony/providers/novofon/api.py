@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from telephony.infra.backoff import pause_after_429
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.infra.ratelimit import RateLimiter, Sleep
 from telephony.providers.base import InvalidPayload, PbxError
@@ -46,14 +47,6 @@ def _message(response: UpstreamResponse) -> str:
         return str(body["message"])
     text = response.text.strip()
     return text[:300] if text else f"HTTP {response.status}"
-
-
-def _retry_after(response: UpstreamResponse, default: float) -> float:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
 
 
 class NovofonClient:
@@ -108,7 +101,7 @@ class NovofonClient:
             except UpstreamError as exc:
                 raise NovofonError(exc.message) from None
             if response.status == 429:
-                pause = _retry_after(response, 60.0)
+                pause = pause_after_429(response.headers)
                 for limiter in (self.limiter, *extra_limiters):
                     limiter.hold_off(pause)
                 if attempt == 0 and pause <= self.max_retry_wait:
