@@ -35,6 +35,7 @@ from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.calls.dialing import Dialers
 from telephony.events import CallObservers, MessageObserver
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.health import HealthChecks
 
 log = logging.getLogger("trubka.telegram")
@@ -220,6 +221,7 @@ def build_telegram(
     messages: MessageObserver | None = None,
     health: HealthChecks | None = None,
     registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -243,7 +245,7 @@ def build_telegram(
         db,
         managers_chat_id=settings.telegram_managers_chat_id,
         zone=settings.zone,
-        budgets=Budgets(budget_rates(settings)),
+        budgets=Budgets(budget_rates(settings), clock=clock or SYSTEM_CLOCK),
         status=status,
     )
     context = TelegramContext(
@@ -256,12 +258,15 @@ def build_telegram(
         admin_ids=frozenset(settings.telegram_admin_ids),
         pbx=dialers.megafon,
         messages=messages,
+        clock=sender.clock,
     )
     rules = AlertRules(
         private=settings.telegram_private_alerts,
         escalate_after=timedelta(minutes=settings.telegram_escalate_after),
     )
-    notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
+    notifier = TopicNotifier(
+        db, settings.telegram_managers_chat_id, sender.wake, rules, clock=sender.clock
+    )
     observers.add(notifier)
     return TelegramBot(
         bot=bot,

@@ -3,7 +3,6 @@ links, within its rate limits."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,8 +10,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from telephony.infra.backoff import pause_after_429
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
-from telephony.infra.ratelimit import RateLimiter, Sleep
+from telephony.infra.ratelimit import RateLimiter
 from telephony.providers.base import InvalidPayload, PbxError
 from telephony.providers.novofon.signing import request_query, sign_request
 from telephony.providers.novofon.webhook import TIME_FORMAT, disposition_status, parse_call_start
@@ -68,17 +68,17 @@ class NovofonClient:
         max_retry_wait: float = 5.0,
         limiter: RateLimiter | None = None,
         statistics_limiter: RateLimiter | None = None,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._key = key
         self._secret = secret
         self.zone = zone or ZoneInfo("Europe/Moscow")
         self.max_retry_wait = max_retry_wait
-        self.limiter = limiter or RateLimiter(REQUESTS_PER_MINUTE, 60.0, sleep=sleep)
+        self.limiter = limiter or RateLimiter(REQUESTS_PER_MINUTE, 60.0, clock=clock)
         self.statistics_limiter = statistics_limiter or RateLimiter(
-            STATISTICS_PER_MINUTE, 60.0, sleep=sleep
+            STATISTICS_PER_MINUTE, 60.0, clock=clock
         )
-        self._sleep = sleep
+        self._clock = clock
         self._http = UpstreamClient(base_url, timeout=timeout, name="Novofon")
 
     async def get(
@@ -105,7 +105,7 @@ class NovofonClient:
                 for limiter in (self.limiter, *extra_limiters):
                     limiter.hold_off(pause)
                 if attempt == 0 and pause <= self.max_retry_wait:
-                    await self._sleep(pause)
+                    await self._clock.sleep(pause)
                     continue
                 raise NovofonError(
                     f"Novofon's request limit is reached; try again in {pause:.0f} s", 429
