@@ -230,9 +230,13 @@ AppFactory = Callable[..., Awaitable[AppClient]]
 
 
 @pytest.fixture
-async def make_client(fake_pbx: FakePbx, app_clients: list[AppClient]) -> AppFactory:
+async def make_client(
+    fake_pbx: FakePbx, app_clients: list[AppClient], skipping_clock: SkippingClock
+) -> AppFactory:
     """Build the real app on a database and serve it over HTTP; settings may be overridden,
-    and the role (`serve --role`) and the clocks chosen."""
+    and the role (`serve --role`) and the clocks chosen. Telegram's send scheduler runs on
+    `skipping_clock` unless told otherwise (its waits take no time; the fake Bot API counts
+    its limits on the same clock)."""
 
     async def factory(
         database: Database,
@@ -249,7 +253,7 @@ async def make_client(fake_pbx: FakePbx, app_clients: list[AppClient]) -> AppFac
             migrate=False,
             role=role,
             clock=clock,
-            telegram_clock=telegram_clock,
+            telegram_clock=telegram_clock or skipping_clock,
         )
         client = TestClient(TestServer(app))
         await client.start_server()
