@@ -119,6 +119,8 @@ def foreign_or_russian_number(draw: st.DrawFn) -> tuple[str, str]:
     number = phonenumbers.parse(f"+{example.country_code}{national[:-2]}{tail}")
     digits = f"{number.country_code}{number.national_number}"
     style = draw(st.sampled_from(["international", "e164", "digits", "dashes"]))
+    if style == "digits" and len(digits) == 10:
+        style = "e164"  # ten bare digits are a Russian number without its 8 (see above)
     if style == "international":
         written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     elif style == "e164":

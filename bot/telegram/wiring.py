@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,6 +34,7 @@ from bot.telegram.status import SendStatus
 from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
+from storage.queue import RetryPolicy
 from telephony.calls.dialing import Dialers
 from telephony.events import CallObservers, MessageObserver
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
@@ -41,6 +43,8 @@ from telephony.infra.health import HealthChecks
 log = logging.getLogger("trubka.telegram")
 
 DEFAULT_WEBHOOK_PATH = "/telegram_webhook"
+# Polling that cannot start is retried with the engine's backoff: ~1 s, doubling, ≤ a minute.
+POLL_RETRY = RetryPolicy(base_delay=2.0, max_delay=60.0)
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -171,9 +175,12 @@ class TelegramBot:
         await self.bot.session.close()
 
     async def _poll(self) -> None:
-        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal."""
-        delay = 1.0
+        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal,
+        after the engine's backoff (`POLL_RETRY`: ~1 s, doubling, at most a minute)."""
+        rng = random.Random()
+        attempts = 0
         while True:
+            delay = POLL_RETRY.delay(attempts + 1, rng)
             try:
                 await self.dispatcher.start_polling(
                     self.bot,
@@ -188,8 +195,8 @@ class TelegramBot:
                 self.sender.status.token_refused(True)  # logged once, shown in /healthz
             except Exception as exc:
                 log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            attempts += 1
+            await asyncio.sleep(delay)  # real time: a skipping test clock would spin here
 
 
 TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
