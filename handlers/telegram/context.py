@@ -14,6 +14,7 @@ from storage.db import Database
 from storage.models import Manager
 from telephony.calls.dialing import Dialers
 from telephony.events import CallObserver, MessageObserver
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.managers import manager_by_telegram
 from telephony.providers.megafon import MegafonClient
 
@@ -50,6 +51,7 @@ class TelegramContext:
     pbx: MegafonClient | None = None
     # Told about every client message after it is stored (the scenarios' `message` trigger).
     messages: MessageObserver | None = None
+    clock: Clock = SYSTEM_CLOCK  # "today" of /missed
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.admin_ids
