@@ -41,12 +41,21 @@ PHONE_NUMBERS: list[dict[str, Any]] = [
     {"type": "integer", "minimum": 9_000_000_000, "maximum": 9_999_999_999},
     {"type": "integer", "minimum": 79_000_000_000, "maximum": 79_999_999_999},
 ]
+NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
 PHONE_HELP = "any written form; stored as digits, country code first"
 ROW_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}
 DATE_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
+def integral(value: object) -> object:
+    """A JSON number with no fraction (`5.0`) is an integer to JSON Schema: take it as one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _phone(value: object) -> str:
+    value = integral(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PydanticCustomError("invalid_phone", "must be a string")
     if isinstance(value, int) and not 0 <= value < 10**20:
@@ -62,6 +71,7 @@ def _optional_phone(value: object) -> str | None:
 
 
 def _user(value: object) -> str:
+    value = integral(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PydanticCustomError("user", "must be a PBX login, extension or number")
     if isinstance(value, int) and not 0 <= value <= MAX_BIGINT:
@@ -78,6 +88,7 @@ def _user(value: object) -> str:
 
 def _row_id(value: object) -> int:
     """Any integer: one past the columns' range is a row that cannot exist (404, not 400)."""
+    value = integral(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError("row_id", "must be a number")
     return value
@@ -94,6 +105,7 @@ def _day(value: object) -> str:
 
 
 def _flag(value: object) -> bool | None:
+    value = integral(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -159,7 +171,7 @@ PbxUser = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"\S", "maxLength": 200},
+                {**NOT_BLANK, "maxLength": 200},
                 {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
             ]
         }
@@ -332,10 +344,20 @@ class FormLeadRequest(BaseModel):
     text; blank values count as absent. Header `Idempotency-Key` (1..200 characters) makes a
     repeat answer 200 with the same ids."""
 
-    # Either of them, given: a form posting both empty is refused (the schema cannot say that
-    # an empty string counts as absent; the description does).
+    # A phone or an email that is not blank.
     model_config = ConfigDict(
-        json_schema_extra={"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["phone"],
+                    "properties": {"phone": {"anyOf": [PHONE_TEXT, *PHONE_NUMBERS]}},
+                },
+                {
+                    "required": ["email"],
+                    "properties": {"email": {"anyOf": [NOT_BLANK, {"type": "number"}]}},
+                },
+            ]
+        }
     )
 
     phone: OptionalPhone = Field(default=None, description=PHONE_HELP)

@@ -4,13 +4,13 @@ rules as the Telegram commands (telephony/managers.py): `/addmanager`, `/pbx`, t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers.web.api_models import MAX_BIGINT
+from handlers.web.api_models import MAX_BIGINT, integral
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
@@ -64,10 +64,25 @@ class ManagerCreate(BaseModel):
     """`pbx` is a login, an extension or a number; `provider` may come first in it
     (`"novofon 100"`) or alone, and is needed when both PBXs are configured."""
 
-    # Strict: a JSON number where the schema says integer, true/false for booleans.
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Strict: a JSON number where the schema says integer, true/false for booleans. A
+    # manager is known by Telegram or by the PBX (or both).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["telegram_user_id"],
+                    "properties": {"telegram_user_id": {"type": "integer", "minimum": 1}},
+                },
+                {"required": ["pbx"], "properties": {"pbx": {"type": "string"}}},
+            ]
+        },
+    )
 
-    telegram_user_id: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+    telegram_user_id: Annotated[int, BeforeValidator(integral)] | None = Field(
+        default=None, ge=1, le=MAX_BIGINT
+    )
     name: str = Field(default="", max_length=200)
     provider: Provider | None = None
     pbx: str | None = Field(default=None, min_length=1, max_length=200)
