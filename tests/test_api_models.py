@@ -54,10 +54,12 @@ async def test_a_refused_value_is_a_400_naming_its_field(
         assert status == 400, (path, body, answer)
         assert answer["field"] == field, (path, body, answer)
         assert answer["problems"][0]["field"] == field and answer["detail"]
+    status, answer = await _post(client, auth, "/api/v1/leads", {"phone": "12"})
+    assert (status, answer["error"], answer["field"]) == (400, "Invalid phone", "phone")
     status, answer = await _post(
         client, auth, "/api/v1/calls", {"client_phone": "12", "manager_id": 1}
-    )
-    assert (status, answer["error"], answer["field"]) == (400, "Invalid phone", "client_phone")
+    )  # the call requests always said "Invalid parameters" for a bad phone
+    assert (status, answer["error"], answer["field"]) == (400, "Invalid parameters", "client_phone")
     # A JSON number without a fraction is an integer, as JSON Schema says.
     status, answer = await _post(
         client, auth, "/api/v1/leads", {"phone": 79101234567.0, "name": "Анна"}

@@ -54,16 +54,22 @@ def integral(value: object) -> object:
     return value
 
 
-def _phone(value: object) -> str:
+def _phone(value: object, kind: str = "invalid_phone") -> str:
+    """`kind` is the error type: `invalid_phone` answers "Invalid phone" (clients, leads),
+    `phone` "Invalid parameters" (the call requests, as they always did)."""
     value = integral(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PydanticCustomError("invalid_phone", "must be a string")
+        raise PydanticCustomError(kind, "must be a string")
     if isinstance(value, int) and not 0 <= value < 10**20:
-        raise PydanticCustomError("invalid_phone", "not a phone number")
+        raise PydanticCustomError(kind, "not a phone number")
     try:
         return normalize_phone(str(value))
     except InvalidPhone as exc:
-        raise PydanticCustomError("invalid_phone", "{reason}", {"reason": str(exc)}) from None
+        raise PydanticCustomError(kind, "{reason}", {"reason": str(exc)}) from None
+
+
+def _call_phone(value: object) -> str:
+    return _phone(value, "phone")
 
 
 def _optional_phone(value: object) -> str | None:
@@ -148,7 +154,7 @@ class Text(GroupedMetadata):
 
 
 Phone = Annotated[
-    str, PlainValidator(_phone), WithJsonSchema({"anyOf": [PHONE_TEXT, *PHONE_NUMBERS]})
+    str, PlainValidator(_call_phone), WithJsonSchema({"anyOf": [PHONE_TEXT, *PHONE_NUMBERS]})
 ]
 PhoneText = Annotated[str, PlainValidator(_phone), WithJsonSchema(PHONE_TEXT)]
 OptionalPhone = Annotated[
