@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.web.api_models import PHONE_NUMBERS, PHONE_PATTERN
+from handlers.web.api_models import PHONE_NUMBERS, PHONE_PATTERN, STORABLE, FormLeadRequest
+from handlers.web.bodies import storable
 from storage.db import Database
 from telephony.phones import normalize_phone
 from tests.conftest import AppClient, AppFactory
@@ -29,6 +30,14 @@ def test_every_phone_the_schema_pattern_allows_is_accepted(written: str) -> None
 )
 def test_every_phone_number_the_schema_allows_is_accepted(number: int) -> None:
     assert re.fullmatch(r"7\d{10}", normalize_phone(str(number)))
+
+
+@settings(max_examples=300, database=None)
+@given(st.from_regex(STORABLE, fullmatch=True).filter(lambda text: len(text) <= 300))
+def test_text_the_schema_allows_passes_the_body_checks_and_the_model(text: str) -> None:
+    assert storable(text)
+    lead = FormLeadRequest.model_validate({"email": "a@b.c", "utm_source": text})
+    assert lead.utm_source == (text.strip() or None)
 
 
 async def _post(client: AppClient, auth: dict[str, str], path: str, body: Any) -> tuple[int, Any]:

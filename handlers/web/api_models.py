@@ -41,6 +41,8 @@ PHONE_NUMBERS: list[dict[str, Any]] = [
     {"type": "integer", "minimum": 9_000_000_000, "maximum": 9_999_999_999},
     {"type": "integer", "minimum": 79_000_000_000, "maximum": 79_999_999_999},
 ]
+# Text a database can keep (handlers/web/bodies.py refuses the rest): no NUL, no lone surrogate.
+STORABLE = r"^[^\u0000\ud800-\udfff]*$"
 NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
 PHONE_HELP = "any written form; stored as digits, country code first"
 ROW_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}
@@ -145,7 +147,7 @@ class Text(GroupedMetadata):
         yield WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "string", "maxLength": self.limit},
+                    {"type": "string", "maxLength": self.limit, "pattern": STORABLE},
                     {"type": "number"},
                     {"type": "null"},
                 ]
