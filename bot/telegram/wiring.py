@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from bot import singletons
 from bot.roles import Role
-from bot.settings import ConfigurationError, Settings
+from bot.settings import ConfigurationError, Settings, secret
+from bot.shell import Shell
 from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import AlertRules, TopicNotifier
@@ -34,7 +35,8 @@ from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from telephony.calls.dialing import Dialers
-from telephony.events import CallObservers, MessageObserver
+from telephony.calls.pipeline import CallPipeline
+from telephony.events import FanOut, MessageObserver
 from telephony.infra.health import HealthChecks
 
 log = logging.getLogger("trubka.telegram")
@@ -194,9 +196,25 @@ class TelegramBot:
 TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
 
 
-def _secret(value: object) -> str | None:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter is not None else None
+def setup_telegram(
+    shell: Shell, dialers: Dialers, messages: FanOut[MessageObserver]
+) -> TelegramBot | None:
+    """The bot (None without TRUBKA_TELEGRAM_TOKEN): the pipeline's `notes` step, the webhook
+    route, the send queue and polling. Set up after the calls, so its cleanup (stop polling,
+    the send queue) runs before the PBX clients and the database close."""
+    telegram = build_telegram(
+        shell.settings,
+        shell.db,
+        shell.pipeline,
+        dialers,
+        messages=messages,
+        health=shell.web.health,
+        registry=shell.web.metrics.registry,
+    )
+    if telegram is not None:
+        shell.app[TELEGRAM] = telegram
+        telegram.register(shell.app, shell.role, shell.leadership)
+    return telegram
 
 
 def budget_rates(settings: Settings) -> BudgetRates:
@@ -214,17 +232,17 @@ def budget_rates(settings: Settings) -> BudgetRates:
 def build_telegram(
     settings: Settings,
     db: Database,
-    observers: CallObservers,
+    pipeline: CallPipeline,
     dialers: Dialers,
     *,
-    messages: MessageObserver | None = None,
+    messages: FanOut[MessageObserver] | None = None,
     health: HealthChecks | None = None,
     registry: CollectorRegistry | None = None,
 ) -> TelegramBot | None:
-    token = _secret(settings.telegram_token)
+    token = secret(settings.telegram_token)
     if not token:
         return None
-    webhook_secret = _secret(settings.telegram_webhook_secret)
+    webhook_secret = secret(settings.telegram_webhook_secret)
     if settings.telegram_webhook_url and not webhook_secret:
         # Without it anyone who guesses the URL could feed us fake updates.
         raise ConfigurationError(
@@ -249,7 +267,7 @@ def build_telegram(
     context = TelegramContext(
         db=db,
         dialers=dialers,
-        observer=observers,
+        observer=pipeline,
         topics=sender,
         zone=settings.zone,
         managers_chat_id=settings.telegram_managers_chat_id,
@@ -262,7 +280,7 @@ def build_telegram(
         escalate_after=timedelta(minutes=settings.telegram_escalate_after),
     )
     notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
-    observers.add(notifier)
+    pipeline.steps.notes = notifier
     return TelegramBot(
         bot=bot,
         dispatcher=build_dispatcher(context),

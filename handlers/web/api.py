@@ -22,7 +22,7 @@ from handlers.web.api_models import (
 )
 from handlers.web.auth import same_secret
 from handlers.web.bodies import read_json_object
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS, WEB
 from handlers.web.errors import JsonError
 from handlers.web.openapi import PUBLIC_PATHS, operation
 from handlers.web.serialize import (
@@ -58,7 +58,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(API + "/") and request.path not in PUBLIC_PATHS:
-        expected = request.app[CONTEXT].api_token
+        expected = request.app[WEB].api_token
         if not expected:
             raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
         header = request.headers.get("Authorization", "")
@@ -103,7 +103,7 @@ def _phone(raw: str) -> str:
     tag="calls",
 )
 async def start_megafon_call(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await read_json_object(request)
     client_phone, user = body.get("client_phone"), body.get("user")
     if not isinstance(client_phone, str | int) or not isinstance(user, str | int):
@@ -140,7 +140,7 @@ async def start_megafon_call(request: web.Request) -> web.Response:
 )
 async def start_manager_call(request: web.Request) -> web.Response:
     """A manager's call through the PBX they are bound to (MegaFon or Novofon)."""
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await read_json_object(request)
     client_phone, manager_id = body.get("client_phone"), body.get("manager_id")
     if not isinstance(client_phone, str | int) or isinstance(client_phone, bool):
@@ -193,7 +193,7 @@ async def client_by_phone(request: web.Request) -> web.Response:
     phone = _phone(request.query.get("phone", ""))
     # One read transaction: no write lock, does not wait for the call inbox's writer; Core
     # statements built once (a hot path: CRMs look callers up while the phone rings).
-    async with request.app[CONTEXT].db.read_connection() as connection:
+    async with request.app[WEB].db.read_connection() as connection:
         return await _client_response(connection, await client_view_by_phone(connection, phone))
 
 
@@ -201,7 +201,7 @@ async def client_by_phone(request: web.Request) -> web.Response:
 @operation("A client with its variables", answers={200: ClientAnswer, 404: None}, tag="clients")
 async def client_by_id(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
-    async with request.app[CONTEXT].db.read_connection() as connection:
+    async with request.app[WEB].db.read_connection() as connection:
         return await _client_response(connection, await client_view_by_id(connection, client_id))
 
 
@@ -216,7 +216,7 @@ async def client_dialog(request: web.Request) -> web.Response:
     client_id = _id(request.match_info["client_id"], "client_id")
     after_id = request.query.get("after_id", "")
     limit = _int(request.query.get("limit", ""), "limit", default=MAX_LIMIT, maximum=MAX_LIMIT)
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         if await session.get(Client, client_id) is None:
             raise JsonError(404, "Client not found")
         messages = await dialog_of(
@@ -241,7 +241,7 @@ async def list_calls(request: web.Request) -> web.Response:
     raw_phone = request.query.get("phone", "")
     phone = _phone(raw_phone) if raw_phone else None
     limit = _int(request.query.get("limit", ""), "limit", default=50, maximum=MAX_LIMIT)
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         calls = await recent_calls(session, phone=phone, limit=limit)
     return web.json_response({"calls": [call_json(call) for call in calls]})
 
@@ -254,7 +254,7 @@ async def list_calls(request: web.Request) -> web.Response:
 )
 async def call_detail(request: web.Request) -> web.Response:
     call_id = _id(request.match_info["call_id"], "call_id")
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         call = await session.get(Call, call_id)
         if call is None:
             raise JsonError(404, "Call not found")

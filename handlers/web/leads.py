@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers.web.api_models import FormLeadRequest, LeadAnswer
 from handlers.web.bodies import read_json_object
-from handlers.web.context import CONTEXT
+from handlers.web.context import LEAD_FORMS
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
 from telephony.leads.service import FormLead
@@ -94,7 +94,7 @@ def parse_form_lead(body: dict[str, Any], idempotency_key: str | None) -> FormLe
     tag="leads",
 )
 async def post_lead(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[LEAD_FORMS]
     if ctx.leads is None:
         raise JsonError(503, "Leads are not configured")
     form = parse_form_lead(await read_json_object(request), request.headers.get("Idempotency-Key"))

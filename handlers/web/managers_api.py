@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.web.api import MAX_ID
 from handlers.web.bodies import read_json_object
-from handlers.web.context import CONTEXT, WebContext
+from handlers.web.context import CALLS, WEB, CallsWeb
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
 from storage.models import Manager
@@ -113,11 +113,11 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise JsonError(400, "Invalid parameters", problems=problems) from None
 
 
-def _providers(ctx: WebContext) -> list[str]:
+def _providers(ctx: CallsWeb) -> list[str]:
     return [MEGAFON] * (ctx.pbx is not None) + [NOVOFON] * (ctx.novofon is not None)
 
 
-def _identity(ctx: WebContext, provider: str | None, pbx: str) -> PbxIdentity:
+def _identity(ctx: CallsWeb, provider: str | None, pbx: str) -> PbxIdentity:
     """The same parsing as `/pbx`: an ambiguous identity is refused with the choices."""
     raw = f"{provider} {pbx}" if provider else pbx
     try:
@@ -148,7 +148,7 @@ async def _bind(session: AsyncSession, manager: Manager, identity: PbxIdentity) 
 @routes.get(PATH)
 @operation("List managers", answers={200: ManagerList}, tag="managers")
 async def list_all(request: web.Request) -> web.Response:
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         managers = await all_managers(session)
     return _json(ManagerList(managers=[_answer(m) for m in managers]))
 
@@ -156,7 +156,7 @@ async def list_all(request: web.Request) -> web.Response:
 @routes.get(PATH + r"/{manager_id:\d+}")
 @operation("A manager", answers={200: ManagerAnswer, 404: None}, tag="managers")
 async def show(request: web.Request) -> web.Response:
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         manager = await _manager(session, request)
     return _json(_answer(manager))
 
@@ -169,7 +169,7 @@ async def show(request: web.Request) -> web.Response:
     tag="managers",
 )
 async def create(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await _body(request, ManagerCreate)
     if body.telegram_user_id is None and body.pbx is None:
         raise JsonError(400, "Invalid parameters", detail="give telegram_user_id or pbx (or both)")
@@ -200,7 +200,7 @@ async def create(request: web.Request) -> web.Response:
     tag="managers",
 )
 async def change(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await _body(request, ManagerChange)
     async with ctx.db.session() as session:
         manager = await _manager(session, request)
@@ -225,6 +225,6 @@ async def change(request: web.Request) -> web.Response:
 @operation("Remove a manager", answers={204: None, 404: None}, tag="managers")
 async def remove(request: web.Request) -> web.Response:
     """Like `/delmanager`: Telegram is unbound; a manager the PBX knows stays for its calls."""
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         await retire_manager(session, await _manager(session, request))
     return web.Response(status=204)
