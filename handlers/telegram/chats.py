@@ -54,7 +54,8 @@ async def start(message: Message, tg: TelegramContext, manager: Manager | None) 
         async with tg.db.session() as session:
             client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
         assert client.id is not None
-        await tg.messages.message_received(ClientMessage(client.id, message.text, CHANNEL))
+        said = ClientMessage(client.id, message.text, CHANNEL)
+        await tg.messages.tell(lambda observer: observer.message_received(said))
 
 
 async def contact_shared(message: Message, tg: TelegramContext) -> None:
@@ -123,9 +124,8 @@ async def client_wrote(message: Message, tg: TelegramContext, manager: Manager |
         )
     tg.topics.wake()
     if tg.messages is not None:
-        await tg.messages.message_received(
-            ClientMessage(client.id, _summary(message), CHANNEL, line.id)
-        )
+        said = ClientMessage(client.id, _summary(message), CHANNEL, line.id)
+        await tg.messages.tell(lambda observer: observer.message_received(said))
 
 
 def _to_topic(

@@ -13,7 +13,7 @@ from aiogram.types import TelegramObject, User
 from storage.db import Database
 from storage.models import Manager
 from telephony.calls.dialing import Dialers
-from telephony.events import CallObserver, MessageObserver
+from telephony.events import CallObserver, FanOut, MessageObserver
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.managers import manager_by_telegram
 from telephony.providers.megafon import MegafonClient
@@ -50,7 +50,7 @@ class TelegramContext:
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     pbx: MegafonClient | None = None
     # Told about every client message after it is stored (the scenarios' `message` trigger).
-    messages: MessageObserver | None = None
+    messages: FanOut[MessageObserver] | None = None
     clock: Clock = SYSTEM_CLOCK  # "today" of /missed
 
     def is_admin(self, user: User | None) -> bool:
