@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot import singletons
+from bot.access import access_service
 from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
 from bot.reports import setup_reports, setup_rollup
@@ -16,7 +17,7 @@ from bot.roles import Role
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.tracking import load_tracking, setup_tracking
-from handlers.web import api, leads, managers_api, megafon, novofon, openapi, ops
+from handlers.web import access, api, leads, managers_api, megafon, novofon, openapi, ops
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import json_errors, quiet_protocol_errors
@@ -129,9 +130,10 @@ async def build_app(
     )
     quiet_protocol_errors()
     app = web.Application(
-        middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
+        middlewares=[json_errors, access.require_scope], client_max_size=MAX_BODY_BYTES
     )
     app[CONTEXT] = context
+    access.setup(app, access_service(settings, database, clock), http=role.http)
     context.health.add("inbox", inbox.health)
     context.scrape_hooks.append(ops.queue_gauges(context))
     for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)

@@ -20,11 +20,10 @@ from handlers.web.api_models import (
     MegafonCallAnswer,
     MegafonCallRequest,
 )
-from handlers.web.auth import same_secret
 from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
-from handlers.web.openapi import PUBLIC_PATHS, operation
+from handlers.web.openapi import operation
 from handlers.web.serialize import (
     call_detail_json,
     call_json,
@@ -53,19 +52,6 @@ API = "/api/v1"
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (PostgreSQL int4)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API + "/") and request.path not in PUBLIC_PATHS:
-        expected = request.app[CONTEXT].api_token
-        if not expected:
-            raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
-            raise JsonError(401, "Invalid token")
-    return await handler(request)
 
 
 def _int(value: str, name: str, *, default: int | None = None, maximum: int | None = None) -> int:
