@@ -172,3 +172,37 @@ async def test_token_commands(make_client: AppFactory, db: Database) -> None:
     # The bootstrap token still opens everything.
     bootstrap = {"Authorization": f"Bearer {API_TOKEN}"}
     assert (await client.get("/api/v1/tokens", headers=bootstrap)).status == 200
+
+
+async def _login(client: Client, token: str) -> int:
+    response = await client.post(
+        "/reports/login", data={"token": token, "next": "/reports/calls"}, allow_redirects=False
+    )
+    return response.status
+
+
+async def test_reports_log_in_per_person_and_revoking_ends_the_sessions(
+    make_client: AppFactory, any_db: Database, auth: dict[str, str]
+) -> None:
+    client = await make_client(any_db)
+    marketing = await _token(any_db, "marketing", "reports:read")
+    site = await _token(any_db, "site", "leads:write")
+    assert await _login(client, site) == 401  # a token without reports:read
+    assert "trubka_reports" not in {c.key for c in client.session.cookie_jar}
+    assert await _login(client, marketing) == 303
+    page = await client.get("/reports/calls", allow_redirects=False)
+    assert page.status == 200
+    # Revoking the token ends its session at once.
+    assert (await client.delete("/api/v1/tokens/marketing", headers=auth)).status == 204
+    page = await client.get("/reports/calls", allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"].startswith("/reports/login")
+    # The bootstrap token still logs in; logging out ends that session (the cookie replayed
+    # afterwards is refused).
+    assert await _login(client, API_TOKEN) == 303
+    cookie = {c.key: c.value for c in client.session.cookie_jar}["trubka_reports"]
+    assert (await client.post("/reports/logout", allow_redirects=False)).status == 303
+    client.session.cookie_jar.clear()
+    replayed = await client.get(
+        "/reports/calls", headers={"Cookie": f"trubka_reports={cookie}"}, allow_redirects=False
+    )
+    assert replayed.status == 303
