@@ -13,6 +13,7 @@ from storage.db import Database
 from storage.inbox_queries import put_back, set_aside_pushes
 from storage.migrate import upgrade
 from storage.queue_stats import QUEUES, queue_stats
+from telephony.access import audit
 
 
 def register(commands: Subparsers) -> None:
@@ -68,7 +69,12 @@ async def _reapply(settings: Settings, push_id: int | None) -> int:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        return await put_back(db, push_id)
+        count = await put_back(db, push_id)
+        target = f"push:{push_id}" if push_id is not None else "push:all"
+        await audit.write(
+            db, audit.cli_actor(), "push.reapply", target, outcome=f"{count} put back"
+        )
+        return count
     finally:
         await db.dispose()
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -100,9 +101,56 @@ async def require_scope(request: web.Request, handler: Handler) -> web.StreamRes
             )
         raise JsonError(401, "Invalid token")
     request[_PRINCIPAL] = principal
+    action = AUDITED.get((request.method, template or ""))
     if needed is not None and not allows(principal.scopes, needed):
+        if action is not None:
+            await audit.write(access.db, actor_of(request), action, outcome=f"403 no {needed}")
         raise JsonError(403, "Missing scope", scope=needed)
-    return await handler(request)
+    if action is None:
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        await _audit(request, action, exc.status, exc.text)
+        raise
+    body = response.body if isinstance(response, web.Response) else None
+    await _audit(request, action, response.status, body)
+    return response
+
+
+# State-changing API routes whose every request is an audit row (after the answer: the
+# outcome is known; a call's PBX answer comes first). Token and erasure routes write their
+# rows themselves, in the action's own transaction.
+AUDITED = {
+    ("POST", API + "/megafon_call"): "call.place",
+    ("POST", API + "/calls"): "call.place",
+    ("POST", API + "/managers"): "manager.add",
+    ("PATCH", API + "/managers/{manager_id}"): "manager.change",
+    ("DELETE", API + "/managers/{manager_id}"): "manager.remove",
+}
+_OBJECT_KEYS = (("call_id", "call"), ("id", "manager"))
+
+
+async def _audit(request: web.Request, action: str, status: int, body: object) -> None:
+    """The row of an audited request: the object from the path or the answer; the outcome
+    `ok` or the status with the error's short reason (never the request's body)."""
+    answer: dict[str, object] = {}
+    if isinstance(body, bytes | str) and body:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        answer = parsed if isinstance(parsed, dict) else {}
+    obj = ",".join(
+        f"{key.removesuffix('_id')}:{value}" for key, value in request.match_info.items()
+    )
+    for key, kind in _OBJECT_KEYS:
+        if not obj and isinstance(answer.get(key), int):
+            obj = f"{kind}:{answer[key]}"
+    outcome = "ok" if status < 400 else f"{status} {answer.get('error', '')}".strip()
+    await audit.write(
+        request.config_dict[ACCESS].db, actor_of(request), action, obj, outcome=outcome
+    )
 
 
 routes = web.RouteTableDef()
