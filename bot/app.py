@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot import singletons
-from bot.access import access_service
+from bot.access import access_service, retention_config, setup_retention
 from bot.background import end_task
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
 from bot.reports import setup_reports, setup_rollup
@@ -91,6 +91,7 @@ def check_files(settings: Settings) -> None:
     load_tracking(settings)
     leads_config(settings)
     load_scenario_settings(settings)
+    retention_config(settings)
 
 
 async def build_app(
@@ -107,6 +108,7 @@ async def build_app(
     the loops that must run once across processes are guarded by leases."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
+    retention = retention_config(settings)  # and a wrong [retention]
     database = db or Database(settings.database_url)
     observers = CallObservers([CallLog()])
     inbox = CallInbox(
@@ -185,6 +187,7 @@ async def build_app(
         leads_room.guard(leadership)
         app.cleanup_ctx.append(lambda _app: leads_room.lifetime())
         setup_rollup(app, database, leadership, clock)  # the tracking report's closed hours
+        setup_retention(app, retention, database, clock)  # personal data past [retention]
     if role.http:
         app.add_routes(megafon.routes)
         app.add_routes(novofon.routes)
