@@ -144,3 +144,20 @@ async def test_every_action_is_one_row_with_its_actor(
         "call.place",
         "403 no calls:write",
     )
+
+
+async def test_a_call_from_the_shell_is_a_row(fake_pbx: FakePbx, db: Database) -> None:
+    env = {
+        **cli_env(db),
+        "TRUBKA_MEGAFON_URL": fake_pbx.url,
+        "TRUBKA_MEGAFON_API_KEY": "test-pbx-key",
+    }
+    assert (await run_cli(env, "call", "8 900 444-33-22", "andy"))[0] == 0
+    fake_pbx.fail(400, {"message": "Нет такого пользователя"})
+    assert (await run_cli(env, "call", "79004443322", "nobody"))[0] == 1
+    rows = await audit.entries(db)
+    assert [(r.action, r.outcome) for r in rows] == [
+        ("call.place", "ok"),
+        ("call.place", "pbx refused"),
+    ]
+    assert all(r.actor.startswith("cli:") and r.address == "cli" for r in rows)
