@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.access import retention_config, setup_access
 from bot.calls import setup_calls
 from bot.leads import ScenarioLeads, leads_config, serve_leads, setup_leads
 from bot.ops import setup_ops
@@ -34,6 +35,7 @@ def check_files(settings: Settings) -> None:
     load_tracking(settings)
     leads_config(settings)
     load_scenario_settings(settings)
+    retention_config(settings)
 
 
 async def build_app(
@@ -52,8 +54,10 @@ async def build_app(
     here; the loops that must run once across processes are guarded by leases."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
+    retention = retention_config(settings)  # and a wrong [retention]
     shell = new_shell(settings, db=db, clock=clock, role=role, telegram_clock=telegram_clock)
     setup_database(shell, migrate=migrate, owned=db is None)
+    setup_access(shell, retention)
     leads = setup_leads(shell)
     calls = setup_calls(shell, leads)
     setup_leadership(shell)

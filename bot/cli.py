@@ -12,18 +12,21 @@ from bot.commands import (
     EXIT_FAILURE,
     EXIT_USAGE,
     Runner,
+    audit,
     call,
+    client,
     db,
     demo,
     inbox,
     outbox,
     pool,
     serve,
+    token,
 )
 from bot.settings import ConfigurationError, load_settings
 
 # Each module adds its own subcommand; a new command is a new module listed here.
-COMMANDS = (serve, db, call, pool, outbox, inbox, demo)
+COMMANDS = (serve, db, call, pool, outbox, inbox, demo, token, audit, client)
 
 
 def trubka_version() -> str:

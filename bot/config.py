@@ -17,7 +17,7 @@ from bot.settings import ConfigurationError, Settings
 DEFAULT_PATH = Path("trubka.toml")
 # Every top-level section some part of Trubka reads; any other name is a typo (`[trackng]`)
 # and stops the start instead of being ignored. A new concern adds its section here.
-SECTIONS = frozenset({"tracking", "leads"})
+SECTIONS = frozenset({"tracking", "leads", "retention"})
 Section = TypeVar("Section", bound=BaseModel)
 
 

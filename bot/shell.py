@@ -12,7 +12,7 @@ from aiohttp import web
 from bot import singletons
 from bot.roles import Role
 from bot.settings import Settings, secret
-from handlers.web import api
+from handlers.web import access
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import WEB, WebCore
 from handlers.web.errors import json_errors, quiet_protocol_errors
@@ -67,7 +67,7 @@ def new_shell(
     database = db or Database(settings.database_url)
     quiet_protocol_errors()
     app = web.Application(
-        middlewares=[json_errors, api.bearer_auth], client_max_size=MAX_BODY_BYTES
+        middlewares=[json_errors, access.require_scope], client_max_size=MAX_BODY_BYTES
     )
     core = WebCore(db=database, api_token=secret(settings.api_token), timezone=settings.zone)
     app[WEB] = core

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from bot.app import check_files
 from bot.settings import KNOWN_VARIABLES, Settings, unknown_dotenv_variables
+from telephony.access.retention import RetentionConfig
 from telephony.leads.config import LeadsConfig
 from telephony.tracking import TrackingConfig
 
@@ -51,6 +52,7 @@ def test_the_example_trubka_toml_shows_every_key_and_loads() -> None:
     data = tomllib.loads(example.read_text(encoding="utf-8"))
     assert _missing(TrackingConfig, data["tracking"], "tracking") == []
     assert _missing(LeadsConfig, data["leads"], "leads") == []
+    assert _missing(RetentionConfig, data["retention"], "retention") == []
     check_files(Settings(_env_file=None, config=str(example)))  # type: ignore[call-arg]
 
 

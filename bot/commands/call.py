@@ -13,6 +13,7 @@ from bot.settings import Settings
 from bot.shell import CallLog
 from storage.db import Database
 from storage.migrate import upgrade
+from telephony.access import audit
 from telephony.calls.dialing import CallRequestError, megafon_call
 from telephony.providers.megafon import PbxError
 
@@ -30,10 +31,12 @@ async def _call(settings: Settings, client_phone: str, user: str) -> int:
     try:
         await upgrade(db)
         requested = await megafon_call(db, pbx, client_phone, user, CallLog())
+        await audit.write(db, audit.cli_actor(), "call.place", f"call:{requested.call_id}")
     except CallRequestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PbxError as exc:
+        await audit.write(db, audit.cli_actor(), "call.place", outcome="pbx refused")
         print(f"the PBX refused the call: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
     finally:

@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.inbox_queries import dead_pushes, revive
 from storage.migrate import upgrade
 from storage.queue_stats import QUEUES, queue_stats
+from telephony.access import audit
 
 
 def register(commands: Subparsers) -> None:
@@ -70,7 +71,12 @@ async def _reapply(settings: Settings, push_id: int | None) -> int:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        return await revive(db, push_id)
+        count = await revive(db, push_id)
+        target = f"push:{push_id}" if push_id is not None else "push:all"
+        await audit.write(
+            db, audit.cli_actor(), "push.reapply", target, outcome=f"{count} put back"
+        )
+        return count
     finally:
         await db.dispose()
 

@@ -12,6 +12,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.types import utcnow
+from telephony.access import audit
 from telephony.leads import outbox
 
 STATES = ("pending", "failed", "delivering", "done", "dead")
@@ -58,7 +59,10 @@ async def _retry(settings: Settings, row_id: int | None) -> int:
     try:
         await upgrade(db)
         policy = retry_policy(leads_config(settings))
-        return await outbox.retry_dead(db, now=utcnow(), policy=policy, row_id=row_id)
+        count = await outbox.retry_dead(db, now=utcnow(), policy=policy, row_id=row_id)
+        target = f"outbox:{row_id}" if row_id is not None else "outbox:all-dead"
+        await audit.write(db, audit.cli_actor(), "lead.resend", target, outcome=f"{count} retried")
+        return count
     finally:
         await db.dispose()
 

@@ -10,6 +10,7 @@ from handlers.telegram.cards import CallAction
 from handlers.telegram.context import TelegramContext
 from storage.models import Call, Manager
 from storage.telegram_queue import MESSAGE, Outgoing, enqueue, take_call
+from telephony.access import audit
 
 
 async def take_tapped(
@@ -30,6 +31,13 @@ async def take_tapped(
             took = taker.manager_id == manager.id
             holder = await session.get(Manager, taker.manager_id) if taker.manager_id else None
             answer = texts.TAKEN if took else texts.already_taken(holder)
+            audit.record(
+                session,
+                audit.telegram_actor(callback.from_user.id, callback.from_user.username),
+                "call.take",
+                f"call:{call.id}",
+                outcome="ok" if took else f"taken by manager:{taker.manager_id}",
+            )
             if took and tg.managers_chat_id is not None and call.client_id is not None:
                 enqueue(
                     session,

@@ -16,6 +16,7 @@ from handlers.telegram.context import TelegramContext
 from storage.models import Call, Client, Manager
 from storage.queries import recent_calls
 from storage.telegram_models import TelegramTopic
+from telephony.access import audit
 from telephony.calls.dialing import CallRequestError, ManagerCannotCall, place_manager_call
 from telephony.calls.outcome import CallOutcome
 from telephony.clients import find_client_by_phone
@@ -27,21 +28,32 @@ LIST_LIMIT = 15
 MISSED = CallOutcome.sql(Call.__table__).missed  # type: ignore[attr-defined]
 
 
-async def dial(tg: TelegramContext, manager: Manager, phone: str) -> tuple[str, bool]:
+async def dial(
+    tg: TelegramContext, manager: Manager, phone: str, actor: audit.Actor | None = None
+) -> tuple[str, bool]:
     """Place the manager's call. (text for the manager, whether it is a refusal)."""
+    outcome, target = "ok", f"manager:{manager.id}"
     try:
-        await place_manager_call(tg.db, tg.dialers, manager, phone, tg.observer)
+        requested = await place_manager_call(tg.db, tg.dialers, manager, phone, tg.observer)
+        target = f"call:{requested.call_id}"
+        answer = texts.CALL_STARTED, False
     except ManagerCannotCall as exc:
+        outcome = f"refused: {exc.reason}"
         if exc.reason == "app":
-            return texts.call_app(normalize_phone(phone)), False
-        if exc.reason == "disabled":
-            return texts.CALL_DISABLED, True
-        return texts.CALL_UNBOUND, True
+            answer = texts.call_app(normalize_phone(phone)), False
+        elif exc.reason == "disabled":
+            answer = texts.CALL_DISABLED, True
+        else:
+            answer = texts.CALL_UNBOUND, True
     except PbxError as exc:
-        return texts.pbx_refused(exc.message), True
+        outcome = "pbx refused"
+        answer = texts.pbx_refused(exc.message), True
     except CallRequestError as exc:
-        return texts.call_failed(str(exc)), True
-    return texts.CALL_STARTED, False
+        outcome = "invalid"
+        answer = texts.call_failed(str(exc)), True
+    if actor is not None:  # after the PBX answered: the outcome is known
+        await audit.write(tg.db, actor, "call.place", target, outcome=outcome)
+    return answer
 
 
 async def call_button_tapped(
@@ -58,7 +70,8 @@ async def call_button_tapped(
     if client is None or not client.phone:
         await callback.answer(texts.NO_PHONE if client else texts.CLIENT_NOT_FOUND, show_alert=True)
         return
-    text, refused = await dial(tg, manager, client.phone)
+    who = audit.telegram_actor(callback.from_user.id, callback.from_user.username)
+    text, refused = await dial(tg, manager, client.phone, who)
     await callback.answer(text, show_alert=refused)
     if manager.call_mode == "app" and isinstance(callback.message, Message):
         # A number in message text is a link the phone can dial; Telegram allows no tel: buttons.
@@ -99,7 +112,9 @@ async def call_command(
     except InvalidPhone:
         await message.answer(texts.bad_phone(raw))
         return
-    text, _ = await dial(tg, manager, raw)
+    sender = message.from_user
+    who = audit.telegram_actor(sender.id, sender.username) if sender else None
+    text, _ = await dial(tg, manager, raw, who)
     await message.answer(text)
 
 

@@ -11,6 +11,7 @@ from handlers.telegram.arguments import manager_argument
 from handlers.telegram.cards import ManagerAction
 from handlers.telegram.context import TelegramContext
 from storage.models import Manager
+from telephony.access import audit
 from telephony.managers import (
     CALL_MODES,
     ProviderNeeded,
@@ -45,6 +46,11 @@ def _target(message: Message, args: str | None) -> tuple[int, str] | None:
     return int(parts[0]), parts[1].strip() if len(parts) > 1 else ""
 
 
+def _actor(event: Message | CallbackQuery) -> audit.Actor:
+    user = event.from_user
+    return audit.telegram_actor(user.id, user.username) if user else audit.Actor("telegram:?")
+
+
 async def _admin_target(
     message: Message, command: CommandObject, is_admin: bool, usage: str
 ) -> tuple[int, str] | None:
@@ -66,6 +72,13 @@ async def add_command(
         return
     async with tg.db.session() as session:
         manager, created = await add_manager(session, target[0], target[1])
+        audit.record(
+            session,
+            _actor(message),
+            "manager.add",
+            f"telegram:{target[0]}",
+            outcome="ok" if created else "exists",
+        )
     await message.answer(texts.manager_added(manager, created))
 
 
@@ -77,6 +90,13 @@ async def remove_command(
         return
     async with tg.db.session() as session:
         removed = await remove_manager(session, target[0])
+        audit.record(
+            session,
+            _actor(message),
+            "manager.remove",
+            f"telegram:{target[0]}",
+            outcome="ok" if removed else "not found",
+        )
     await message.answer(texts.manager_removed(removed, target[0]))
 
 
@@ -151,6 +171,13 @@ async def _bind(tg: TelegramContext, telegram_id: int, raw: str) -> tuple[str, b
             bound = await bind_identity(session, current, identity)
         except ValueError as exc:
             return str(exc), False
+        audit.record(
+            session,
+            audit.telegram_actor(telegram_id, None),
+            "manager.change",
+            f"manager:{bound.id}",
+            detail="pbx identity",
+        )
         return texts.manager_settings(bound), True
 
 
@@ -180,6 +207,13 @@ async def duty_command(message: Message, tg: TelegramContext, manager: Manager |
         current = await manager_by_telegram(session, manager.telegram_user_id)
         assert current is not None
         current = await set_on_duty(session, current, not current.on_duty)
+        audit.record(
+            session,
+            _actor(message),
+            "manager.change",
+            f"manager:{current.id}",
+            detail=f"on_duty={current.on_duty}",
+        )
         text = texts.manager_settings(current)
     await message.answer(text, reply_markup=settings_keyboard())
 
@@ -207,6 +241,13 @@ async def settings_tapped(
             if callback_data.action == "mode" and callback_data.value in CALL_MODES:
                 mode = callback_data.value
                 current = await set_call_mode(session, current, mode)
+                audit.record(
+                    session,
+                    _actor(callback),
+                    "manager.mode",
+                    f"manager:{current.id}",
+                    detail=f"call_mode={mode}",
+                )
             elif callback_data.action == "pbx":
                 current = await bind_pbx(
                     session,
@@ -220,6 +261,14 @@ async def settings_tapped(
             elif callback_data.action == "bind":
                 identity = parse_pbx_identity(callback_data.value, configured_providers(tg))
                 current = await bind_identity(session, current, identity)
+            if callback_data.action in ("pbx", "bind"):
+                audit.record(
+                    session,
+                    _actor(callback),
+                    "manager.change",
+                    f"manager:{current.id}",
+                    detail="pbx identity",
+                )
             text = texts.manager_settings(current)
         except ValueError as refused:
             problem = str(refused)
@@ -260,8 +309,7 @@ async def _offer_pbx_users(callback: CallbackQuery, tg: TelegramContext) -> None
         buttons += [
             [
                 InlineKeyboardButton(
-                    text=f"{label}{user.name or user.login} "
-                    f"({user.login}, доб. {user.ext or '—'})",
+                    text=f"{label}{user.name or user.login} ({user.login}, доб. {user.ext or '—'})",
                     callback_data=ManagerAction(action="pbx", value=user.login).pack(),
                 )
             ]

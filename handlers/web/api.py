@@ -23,10 +23,9 @@ from handlers.web.api_models import (
     MegafonCallAnswer,
     MegafonCallRequest,
 )
-from handlers.web.auth import same_secret
 from handlers.web.context import CALLS, WEB
 from handlers.web.errors import JsonError
-from handlers.web.openapi import PUBLIC_PATHS, operation
+from handlers.web.openapi import operation
 from handlers.web.serialize import call_answer, call_detail_answer, client_answer, message_answer
 from handlers.web.validation import MAX_ID, answer, parse_body, parse_query, path_id
 from storage.models import Call, CallAttribution, Client, Manager
@@ -42,24 +41,11 @@ from telephony.calls.dialing import (
 from telephony.clients import ClientView, client_view_by_id, client_view_by_phone, variables_of
 from telephony.providers.megafon import PbxError
 
-__all__ = ["API", "MAX_ID", "bearer_auth", "routes"]
+__all__ = ["API", "MAX_ID", "routes"]
 
 routes = web.RouteTableDef()
 API = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path.startswith(API + "/") and request.path not in PUBLIC_PATHS:
-        expected = request.app[WEB].api_token
-        if not expected:
-            raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not same_secret(token.strip(), expected):
-            raise JsonError(401, "Invalid token")
-    return await handler(request)
 
 
 def _not_configured(exc: PbxNotConfigured) -> JsonError:

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from handlers.web.api_models import ROW_ID, ErrorAnswer, OpenApiDocument
+from handlers.web.scopes import scope_of
 
 API = "/api/v1"
 SPEC_PATH = API + "/openapi.json"
@@ -190,6 +191,11 @@ def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
             item["tags"] = [op.tag]
         if op.public:
             item["security"] = []
+        scope = scope_of(route.method, route.path) or ("" if op.public else "admin")
+        if scope:  # OpenAPI 3.1: a bearer scheme may name the roles it needs
+            item["security"] = [{"bearer": [scope]}]
+            item["x-scope"] = scope
+            item["description"] = f"Scope: `{scope}` (or `admin`). {op.description}".strip()
         if parameters := _parameters(route, op):
             item["parameters"] = parameters
         if op.body is not None:
@@ -214,6 +220,13 @@ def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
                     "content": {"application/json": {"schema": _ref(ErrorAnswer)}},
                 },
             )
+            responses.setdefault(
+                "403",
+                {
+                    "description": f"the token lacks the scope {scope}",
+                    "content": {"application/json": {"schema": _ref(ErrorAnswer)}},
+                },
+            )
         item["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = item
     return {
@@ -222,7 +235,8 @@ def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
             "title": "Trubka API",
             "version": version,
             "description": "Scripts and sites: calls, clients, dialogs, leads. "
-            "Authorization: Bearer $TRUBKA_API_TOKEN.",
+            "Authorization: Bearer <token> (TRUBKA_API_TOKEN or a named token from "
+            "`trubka token create`); each operation names the scope it needs.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {
@@ -332,6 +346,8 @@ def render_docs(spec: Mapping[str, Any]) -> str:
                 f"<h2 id={html.escape(op['operationId'])}><code>{method.upper()} "
                 f"{html.escape(path)}</code></h2><p>{html.escape(op['summary'])}</p>"
             )
+            if op.get("x-scope"):
+                parts.append(f"<p>Scope: <code>{html.escape(op['x-scope'])}</code></p>")
             if op.get("parameters"):
                 rows = "".join(
                     f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import aiohttp_jinja2
 from aiohttp import web
 
-from handlers.web.auth import same_secret
-from handlers.web.context import WEB
+from handlers.web.access import ACCESS
 from handlers.web.reports import session
+from telephony.access.scopes import REPORTS_READ, allows
+from telephony.access.tokens import authenticate
 from telephony.infra.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,14 @@ def _safe_next(value: str | None) -> str:
 async def require_login(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    token = request.config_dict[WEB].api_token
-    if not session.valid(token, request.cookies.get(session.COOKIE)):
+    access = request.config_dict[ACCESS]
+    who = await session.holder(
+        access.db,
+        request.cookies.get(session.COOKIE),
+        bootstrap=access.bootstrap,
+        now=access.clock.now(),
+    )
+    if who is None:
         target = request.path_qs if request.method == "GET" else HOME
         location = request.app.router["login"].url_for().with_query(next=target)
         raise web.HTTPSeeOther(location)
@@ -55,39 +62,44 @@ routes = web.RouteTableDef()
 
 @routes.get("/login", name="login")
 async def login_form(request: web.Request) -> web.StreamResponse:
-    enabled = bool(request.config_dict[WEB].api_token)
+    # Named tokens may exist without TRUBKA_API_TOKEN: the form is always there.
     return aiohttp_jinja2.render_template(
         "login.html",
         request,
-        {"next": _safe_next(request.query.get("next")), "error": None, "enabled": enabled},
-        status=200 if enabled else 503,
+        {"next": _safe_next(request.query.get("next")), "error": None, "enabled": True},
     )
 
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    token = request.config_dict[WEB].api_token
+    access = request.config_dict[ACCESS]
     limits = request.app[LOGIN_LIMITS]
     form = await request.post()
     target = _safe_next(str(form.get("next") or ""))
     given = str(form.get("token") or "").strip()
     error = None
-    if not token:
-        error = "Отчёты выключены: задайте TRUBKA_API_TOKEN."
-    elif not limits.tries.take(request.remote or "?"):
+    principal = None
+    if not limits.tries.take(request.remote or "?"):
         error = "Слишком много попыток. Подождите минуту."
-    elif not same_secret(given, token):
-        log.info("reports: wrong token from %s", request.remote)
-        error = "Неверный токен."
-    if error is not None or token is None:
-        return aiohttp_jinja2.render_template(
-            "login.html", request, {"next": target, "error": error, "enabled": bool(token)},
-            status=401 if token else 503,
+    else:
+        principal = await authenticate(
+            access.db, given, bootstrap=access.bootstrap, now=access.clock.now()
         )
+        if principal is None:
+            log.info("reports: wrong token from %s", request.remote)
+            error = "Неверный токен."
+        elif not allows(principal.scopes, REPORTS_READ):
+            log.info("reports: token %s has no %s", principal.name, REPORTS_READ)
+            error = "У этого токена нет права reports:read."
+    if error is not None or principal is None:
+        return aiohttp_jinja2.render_template(
+            "login.html", request, {"next": target, "error": error, "enabled": True}, status=401
+        )
+    value = await session.issue(access.db, principal, given, access.clock.now())
     response = web.Response(status=303, headers={"Location": target})
     response.set_cookie(
         session.COOKIE,
-        session.issue(token),
+        value,
         max_age=session.LIFETIME,
         path="/reports",
         httponly=True,
@@ -98,7 +110,9 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/logout")
-async def logout(_request: web.Request) -> web.StreamResponse:
+async def logout(request: web.Request) -> web.StreamResponse:
+    access = request.config_dict[ACCESS]
+    await session.end(access.db, request.cookies.get(session.COOKIE), access.clock.now())
     response = web.Response(status=303, headers={"Location": "/reports/login"})
     response.del_cookie(session.COOKIE, path="/reports")
     return response

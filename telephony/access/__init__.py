@@ -1,0 +1,1 @@
+"""Access: scopes, named tokens, the audit log, personal data (export, forget, retention)."""
