@@ -2,6 +2,7 @@
 autogenerate check, tests that empty the tables)."""
 
 from storage import (
+    channel_models,
     leads_models,
     leases,
     models,
@@ -14,6 +15,7 @@ from storage.base import METADATA
 
 TABLE_MODULES = (
     models,
+    channel_models,
     leads_models,
     leases,
     report_models,
