@@ -10,6 +10,7 @@ from aiohttp import web
 
 from bot import singletons
 from bot.background import end_task
+from bot.channels import setup_channels
 from bot.leads import LEADS, ScenarioLeads, build_leads, leads_config
 from bot.reports import setup_reports, setup_rollup
 from bot.roles import Role
@@ -229,5 +230,9 @@ async def build_app(
         clock=clock,
         lead_maker=ScenarioLeads(leads_room.service),
         leadership=leadership if role.background else None,
+    )
+    # Channels (issue 20): SMS, WhatsApp, routing for scenarios and managers' replies.
+    setup_channels(
+        app, settings, database, context, observers, clock=clock, role=role, leadership=leadership
     )
     return app

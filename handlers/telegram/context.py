@@ -13,6 +13,7 @@ from aiogram.types import TelegramObject, User
 from storage.db import Database
 from storage.models import Manager
 from telephony.calls.dialing import Dialers
+from telephony.channels.service import ClientChannels
 from telephony.events import CallObserver, MessageObserver
 from telephony.managers import manager_by_telegram
 from telephony.providers.megafon import MegafonClient
@@ -50,6 +51,8 @@ class TelegramContext:
     pbx: MegafonClient | None = None
     # Told about every client message after it is stored (the scenarios' `message` trigger).
     messages: MessageObserver | None = None
+    # SMS / WhatsApp and the deep links (bot.channels.setup_channels); None: Telegram only.
+    channels: ClientChannels | None = None
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.admin_ids

