@@ -125,6 +125,7 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
     # Answers go out after the session closes: no network wait holds a connection.
     async with tg.db.session() as session:
         client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+        await wrote_from(session, CHANNEL, str(user.id), utcnow())
         assert client.id is not None
         own_topic = await topic_of(session, client.id)
         old_thread = own_topic.message_thread_id if own_topic is not None else None

@@ -11,7 +11,8 @@ session open during the network call:
 4. sent: provider message id stored (statuses refer to it). `ChannelError`: the provider
    answered and refused, so nothing went out: retried (after its Retry-After) unless
    permanent; out of attempts or permanent, set aside "failed" with the reason in the dialog.
-   Any other failure (a timeout, a dropped connection) may have gone out: uncertain, as in 1.
+   A timeout or an unreadable answer (`MAYBE_SENT`), or any other failure, may have gone
+   out: uncertain, as in 1.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ POLICY = RetryPolicy(
     base_delay=5.0, max_delay=600.0, give_up_after=timedelta(hours=6), max_attempts=6
 )
 UNCERTAIN = "uncertain"
+# Channel errors after which the message may have gone out all the same: the request timed
+# out, or the provider's answer could not be read. Not retried (see the module docstring).
+MAYBE_SENT = frozenset({"timeout", "bad_answer", "no_sms_id"})
 UNCERTAIN_REASON = (
     "отправка прервалась (сбой процесса или сети во время запроса), сообщение могло уйти; "
     "повторно не отправляется, чтобы не отправить дважды"
@@ -132,7 +136,10 @@ class ChannelSender:
         try:
             result = await channel.send(message)
         except ChannelError as exc:
-            await self._refused(row, exc)
+            if exc.code in MAYBE_SENT and not exc.permanent:
+                await self._uncertain(row, f"{exc.code}: {exc.message}")
+            else:
+                await self._refused(row, exc)
             return
         except Exception as exc:  # the request may have reached the provider
             log.warning("channels: %s send %s interrupted: %r", kind, row.delivery_id, exc)

@@ -374,7 +374,7 @@ class ScenarioEngine:
         client_id = occurrence.client_id
         if action.send_message is not None:
             message = action.send_message
-            text = render(message.text, context, f"{where}.text")
+            text = render(message.text, context, f"{where}.text").strip()
             if self.channels is None and message.via in (None, TELEGRAM):
                 await self._send_message(rule, client_id, text)
             else:
@@ -388,7 +388,9 @@ class ScenarioEngine:
                 render(param, context, f"{where}.params[{n}]")
                 for n, param in enumerate(template.params)
             )
-            fallback = render(template.text, context, f"{where}.text") if template.text else None
+            fallback = (
+                render(template.text, context, f"{where}.text").strip() if template.text else None
+            )
             ask = Ask(
                 text=fallback,
                 template=TemplateRef(template.name, template.language, params),
