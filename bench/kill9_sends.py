@@ -63,11 +63,12 @@ async def prepare(url: str, messages: int) -> None:
 
 async def worker(url: str, sms_url: str) -> None:
     """The sender alone, until the queue has nothing left to do (then exit 0)."""
+    from telephony.channels.smsru import SmsRuChannel
+
     from storage.channel_queue import QUEUE
     from telephony.channels.limits import Limits
     from telephony.channels.sender import ChannelSender
     from telephony.channels.service import ClientChannels
-    from telephony.channels.smsru import SmsRuChannel
     from telephony.infra.clock import SystemClock
     from telephony.infra.ratelimit import TokenBuckets
 
@@ -108,9 +109,12 @@ async def _running(db: Database) -> int:
         return int(result.scalar_one())
 
 
+SELF = str(Path(__file__).resolve())
+
+
 async def start_worker(url: str, sms_url: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(__file__).resolve()), "--worker",
+        sys.executable, SELF, "--worker",
         "--database-url", url, "--sms-url", sms_url,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
