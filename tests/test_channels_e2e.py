@@ -1,0 +1,141 @@
+"""Issue 20 end to end, over HTTP, on both databases: a missed call from a never-seen phone (a
+MegaFon push replay) → the shipped scenario writes to the caller (the WhatsApp template when
+WhatsApp is connected, else an SMS with the Telegram link) → the client's WhatsApp reply appears
+in the managers' topic → the manager's answer reaches them in WhatsApp → the client taps the
+deep link from the SMS and goes on in Telegram as the same client.
+
+The real SmsRuChannel / WhatsAppChannel talk to the fakes in tests/fakes over HTTP; the PBX and
+the Bot API are fakes too; the clock is fake (the sends happen with no time passing)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlmodel import select
+
+from bot.channels import CHANNEL_SENDER
+from handlers.telegram import texts
+from storage.db import Database
+from storage.telegram_models import TelegramTopic
+from tests.conftest import AppClient
+from tests.fakes.megafon import FakePbx
+from tests.fakes.smsru import FakeSmsRu
+from tests.fakes.telegram import FakeTelegram
+from tests.megafon_replay import load
+from tests.scenario_support import EXAMPLES, Harness, start_app
+from tests.telegram_updates import ADMIN, GROUP, message
+
+MISSED = "79169998877"  # the caller of tests/fixtures/megafon/inbound_missed.yaml
+TAPPER = 801  # the Telegram user who taps the link from the SMS
+LINK = re.compile(r"https://t\.me/trubka_bot\?start=([A-Za-z0-9_-]+)")
+
+
+@pytest.fixture
+async def fake_smsru() -> AsyncIterator[FakeSmsRu]:
+    fake = FakeSmsRu()
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+async def settle(h: Harness) -> None:
+    """Pushes applied, scenario jobs run, SMS / WhatsApp and Telegram sends out."""
+    for _ in range(4):
+        await h.settle()
+        sent = await h.app[CHANNEL_SENDER].run_once()
+        await h.settle()
+        if not sent:
+            return
+
+
+async def topic_thread(db: Database, client_id: int) -> int:
+    async with db.session() as session:
+        topic = (
+            await session.exec(select(TelegramTopic).where(TelegramTopic.client_id == client_id))
+        ).first()
+    assert topic is not None
+    return topic.message_thread_id
+
+
+async def start(
+    db: Database,
+    tmp_path: Path,
+    app_clients: list[AppClient],
+    fake_pbx: FakePbx,
+    fake_telegram: FakeTelegram,
+    **settings: Any,
+) -> Harness:
+    return await start_app(
+        db,
+        tmp_path,
+        app_clients,
+        fake_pbx,
+        fake_telegram,
+        EXAMPLES,
+        telegram_bot_username="trubka_bot",
+        link_secret="e2e-link-secret",
+        **settings,
+    )
+
+
+async def test_a_missed_caller_gets_an_sms_and_moves_to_telegram_as_the_same_client(
+    db: Database,
+    tmp_path: Path,
+    app_clients: list[AppClient],
+    fake_pbx: FakePbx,
+    fake_telegram: FakeTelegram,
+    fake_smsru: FakeSmsRu,
+) -> None:
+    h = await start(
+        db, tmp_path, app_clients, fake_pbx, fake_telegram,
+        smsru_api_id=fake_smsru.api_id, smsru_url=fake_smsru.url,
+    )  # fmt: skip
+    started = h.clock.now()
+    await h.replay(load("inbound_missed"))
+    await settle(h)
+
+    # The shipped scenario's SMS, at once (no fake time passed), with the Telegram link.
+    [sms] = fake_smsru.sent
+    assert h.clock.now() == started
+    assert sms.phone == MISSED
+    assert sms.text.startswith("Мы пропустили ваш звонок… Перезвоним в течение 15 минут")
+    match = LINK.search(sms.text)
+    assert match is not None, sms.text
+    person = await h.person(MISSED)
+    assert person["channel"] == "sms"  # a never-seen caller is an SMS client at once
+    dialog = await h.dialog(person["id"])
+    assert sms.text in dialog
+    assert any("→ клиенту (SMS)" in text for text in h.in_group())
+
+    # SMS.ru reports it delivered: a dialog line (and the `delivery_status` trigger).
+    answer = await fake_smsru.report_status(
+        str(h.client.make_url("/smsru_callback")), sms.sms_id, 103
+    )
+    assert answer == (200, "100")
+    assert "sms_status delivered" in await h.dialog(person["id"])
+
+    # The client taps the link: Telegram binds to the same client, the topic says so.
+    await h.feed(message(TAPPER, f"/start {match.group(1)}", name="Ольга"))
+    await settle(h)
+    assert fake_telegram.texts_in(TAPPER, None)[-1] == texts.LINKED
+    same = await h.person(MISSED)
+    assert same["id"] == person["id"]
+    assert same["channel"] == "telegram"
+    thread = await topic_thread(db, person["id"])
+    assert texts.LINKED_NOTE in fake_telegram.texts_in(GROUP, thread)
+
+    # They go on in Telegram; the manager's answer goes to Telegram, not by SMS.
+    await h.feed(message(TAPPER, "Удобно после 15:00", name="Ольга"))
+    await h.feed(message(ADMIN, "Договорились, позвоним в 15:00", chat_id=GROUP, thread_id=thread))
+    await settle(h)
+    copies = [c for c in fake_telegram.calls if c.method == "copyMessage"]
+    assert any(str(c.params.get("chat_id")) == str(TAPPER) for c in copies)
+    assert len(fake_smsru.sent) == 1
+    assert "Договорились, позвоним в 15:00" in await h.dialog(person["id"])
