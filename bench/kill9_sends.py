@@ -23,9 +23,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,12 +65,11 @@ async def prepare(url: str, messages: int) -> None:
 
 async def worker(url: str, sms_url: str) -> None:
     """The sender alone, until the queue has nothing left to do (then exit 0)."""
-    from telephony.channels.smsru import SmsRuChannel
-
     from storage.channel_queue import QUEUE
     from telephony.channels.limits import Limits
     from telephony.channels.sender import ChannelSender
     from telephony.channels.service import ClientChannels
+    from telephony.channels.smsru import SmsRuChannel
     from telephony.infra.clock import SystemClock
     from telephony.infra.ratelimit import TokenBuckets
 
@@ -83,6 +84,7 @@ async def worker(url: str, sms_url: str) -> None:
         clock=SystemClock(),
         throughput={"sms": TokenBuckets(10_000, 10_000)},
         pair={},
+        lease=timedelta(seconds=2),  # a killed sender's rows come back quickly
     )
     try:
         while True:
@@ -147,15 +149,35 @@ async def main(args: argparse.Namespace) -> int:
         folder = tempfile.mkdtemp(prefix="trubka-kill9-sends-")
         url = f"sqlite+aiosqlite:///{folder}/kill9.db"
     await prepare(url, args.messages)
-    fake = FakeSmsRu(api_id=API_ID, delay=(0.005, 0.04))
-    await fake.start()
     rng = random.Random(args.seed)
+    # The same text to the same number is not refused here: a duplicate must be seen, counted.
+    fake = FakeSmsRu(api_id=API_ID, balance=1_000_000.0, same_text_window=0)
+    app = fake.app()
+
+    @web.middleware
+    async def slow(request: web.Request, handler: Any) -> web.StreamResponse:
+        await asyncio.sleep(rng.uniform(0.005, 0.04))  # kills land mid-request
+        return await handler(request)
+
+    app.middlewares.append(slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    fake.url = f"http://127.0.0.1:{port}"
     kills = 0
     started = time.monotonic()
     try:
         for _ in range(args.kills):
+            before = len(fake.requests)
             process = await start_worker(url, fake.url)
-            await asyncio.sleep(rng.uniform(0.4, 1.2))
+            # Kill it once it is sending (the interpreter takes a while to start), mid-batch.
+            waited = 0.0
+            while len(fake.requests) == before and process.returncode is None and waited < 60:
+                await asyncio.sleep(0.005)
+                waited += 0.005
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
             if process.returncode is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
@@ -166,9 +188,10 @@ async def main(args: argparse.Namespace) -> int:
             print(f"the last sender failed: exit {last.returncode}")
             return 1
         result = await outcome(url)
-        received = Counter(fake.texts())
+        # Every send request that reached SMS.ru, whatever it answered.
+        received = Counter(r.params.get("msg", "") for r in fake.requests if r.path == "/sms/send")
     finally:
-        await fake.stop()
+        await runner.cleanup()
     rows = result["rows"]
     sent = [row for row in rows if row[1] == "sent"]
     uncertain = [row for row in rows if row[1] == "failed" and row[2] == "uncertain"]

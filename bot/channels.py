@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +19,8 @@ from bot.roles import Role
 from bot.scenarios.wiring import SCENARIOS
 from bot.settings import Settings
 from bot.singletons import Leadership
+from handlers.web import smsru as smsru_routes
+from handlers.web.channel_inbound import CHANNEL_INBOUND
 from handlers.web.context import WebContext
 from storage.db import Database
 from telephony.channels.base import Channel, ChannelKind
@@ -28,6 +28,7 @@ from telephony.channels.deeplink import TelegramLinks
 from telephony.channels.limits import Limits, parse_quiet_hours
 from telephony.channels.sender import ChannelSender
 from telephony.channels.service import ChannelMetrics, ClientChannels, NewCallerIdentities
+from telephony.channels.smsru import SmsRuChannel, sms_balance_problem
 from telephony.events import CallObservers
 from telephony.infra.clock import Clock, SystemClock
 from telephony.infra.ratelimit import TokenBuckets
@@ -45,7 +46,6 @@ SENDER_LEASE = "channel-sender"
 # every few seconds keeps a scenario loop from flooding anyone.
 THROUGHPUT = {ChannelKind.WHATSAPP: (80.0, 80.0), ChannelKind.SMS: (10.0, 10.0)}
 PAIR = {ChannelKind.WHATSAPP: (1 / 6, 3.0), ChannelKind.SMS: (1 / 10, 2.0)}
-BALANCE_EVERY = 300.0  # seconds between balance checks for /healthz
 
 
 def _secret(value: object) -> str | None:
@@ -53,9 +53,25 @@ def _secret(value: object) -> str | None:
     return getter() if getter is not None else None
 
 
+def smsru_channel(settings: Settings) -> SmsRuChannel | None:
+    """SMS through SMS.ru when `TRUBKA_SMSRU_API_ID` is set, else None."""
+    if settings.smsru_api_id is None or not settings.smsru_api_id.get_secret_value():
+        return None
+    return SmsRuChannel(
+        settings.smsru_url,
+        settings.smsru_api_id.get_secret_value(),
+        sender=settings.sms_sender,
+        test=settings.smsru_test,
+        timeout=settings.smsru_timeout,
+    )
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """The SMS.ru and WhatsApp clients whose settings are set (none: Telegram only)."""
-    return {}
+    built: dict[str, Channel] = {}
+    if (sms := smsru_channel(settings)) is not None:
+        built[ChannelKind.SMS] = sms
+    return built
 
 
 def links(settings: Settings) -> TelegramLinks | None:
@@ -103,7 +119,7 @@ def setup_channels(
             zone=settings.zone,
             quiet=parse_quiet_hours(settings.channel_quiet_hours),
             client_daily=settings.channel_client_daily_limit,
-            sms_daily=int(getattr(settings, "sms_daily_limit", 0) or 0),
+            sms_daily=settings.sms_daily_limit,
         ),
         telegram=outlet,
         links=links(settings),
@@ -119,7 +135,7 @@ def setup_channels(
         telegram.context.channels = service
     if service.phone_kinds:  # a caller never seen is reachable by SMS / WhatsApp at once
         calls.add(NewCallerIdentities(service.phone_kinds))
-    _register_edges(app, service)
+    _register_edges(app, service, role.http)
     if not built:
         return service
     sender = ChannelSender(
@@ -157,28 +173,21 @@ def setup_channels(
     return service
 
 
-def _register_edges(app: web.Application, service: ClientChannels) -> None:
+def _register_edges(app: web.Application, service: ClientChannels, http: bool) -> None:
     """The SMS.ru and WhatsApp webhooks hand what they parse to the domain."""
+    app[CHANNEL_INBOUND] = service
+    if http and ChannelKind.SMS in service.channels:
+        app.add_routes(smsru_routes.routes)
 
 
 def _balance_health(context: WebContext, built: Mapping[str, Channel]) -> None:
-    """/healthz names the SMS balance when it has run out (checked every few minutes)."""
-    sms: Any = built.get(ChannelKind.SMS)
-    if sms is None or not hasattr(sms, "balance"):
+    """/healthz names the SMS.ru balance when it has run out (checked every few minutes)."""
+    sms = built.get(ChannelKind.SMS)
+    if not isinstance(sms, SmsRuChannel):
         return
-    state: dict[str, float | None] = {"at": None, "balance": None}
+    channel = sms
 
     async def check() -> str | None:
-        at = state["at"]
-        if at is None or time.monotonic() - at > BALANCE_EVERY:
-            state["at"] = time.monotonic()
-            try:
-                state["balance"] = float(await sms.balance())
-            except Exception as exc:  # SMS.ru unreachable is not our outage; sends will say
-                log.warning("SMS.ru balance unknown: %s", exc)
-        balance = state["balance"]
-        if balance is not None and balance <= 0:
-            return f"SMS.ru balance is {balance:.2f}: SMS are not sent"
-        return None
+        return await sms_balance_problem(channel)
 
     context.health.add("sms", check)

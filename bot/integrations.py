@@ -38,6 +38,7 @@ INTEGRATIONS = (
     Integration("Roistat leads", ("roistat_key",)),
     Integration("Roistat call tracking", ("roistat_api_key", "roistat_project")),
     Integration("Yandex Metrika", ("metrika_token", "metrika_counter_id")),
+    Integration("SMS.ru", ("smsru_api_id",), needs_it=("sms_sender",)),
     Integration("API token", ("api_token",)),
 )
 

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     metrika_counter_id: int | None = None
     metrika_upload_interval: int = Field(default=600, ge=10)
 
+    # SMS through SMS.ru: the api_id turns it on (SMS.ru cabinet → API).
+    smsru_api_id: SecretStr | None = None
+    smsru_url: str = "https://sms.ru"
+    smsru_timeout: float = Field(default=10.0, gt=0)
+    # true: SMS.ru checks every send (test=1) but sends and charges nothing.
+    smsru_test: bool = False
+    # An approved sender name (SMS.ru cabinet → Отправители); unset = SMS.ru's default.
+    sms_sender: str | None = None
+    # SMS a day for the whole bot, whatever the scenarios do (0: none).
+    sms_daily_limit: int = Field(default=200, ge=0)
+
     redis_url: str | None = None
 
     # Channels (issue 20): what every SMS / WhatsApp send must pass, and the Telegram deep
@@ -131,10 +142,22 @@ class Settings(BaseSettings):
         "novofon_url",
         "roistat_url",
         "metrika_url",
+        "smsru_url",
     )
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return _http_url(value)
+
+    @field_validator("sms_sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        # A sender is a name of up to 11 characters or a number of up to 15 digits (SMS.ru).
+        if value is None or value == "":
+            return None
+        limit = 15 if value.isdigit() else 11
+        if len(value) > limit or not value.isprintable() or not value.isascii():
+            raise ValueError("must be a sender name of up to 11 Latin characters or a number")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -86,13 +86,14 @@ async def start(
 
 
 async def test_a_missed_caller_gets_an_sms_and_moves_to_telegram_as_the_same_client(
-    db: Database,
+    any_db: Database,
     tmp_path: Path,
     app_clients: list[AppClient],
     fake_pbx: FakePbx,
     fake_telegram: FakeTelegram,
     fake_smsru: FakeSmsRu,
 ) -> None:
+    db = any_db
     h = await start(
         db, tmp_path, app_clients, fake_pbx, fake_telegram,
         smsru_api_id=fake_smsru.api_id, smsru_url=fake_smsru.url,

@@ -178,9 +178,14 @@ async def read_fields(request: web.Request) -> dict[str, str]:
     if request.content_type == MULTIPART:
         fields.update(await _multipart(request))
         return fields
+    fields.update(_checked(request, dict(await _urlencoded_pairs(request))))
+    return fields
+
+
+async def _urlencoded_pairs(request: web.Request) -> list[tuple[str, str]]:
     text = await read_text(request)
     try:
-        pairs = parse_qsl(
+        return parse_qsl(
             text,
             keep_blank_values=True,
             max_num_fields=MAX_FIELDS,
@@ -195,5 +200,18 @@ async def read_fields(request: web.Request) -> dict[str, str]:
         raise _refuse(
             request, 400, "Invalid parameters", detail=f"more than {MAX_FIELDS} fields"
         ) from None
-    fields.update(_checked(request, dict(pairs)))
-    return fields
+
+
+async def read_form_pairs(request: web.Request) -> list[tuple[str, str]]:
+    """A form body as its fields in order, repeated names kept (PHP-style `data[]=…&data[]=…`);
+    the query is not included."""
+    if not request.can_read_body:
+        return []
+    if request.content_type == "application/json":
+        raise _refuse(request, 400, "Invalid parameters", detail="expected a form, not JSON")
+    if request.content_type == MULTIPART:
+        return list((await _multipart(request)).items())
+    pairs = await _urlencoded_pairs(request)
+    for key, value in pairs:
+        _checked(request, {key: value})
+    return pairs

@@ -63,6 +63,7 @@ class ChannelSender:
         pair: Mapping[str, TokenBuckets],
         policy: RetryPolicy = POLICY,
         rng: random.Random | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db = db
         self.channels = channels
@@ -71,6 +72,7 @@ class ChannelSender:
         self.throughput = throughput
         self.pair = pair
         self.policy = policy
+        self.lease = lease  # a sender that died holds its rows this long
         self.rng = rng or random.Random()
         self.worker = Worker("channel-sender", self.step, idle_poll=30.0)
         self.gate: Any = lambda: True  # the "channel-sender" lease, when processes share a db
@@ -94,7 +96,7 @@ class ChannelSender:
             self.db,
             now=now,
             limit=BATCH,
-            lease=LEASE,
+            lease=self.lease,
             where=[QUEUE.c("kind").in_(list(self.channels))],
         )
         for row in rows:
