@@ -26,6 +26,7 @@ from tests.conftest import AppClient
 from tests.fakes.megafon import FakePbx
 from tests.fakes.smsru import FakeSmsRu
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.whatsapp import FakeWhatsApp
 from tests.megafon_replay import load
 from tests.scenario_support import EXAMPLES, Harness, start_app
 from tests.telegram_updates import ADMIN, GROUP, message
@@ -140,3 +141,76 @@ async def test_a_missed_caller_gets_an_sms_and_moves_to_telegram_as_the_same_cli
     assert any(str(c.params.get("chat_id")) == str(TAPPER) for c in copies)
     assert len(fake_smsru.sent) == 1
     assert "Договорились, позвоним в 15:00" in await h.dialog(person["id"])
+
+
+@pytest.fixture
+async def fake_whatsapp() -> AsyncIterator[FakeWhatsApp]:
+    fake = FakeWhatsApp()
+    fake.register_template("missed_call", params=1)
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+async def test_a_missed_caller_gets_the_whatsapp_template_and_the_dialog_goes_on_in_whatsapp(
+    any_db: Database,
+    tmp_path: Path,
+    app_clients: list[AppClient],
+    fake_pbx: FakePbx,
+    fake_telegram: FakeTelegram,
+    fake_smsru: FakeSmsRu,
+    fake_whatsapp: FakeWhatsApp,
+) -> None:
+    db = any_db
+    h = await start(
+        db, tmp_path, app_clients, fake_pbx, fake_telegram,
+        smsru_api_id=fake_smsru.api_id, smsru_url=fake_smsru.url,
+        whatsapp_token=fake_whatsapp.token, whatsapp_url=fake_whatsapp.url,
+        whatsapp_phone_number_id=fake_whatsapp.phone_number_id,
+        whatsapp_app_secret=fake_whatsapp.app_secret, whatsapp_verify_token="e2e-verify",
+    )  # fmt: skip
+    started = h.clock.now()
+    await h.replay(load("inbound_missed"))
+    await settle(h)
+
+    # WhatsApp is connected: the approved template, not an SMS, and no fake time passed.
+    [template] = fake_whatsapp.to(MISSED)
+    assert h.clock.now() == started
+    assert (template.type, template.template, template.params) == (
+        "template",
+        "missed_call",
+        ["Перезвоним в течение 15 минут в рабочее время."],
+    )
+    assert fake_smsru.sent == []
+    person = await h.person(MISSED)
+    assert person["channel"] == "whatsapp"
+    assert "[шаблон WhatsApp missed_call: Перезвоним в течение 15 минут в рабочее время.]" in (
+        await h.dialog(person["id"])
+    )
+    webhook = str(h.client.make_url("/whatsapp_webhook"))
+    read = await fake_whatsapp.report_status(webhook, template.wamid, "read")
+    assert read.status == 200
+    assert "whatsapp_status read" in await h.dialog(person["id"])
+
+    # The client answers in WhatsApp: the reply appears in the managers' topic.
+    written = await fake_whatsapp.client_writes(webhook, MISSED, "Перезвоните после обеда", "Ольга")
+    assert written.status == 200
+    again = await fake_whatsapp.post_webhook(webhook, written.body)  # Meta retries a delivery
+    assert again.status == 200
+    await settle(h)
+    thread = await topic_thread(db, person["id"])
+    in_topic = fake_telegram.texts_in(GROUP, thread)
+    assert in_topic.count("💬 WhatsApp: Перезвоните после обеда") == 1  # once, not twice
+    assert (await h.person(MISSED))["name"] == "Ольга"
+
+    # The manager answers in the topic: it reaches the client in WhatsApp (the window is open).
+    await h.feed(message(ADMIN, "Конечно, наберём в 14:00", chat_id=GROUP, thread_id=thread))
+    await settle(h)
+    texts_to_client = [m.text for m in fake_whatsapp.to(MISSED) if m.type == "text"]
+    assert texts_to_client == ["Конечно, наберём в 14:00"]
+    assert fake_smsru.sent == []
+    dialog = await h.dialog(person["id"])
+    assert dialog.count("Перезвоните после обеда") == 1
+    assert "Конечно, наберём в 14:00" in dialog
