@@ -20,8 +20,10 @@ from bot.scenarios.wiring import SCENARIOS
 from bot.settings import Settings
 from bot.singletons import Leadership
 from handlers.web import smsru as smsru_routes
+from handlers.web import whatsapp as whatsapp_routes
 from handlers.web.channel_inbound import CHANNEL_INBOUND
 from handlers.web.context import WebContext
+from handlers.web.whatsapp import WHATSAPP_WEBHOOK, WhatsAppWebhookConfig
 from storage.db import Database
 from telephony.channels.base import Channel, ChannelKind
 from telephony.channels.deeplink import TelegramLinks
@@ -29,6 +31,7 @@ from telephony.channels.limits import Limits, parse_quiet_hours
 from telephony.channels.sender import ChannelSender
 from telephony.channels.service import ChannelMetrics, ClientChannels, NewCallerIdentities
 from telephony.channels.smsru import SmsRuChannel, sms_balance_problem
+from telephony.channels.whatsapp import WhatsAppChannel
 from telephony.events import CallObservers
 from telephony.infra.clock import Clock, SystemClock
 from telephony.infra.ratelimit import TokenBuckets
@@ -66,11 +69,36 @@ def smsru_channel(settings: Settings) -> SmsRuChannel | None:
     )
 
 
+def whatsapp_channel(settings: Settings) -> WhatsAppChannel | None:
+    """The WhatsApp channel when its token and phone number id are set (serve refuses a half
+    configuration before this runs: bot/integrations.py)."""
+    if settings.whatsapp_token is None or not settings.whatsapp_phone_number_id:
+        return None
+    return WhatsAppChannel(
+        settings.whatsapp_url,
+        settings.whatsapp_token.get_secret_value(),
+        settings.whatsapp_phone_number_id,
+    )
+
+
+def whatsapp_webhook_config(settings: Settings) -> WhatsAppWebhookConfig | None:
+    """What `/whatsapp_webhook` checks (put it at `handlers.web.whatsapp.WHATSAPP_WEBHOOK`)."""
+    secret, verify = settings.whatsapp_app_secret, settings.whatsapp_verify_token
+    if secret is None or verify is None:
+        return None
+    app_secret, verify_token = secret.get_secret_value(), verify.get_secret_value()
+    if not app_secret or not verify_token:
+        return None
+    return WhatsAppWebhookConfig(app_secret=app_secret, verify_token=verify_token)
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """The SMS.ru and WhatsApp clients whose settings are set (none: Telegram only)."""
     built: dict[str, Channel] = {}
     if (sms := smsru_channel(settings)) is not None:
         built[ChannelKind.SMS] = sms
+    if (whatsapp := whatsapp_channel(settings)) is not None:
+        built[ChannelKind.WHATSAPP] = whatsapp
     return built
 
 
@@ -135,7 +163,7 @@ def setup_channels(
         telegram.context.channels = service
     if service.phone_kinds:  # a caller never seen is reachable by SMS / WhatsApp at once
         calls.add(NewCallerIdentities(service.phone_kinds))
-    _register_edges(app, service, role.http)
+    _register_edges(app, settings, service, role.http)
     if not built:
         return service
     sender = ChannelSender(
@@ -173,11 +201,25 @@ def setup_channels(
     return service
 
 
-def _register_edges(app: web.Application, service: ClientChannels, http: bool) -> None:
+def _register_edges(
+    app: web.Application, settings: Settings, service: ClientChannels, http: bool
+) -> None:
     """The SMS.ru and WhatsApp webhooks hand what they parse to the domain."""
     app[CHANNEL_INBOUND] = service
-    if http and ChannelKind.SMS in service.channels:
+    if not http:
+        return
+    if ChannelKind.SMS in service.channels:
         app.add_routes(smsru_routes.routes)
+    if ChannelKind.WHATSAPP in service.channels:
+        config = whatsapp_webhook_config(settings)
+        if config is not None:
+            app[WHATSAPP_WEBHOOK] = config
+        else:
+            log.warning(
+                "WhatsApp sends work, but /whatsapp_webhook needs TRUBKA_WHATSAPP_APP_SECRET and "
+                "TRUBKA_WHATSAPP_VERIFY_TOKEN: no replies or statuses arrive"
+            )
+        app.add_routes(whatsapp_routes.routes)
 
 
 def _balance_health(context: WebContext, built: Mapping[str, Channel]) -> None:

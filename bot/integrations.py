@@ -39,6 +39,15 @@ INTEGRATIONS = (
     Integration("Roistat call tracking", ("roistat_api_key", "roistat_project")),
     Integration("Yandex Metrika", ("metrika_token", "metrika_counter_id")),
     Integration("SMS.ru", ("smsru_api_id",), needs_it=("sms_sender",)),
+    Integration(
+        "WhatsApp",
+        (
+            "whatsapp_token",
+            "whatsapp_phone_number_id",
+            "whatsapp_app_secret",
+            "whatsapp_verify_token",
+        ),
+    ),
     Integration("API token", ("api_token",)),
 )
 

@@ -105,6 +105,14 @@ class Settings(BaseSettings):
     sms_sender: str | None = None
     # SMS a day for the whole bot, whatever the scenarios do (0: none).
     sms_daily_limit: int = Field(default=200, ge=0)
+    # WhatsApp Business Cloud API: the token and phone number id send; the app secret checks
+    # X-Hub-Signature-256 on webhooks; the verify token answers Meta's hub.challenge handshake.
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_url: str = "https://graph.facebook.com"
+    whatsapp_template_language: str = Field(default="ru", min_length=2, max_length=16)
 
     redis_url: str | None = None
 
@@ -143,6 +151,7 @@ class Settings(BaseSettings):
         "roistat_url",
         "metrika_url",
         "smsru_url",
+        "whatsapp_url",
     )
     @classmethod
     def _urls(cls, value: str | None) -> str | None:

@@ -10,7 +10,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.app import build_app
 from bot.http_server import HttpRunner
+from storage.db import Database
+from tests import conftest
+from tests.conftest import API_TOKEN
 
 
 async def _served(unused_tcp_port: int) -> HttpRunner:
@@ -70,3 +74,38 @@ async def test_the_access_log_names_the_path_but_never_the_query(
         assert "s3cret" not in caplog.text
     finally:
         await runner.cleanup()
+
+
+async def test_a_client_gone_mid_body_is_one_line_not_a_traceback(
+    db: Database, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+) -> None:
+    """A site's browser closed while posting a lead: nobody is left to answer and it is not our
+    error — one info line, no "unhandled error" with a traceback. Served as `trubka serve` serves
+    (the test client's server cancels handlers instead, which hides this)."""
+    caplog.set_level(logging.INFO)
+    app = await build_app(conftest.test_settings(), db=db, migrate=False)
+    runner = HttpRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+        writer.write(
+            b"POST /api/v1/leads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {API_TOKEN}\r\n".encode()
+            + b"Content-Length: 1000\r\n\r\n"
+            + b'{"phone": "7916'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the handler is reading the body now
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(50):
+            if any("disconnected" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+    assert any("client disconnected" in r.getMessage() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

@@ -1,12 +1,11 @@
 """`GET /api/v1/openapi.json` describes every `/api/v1` route; the app's real answers and the
-README's curl examples validate against it."""
+curl examples of the README and docs/ validate against it."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,9 +18,9 @@ from handlers.web.openapi import Operation, api_routes, undescribed
 from storage.db import Database
 from tests.conftest import AppFactory
 from tests.megafon_replay import load, replay
+from tests.test_docs import documentation
 
 Client = TestClient[web.Request, web.Application]
-README = Path(__file__).parents[1] / "README.md"
 
 
 def _app(client: Client) -> web.Application:
@@ -117,7 +116,7 @@ async def test_the_apps_real_answers_validate_against_the_spec(
 
 
 def _curl_commands(text: str) -> list[list[str]]:
-    """Every `curl …` of the README, continuation lines and multi-line quotes joined."""
+    """Every `curl …` of the docs, continuation lines and multi-line quotes joined."""
     commands: list[list[str]] = []
     lines = text.splitlines()
     index = 0
@@ -140,11 +139,11 @@ def _curl_commands(text: str) -> list[list[str]]:
     return commands
 
 
-async def test_every_readme_api_example_validates_against_the_spec(
+async def test_every_documented_api_example_validates_against_the_spec(
     make_client: AppFactory, db: Database
 ) -> None:
     app = _app(await make_client(db))
-    readme = README.read_text(encoding="utf-8")
+    readme = documentation()  # README.md and docs/*.md
     checked = 0
     for words in _curl_commands(readme):
         url = next(word for word in words if word.startswith("http"))
@@ -162,7 +161,7 @@ async def test_every_readme_api_example_validates_against_the_spec(
         checked += 1
     assert checked >= 4  # megafon_call, calls (GET and POST), leads
 
-    # The answers the README shows after `# 200 {…}` / `# → 201 {…}` validate too.
+    # The answers the docs show after `# 200 {…}` / `# → 201 {…}` validate too.
     shown = re.findall(r"^# (?:→ )?(\d{3}) (\{.*\})$", readme, re.MULTILINE)
     for status, body in shown:
         try:

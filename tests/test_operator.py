@@ -101,6 +101,10 @@ async def test_a_port_in_use_names_the_setting(tmp_path: Path) -> None:
             "TRUBKA_TELEGRAM_WEBHOOK_SECRET",
         ),
         ({"TRUBKA_TELEGRAM_MANAGERS_CHAT_ID": "-100"}, "TRUBKA_TELEGRAM_TOKEN"),
+        (
+            {"TRUBKA_WHATSAPP_TOKEN": "t", "TRUBKA_WHATSAPP_PHONE_NUMBER_ID": "1065"},
+            "TRUBKA_WHATSAPP_APP_SECRET",
+        ),
     ],
 )
 async def test_a_half_configured_integration_is_refused_naming_what_is_missing(

@@ -93,9 +93,9 @@ def test_the_test_configuration_is_valid_and_formats_numbers() -> None:
     assert parsed.sites == ["https://shop.example"]
 
 
-def test_the_readme_tracking_section_is_valid() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+def test_the_documented_tracking_section_is_valid() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "tracking.md").read_text(encoding="utf-8")
+    block = page.split("```toml\n", 1)[1].split("```", 1)[0]
     parsed = config(block)
     assert [pool.name for pool in parsed.pools] == ["direct", "search", "other"]
     assert parsed.format(parsed.pools[0].numbers[0]) == "+7 (495) 000-00-01"

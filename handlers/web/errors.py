@@ -40,6 +40,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason)
+    except ConnectionResetError:
+        # The client went away mid-request (aiohttp fails the body read): nobody is left to
+        # answer, and it is not our error. One line, no traceback.
+        log.info("client disconnected during %s %s", request.method, request.path)
+        return json_error(400, "Client disconnected")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "Internal error")

@@ -128,7 +128,10 @@ def parse_call_start(value: str, zone: ZoneInfo) -> datetime:
         local = datetime.strptime(value.strip(), TIME_FORMAT)
     except ValueError:
         raise InvalidPayload("call_start", "must look like 2024-01-01 12:00:00") from None
-    return local.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # 0001-01-01 00:00:00 in a zone east of UTC is before year 1
+        raise InvalidPayload("call_start", "out of range") from None
 
 
 NovofonPush = EventPush | HistoryPush | RecordPush
