@@ -214,3 +214,48 @@ async def test_a_missed_caller_gets_the_whatsapp_template_and_the_dialog_goes_on
     dialog = await h.dialog(person["id"])
     assert dialog.count("Перезвоните после обеда") == 1
     assert "Конечно, наберём в 14:00" in dialog
+
+
+FAILED_RULES = """
+rules:
+  - name: write on a missed call
+    on: {call_status: [Missed]}
+    do:
+      - send_template: {name: missed_call, params: ["Перезвоним"], via: whatsapp}
+  - name: not delivered
+    on: {delivery_status: [failed]}
+    do:
+      - notify_managers: "Не доставлено ({{ delivery.channel }}, {{ delivery.code }})"
+"""
+
+
+async def test_a_failed_delivery_is_in_the_dialog_and_fires_the_delivery_status_trigger(
+    any_db: Database,
+    tmp_path: Path,
+    app_clients: list[AppClient],
+    fake_pbx: FakePbx,
+    fake_telegram: FakeTelegram,
+    fake_whatsapp: FakeWhatsApp,
+) -> None:
+    h = await start_app(
+        any_db, tmp_path, app_clients, fake_pbx, fake_telegram, FAILED_RULES,
+        whatsapp_token=fake_whatsapp.token, whatsapp_url=fake_whatsapp.url,
+        whatsapp_phone_number_id=fake_whatsapp.phone_number_id,
+        whatsapp_app_secret=fake_whatsapp.app_secret, whatsapp_verify_token="e2e-verify",
+    )  # fmt: skip
+    await h.replay(load("inbound_missed"))
+    await settle(h)
+    [template] = fake_whatsapp.to(MISSED)
+    webhook = str(h.client.make_url("/whatsapp_webhook"))
+    failed = await fake_whatsapp.report_status(webhook, template.wamid, "failed", error_code=131026)
+    assert failed.status == 200
+    await fake_whatsapp.report_status(webhook, template.wamid, "failed", error_code=131026)
+    await fake_whatsapp.report_status(webhook, "wamid.unknown", "read")  # not ours: ignored
+    await settle(h)
+    person = await h.person(MISSED)
+    dialog = await h.dialog(person["id"])
+    assert dialog.count("whatsapp_status failed") == 1  # a repeated status changes nothing
+    assert "whatsapp_status read" not in dialog
+    assert dialog.count("Не доставлено (whatsapp, 131026)") == 1
+    thread = await topic_thread(any_db, person["id"])
+    assert "Не доставлено (whatsapp, 131026)" in fake_telegram.texts_in(GROUP, thread)
