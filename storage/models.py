@@ -18,6 +18,7 @@ from sqlmodel import Field, SQLModel, col
 
 import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.base import created_now as _created
+from storage.outcome import CallEventString, CallEventType, CallStatus, CallStatusString
 from storage.types import UTCDateTime
 
 
@@ -130,12 +131,13 @@ class Call(SQLModel, table=True):
     )
     phone: str | None = Field(default=None, max_length=32, index=True)
     internal: bool = False
-    # Canonical outcome from `history`: Success, Missed, Cancel, Busy, NotAvailable, NotAllowed,
-    # NotFound. None until the PBX sends it.
-    status: str | None = Field(default=None, max_length=32)
-    answered: bool = False  # an ACCEPTED was seen: a person picked up
+    # The final status from `history` (Success, Missed, …; one a PBX adds is kept as sent, see
+    # storage.outcome.OpenStrEnum). None until the PBX sends it. What it means — answered,
+    # missed — is decided by storage.outcome.CallOutcome alone.
+    status: CallStatus | None = Field(default=None, sa_type=CallStatusString)
+    answered: bool = False  # an ACCEPTED was seen (a final status other than Success overrides)
     ended: bool = False
-    last_event: str | None = Field(default=None, max_length=32)
+    last_event: CallEventType | None = Field(default=None, sa_type=CallEventString)
     manager_user: str | None = Field(default=None, max_length=200)
     manager_ext: str | None = Field(default=None, max_length=32)
     manager_telnum: str | None = Field(default=None, max_length=32)

@@ -21,7 +21,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,11 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.leads_models import Lead, OutboxItem
 from storage.models import Call, CallAttribution, Manager
+from storage.outcome import CallOutcome
 from storage.report_models import ReportPoolHour, ReportRollup
 from storage.telegram_models import TelegramDelivery
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit
 
 calls = Call.__table__  # type: ignore[attr-defined]
+# Answered and missed as everywhere (storage.outcome). A reported call has a start, and only its
+# final status brings one: it is terminal, so `missed_with_status` is its `missed` (and reads
+# only columns the report index covers).
+outcome = CallOutcome.sql(calls)
 attributions = CallAttribution.__table__  # type: ignore[attr-defined]
 numbers = TrackingNumber.__table__  # type: ignore[attr-defined]
 leases = TrackingLease.__table__  # type: ignore[attr-defined]
@@ -77,6 +81,7 @@ class CallRow:
     unique: int
     first_time: int
     answered: int
+    missed: int
 
 
 # A missed inbound call: (day, started_at, next_at, next_direction, next_manager): its local
@@ -127,10 +132,6 @@ def _inbound(period: Period, flt: CallFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _answered() -> ColumnElement[bool]:
-    return or_(calls.c.answered.is_(True), calls.c.status == "Success")
-
-
 def _pool_column() -> Any:
     return numbers.c.pool
 
@@ -178,36 +179,44 @@ async def calls_by(
     """Inbound calls grouped by a dimension (or all together with dimension "total")."""
     key = literal("total") if dimension == "total" else _key(session, dimension, period)
     first = func.sum(case((calls.c.first_time_caller.is_(True), 1), else_=0))
-    answered = func.sum(case((_answered(), 1), else_=0))
+    answered = func.sum(case((outcome.answered, 1), else_=0))
+    missed = func.sum(case((outcome.missed_with_status, 1), else_=0))
     query = select(
         key.label("key"),
         func.count().label("total"),
         func.count(distinct(calls.c.phone)).label("unique"),
         first.label("first_time"),
         answered.label("answered"),
+        missed.label("missed"),
     ).where(*_inbound(period, flt))
     joins = {"source", "campaign", "landing", "pool"}
     query = _with_attribution(
         query, flt, attribution=dimension in joins, pool=dimension == "pool"
     ).group_by(key).order_by(key)
     rows = await _rows(session, query)
-    return [CallRow(row.key, row.total, row.unique, row.first_time or 0, row.answered or 0)
-            for row in rows]
+    return [
+        CallRow(
+            row.key, row.total, row.unique, row.first_time or 0, row.answered or 0, row.missed or 0
+        )
+        for row in rows
+    ]
 
 
 async def answered_by_manager(
     session: AsyncSession, period: Period, flt: CallFilter
 ) -> dict[str | None, tuple[int, int]]:
-    """Inbound calls per manager: (total, answered). No distinct callers (the missed report does
-    not show them; counting them sorts every call of the period)."""
-    answered = func.sum(case((_answered(), 1), else_=0))
+    """Inbound calls per manager: (answered, missed). No distinct callers (the missed report
+    does not show them; counting them sorts every call of the period)."""
+    answered = func.sum(case((outcome.answered, 1), else_=0))
+    missed = func.sum(case((outcome.missed_with_status, 1), else_=0))
     query = (
-        select(calls.c.manager_user, func.count(), answered)
+        select(calls.c.manager_user, answered, missed)
         .where(*_inbound(period, flt))
         .group_by(calls.c.manager_user)
     )
     query = _with_attribution(query, flt, attribution=False)
-    return {login: (total, answered or 0) for login, total, answered in await _rows(session, query)}
+    rows = await _rows(session, query)
+    return {login: (answered or 0, missed or 0) for login, answered, missed in rows}
 
 
 async def inbound_count(session: AsyncSession, period: Period, flt: CallFilter) -> int:
@@ -277,7 +286,7 @@ async def missed_calls(
         local_text(session, calls.c.started_at, period.offset_minutes, "day").label("day"),
         epoch(session, calls.c.started_at).label("at"),
         first_after.label("next_id"),
-    ).where(*_inbound(period, flt), ~_answered(), calls.c.phone.is_not(None))
+    ).where(*_inbound(period, flt), outcome.missed_with_status, calls.c.phone.is_not(None))
     inner = _with_attribution(candidates, flt, attribution=False).limit(limit).subquery()
     following = calls.alias("following")
     query = select(

@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import Call
+from storage.outcome import CallOutcome
 from storage.queue import QueueTable, RetryPolicy, Status
 from storage.telegram_models import CallTaker, TelegramDelivery, TelegramTopic
 from storage.types import utcnow
@@ -49,6 +50,8 @@ QUEUE = QueueTable(
 )
 # Not settled yet: waiting, or claimed by a sender (the `depth` gauge counts both).
 UNSETTLED = (Status.PENDING.value, Status.RUNNING.value)
+# A later call the client got through on: answered by CallOutcome's rule (a voicemail is not).
+_GOT_THROUGH = CallOutcome.sql(Call.__table__).answered  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,7 @@ async def call_taken(db: Database, call_id: int | None) -> bool:
                 .where(
                     Call.client_id == missed.client_id,
                     col(Call.id) > call_id,
-                    (col(Call.direction) == "out") | col(Call.answered).is_(True),
+                    (col(Call.direction) == "out") | _GOT_THROUGH,
                 )
                 .limit(1)
             )

@@ -26,6 +26,7 @@ from storage.db import Database
 from storage.leads_models import Lead, OutboxItem
 from storage.models import Call, CallAttribution, Client, Manager, PhoneIndexEntry
 from storage.tracking_models import TrackingLease, TrackingNumber, TrackingVisit
+from telephony.calls.outcome import CallStatus
 from telephony.reports.rollup import PoolHourRollup
 from telephony.tracking.confidence import judge
 
@@ -242,9 +243,12 @@ class _Generator:
         call_id = len(self.out.calls) + 1
         talk = int(self.rng.lognormvariate(math.log(120), 0.8)) if answered else 0
         wait = int(self.rng.uniform(3, 25 if answered else 50))
-        status = "Success" if answered else ("Missed" if direction == "in" else "NotAvailable")
+        # Consistent with CallOutcome: a conversation is a Success (and its ACCEPTED flag).
+        status = CallStatus.SUCCESS if answered else (
+            CallStatus.MISSED if direction == "in" else CallStatus.NOT_AVAILABLE
+        )
         if not answered and direction == "in" and self.rng.random() < 0.3:
-            status = "Cancel"
+            status = CallStatus.CANCEL
         row = {
             "id": call_id, "provider": "megafon" if self.rng.random() < 0.85 else "novofon",
             "callid": f"demo-{call_id}", "direction": direction,

@@ -20,6 +20,7 @@ from handlers.telegram.texts import (
     manager_html,
 )
 from storage.models import Call, Client, Manager
+from telephony.calls.outcome import CallOutcome
 from telephony.phones import format_phone
 
 EVENT_HEADINGS = {
@@ -57,7 +58,7 @@ def _manager_line(call: Call, people: People) -> str:
 
 
 def is_missed(call: Call) -> bool:
-    return call.direction == "in" and call.status is not None and not call.answered
+    return CallOutcome.of(call).missed
 
 
 def render_event(event: str, call: Call, client: Client | None, people: People) -> Notification:

@@ -17,11 +17,14 @@ from storage.models import Call, Client, Manager
 from storage.queries import recent_calls
 from storage.telegram_models import TelegramTopic
 from telephony.calls.dialing import CallRequestError, ManagerCannotCall, place_manager_call
+from telephony.calls.outcome import CallOutcome
 from telephony.clients import find_client_by_phone
 from telephony.phones import InvalidPhone, normalize_phone
 from telephony.providers.megafon import PbxError
 
 LIST_LIMIT = 15
+# The managers' missed list: CallOutcome's missed (an ACCEPTED voicemail included).
+MISSED = CallOutcome.sql(Call.__table__).missed  # type: ignore[attr-defined]
 
 
 async def dial(tg: TelegramContext, manager: Manager, phone: str) -> tuple[str, bool]:
@@ -180,13 +183,7 @@ async def missed_command(message: Message, tg: TelegramContext, manager: Manager
             (
                 await session.exec(
                     select(Call)
-                    .where(
-                        Call.direction == "in",
-                        col(Call.internal).is_(False),
-                        col(Call.answered).is_(False),
-                        col(Call.status).is_not(None),
-                        col(Call.created_at) >= midnight,
-                    )
+                    .where(MISSED, col(Call.created_at) >= midnight)
                     .order_by(col(Call.created_at).desc(), col(Call.id).desc())
                     .limit(LIST_LIMIT)
                 )

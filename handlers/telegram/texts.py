@@ -7,16 +7,17 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from storage.models import Call, Client, Manager
+from telephony.calls.outcome import CallOutcome, CallStatus
 from telephony.phones import format_phone
 
-STATUS_WORDS = {
-    "Success": "разговор состоялся",
-    "Missed": "пропущен",
-    "Cancel": "отменён",
-    "Busy": "занято",
-    "NotAvailable": "абонент недоступен",
-    "NotAllowed": "звонок запрещён",
-    "NotFound": "номер не найден",
+STATUS_WORDS: dict[str, str] = {
+    CallStatus.SUCCESS: "разговор состоялся",
+    CallStatus.MISSED: "пропущен",
+    CallStatus.CANCEL: "отменён",
+    CallStatus.BUSY: "занято",
+    CallStatus.NOT_AVAILABLE: "абонент недоступен",
+    CallStatus.NOT_ALLOWED: "звонок запрещён",
+    CallStatus.NOT_FOUND: "номер не найден",
 }
 PBX_NAMES = {"megafon": "MegaFon", "novofon": "Novofon"}
 CHANNELS = {"telephony": "телефон", "telegram": "Telegram", "whatsapp": "WhatsApp", "sms": "SMS"}
@@ -170,9 +171,10 @@ def topic_title(client: Client) -> str:
 
 def _progress(call: Call) -> str:
     """A call without its outcome yet, in words (the PBX's event codes are not for people)."""
-    if call.ended:
+    outcome = CallOutcome.of(call)
+    if outcome.terminal:
         return "завершён"
-    if call.answered:
+    if outcome.answered:
         return "идёт разговор"
     return "звонит" if call.last_event else "…"
 

@@ -66,7 +66,11 @@ class CallAnswer(Answer):
     status: str | None = Field(
         description="Success, Missed, Cancel, Busy, NotAvailable, NotAllowed, NotFound"
     )
-    answered: bool
+    answered: bool = Field(
+        description="a conversation happened: the final status is Success (before it: someone "
+        "picked up); a voicemail that picked up is not"
+    )
+    missed: bool = Field(description="inbound, not internal, over and not answered")
     ended: bool
     last_event: str | None
     manager: str | None

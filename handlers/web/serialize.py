@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from storage.models import Call, CallAttribution, CallEvent, DialogMessage
+from telephony.calls.outcome import CallOutcome
 from telephony.clients import ClientView
 from telephony.tracking.confidence import candidates_of, confidence_of
 
@@ -31,6 +32,7 @@ def client_json(client: ClientView, variables: dict[str, str]) -> dict[str, Any]
 
 
 def call_json(call: Call) -> dict[str, Any]:
+    outcome = CallOutcome.of(call)
     return {
         "id": call.id,
         "provider": call.provider,
@@ -40,7 +42,8 @@ def call_json(call: Call) -> dict[str, Any]:
         "phone": call.phone,
         "internal": call.internal,
         "status": call.status,
-        "answered": call.answered,
+        "answered": outcome.answered,
+        "missed": outcome.missed,
         "ended": call.ended,
         "last_event": call.last_event,
         "manager": call.manager_user,

@@ -2,7 +2,8 @@
 
 Rules (apis/megafon.md, pitfalls):
 - a push identical to one already stored changes nothing (CallEvent.dedup_key);
-- `history` is the final word on the outcome; only ACCEPTED (or a Success) proves a person answered;
+- `history` is the final word on the outcome; before it, ACCEPTED (or COMPLETED) proves a person
+  answered (what that makes a call: telephony.calls.outcome.CallOutcome);
 - a CANCELLED (sent once per losing extension of a group) never undoes an answer;
 - TRANSFERRED + second_callid: both legs are one conversation (CallRef), merged if both exist.
 """
@@ -21,7 +22,7 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call, CallEvent, CallRef, Client, DialogMessage, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
-from telephony.calls.outcome import CallStatus
+from telephony.calls.outcome import CallEventType, CallOutcome, CallStatus
 from telephony.calls.pushes import EventPush, HistoryPush, RatingPush, RecordPush
 from telephony.clients import match_or_create_client, set_variables
 from telephony.events import CallUpdate
@@ -30,6 +31,7 @@ from telephony.phones import Extension
 # A call started by megafon_call() is matched to the PBX's pushes for the same phone this long.
 REQUEST_ATTACH_WINDOW = timedelta(minutes=10)
 SUCCESS = CallStatus.SUCCESS
+_RINGING = (CallEventType.INCOMING, CallEventType.OUTGOING)
 # `user` values that name no person: a missed call's "pbx", an empty field.
 _NOT_A_PERSON = frozenset({"", "pbx"})
 
@@ -72,7 +74,8 @@ async def apply_push(
     prefix = provider
     if isinstance(push, EventPush):
         _apply_event(call, push)
-        trigger, line, kind = push.type, f"{prefix}_call_event {push.type}", "call_event"
+        trigger: str = push.type
+        line, kind = f"{prefix}_call_event {push.type}", "call_event"
     elif isinstance(push, HistoryPush):
         status_before = call.status
         _apply_history(call, push)
@@ -192,15 +195,15 @@ def _apply_event(call: Call, push: EventPush) -> None:
     if call.direction is None and direction is not None:
         call.direction = direction
     history_seen = call.status is not None
-    if push.type in ("ACCEPTED", "COMPLETED"):
+    if push.type in (CallEventType.ACCEPTED, CallEventType.COMPLETED):
         # COMPLETED is "hung up after a conversation": someone answered even if ACCEPTED was lost.
         first_answer = not call.answered
         call.answered = True
-        if push.type == "COMPLETED":
+        if push.type == CallEventType.COMPLETED:
             call.ended = True
-        if not history_seen and (push.type == "ACCEPTED" or first_answer):
+        if not history_seen and (push.type == CallEventType.ACCEPTED or first_answer):
             _set_manager(call, push.user, push.ext, push.telnum)
-    elif push.type in ("INCOMING", "OUTGOING") and not history_seen and not call.answered:
+    elif push.type in _RINGING and not history_seen and not call.answered:
         # The ringing (or dialling) manager, until someone answers or history names them.
         _set_manager(call, push.user, push.ext, push.telnum)
 
@@ -383,7 +386,9 @@ async def _client_of(session: AsyncSession, call: Call) -> tuple[Client | None, 
 async def _assign_responsible(session: AsyncSession, client: Client, call: Call) -> None:
     """The first manager who talks to a client becomes responsible for them (Salebot-like)."""
     login = call.manager_user
-    if client.responsible_manager_id is not None or not call.answered or not login:
+    if client.responsible_manager_id is not None or not login:
+        return
+    if not CallOutcome.of(call).answered:  # a voicemail that picked up is nobody's talk
         return
     if login.lower() in _NOT_A_PERSON:
         return

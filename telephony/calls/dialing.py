@@ -13,6 +13,7 @@ from storage.db import Database
 from storage.models import Call, CallRef, Manager
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
+from telephony.calls.outcome import CallEventType
 from telephony.clients import match_or_create_client
 from telephony.events import CallObserver, CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
@@ -106,7 +107,7 @@ async def _request_call(
             requested=True,
             requested_user=user,
             awaiting_pbx=True,
-            last_event="REQUESTED",
+            last_event=CallEventType.REQUESTED,
             created_at=now,
             updated_at=now,
         )

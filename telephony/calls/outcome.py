@@ -1,32 +1,32 @@
-"""The call vocabulary, defined once: a call's outcome and the events a PBX reports."""
+"""The call vocabulary, defined once: a call's outcome and the events a PBX reports.
+
+Defined in `storage.outcome` (the report queries need its SQL form, and storage imports nothing
+of ours); this is the domain's name for it. The rule — answered, missed, terminal, talk
+seconds — is in that module's docstring.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from storage.outcome import (
+    CALL_EVENTS,
+    CALL_STATUSES,
+    SUCCESS,
+    CallEventType,
+    CallFacts,
+    CallOutcome,
+    CallStatus,
+    OpenStrEnum,
+    OutcomeColumns,
+)
 
-
-class CallStatus(StrEnum):
-    """A call's outcome (the `history` push; Salebot's `megafon_call_status <Status>`)."""
-
-    SUCCESS = "Success"
-    MISSED = "Missed"
-    CANCEL = "Cancel"
-    BUSY = "Busy"
-    NOT_AVAILABLE = "NotAvailable"
-    NOT_ALLOWED = "NotAllowed"
-    NOT_FOUND = "NotFound"
-
-
-class CallEventType(StrEnum):
-    """What a PBX says happens during a call (`megafon_call_event <EVENT>`)."""
-
-    INCOMING = "INCOMING"
-    ACCEPTED = "ACCEPTED"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
-    OUTGOING = "OUTGOING"
-    TRANSFERRED = "TRANSFERRED"
-
-
-CALL_STATUSES: tuple[str, ...] = tuple(status.value for status in CallStatus)
-CALL_EVENTS: tuple[str, ...] = tuple(event.value for event in CallEventType)
+__all__ = [
+    "CALL_EVENTS",
+    "CALL_STATUSES",
+    "SUCCESS",
+    "CallEventType",
+    "CallFacts",
+    "CallOutcome",
+    "CallStatus",
+    "OpenStrEnum",
+    "OutcomeColumns",
+]

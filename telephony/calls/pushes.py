@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from telephony.calls.outcome import CallEventType, CallStatus
 from telephony.phones import Extension
 
 # Bounds a push's numbers must lie within. A number outside them is a broken PBX: the push is
@@ -30,7 +31,7 @@ def bounded_number(value: str, maximum: int) -> int:
 
 @dataclass(frozen=True)
 class EventPush:
-    type: str
+    type: CallEventType
     phone: str | Extension  # the client's normalized phone, or an extension for internal calls
     user: str
     callid: str
@@ -50,7 +51,7 @@ class HistoryPush:
     start: datetime
     duration: int
     callid: str
-    status: str
+    status: CallStatus
     ext: str | None = None
     telnum: str | None = None
     diversion: str | None = None

@@ -16,6 +16,7 @@ from sqlmodel import col
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.models import Call
+from telephony.calls.outcome import CallStatus
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import RoistatTemplates
@@ -30,15 +31,15 @@ PHONE_CALL = "/api/v1/project/phone-call"
 # Longer queries go as a POST body (URLs beyond ~8 KB are refused by many servers).
 MAX_GET_QUERY = 6000
 
-# Our call outcome → Roistat call-tracking status.
-CALL_STATUS = {
-    "Success": "ANSWER",
-    "Busy": "BUSY",
-    "Missed": "NOANSWER",
-    "Cancel": "CANCEL",
-    "NotAvailable": "CHANUNAVAIL",
-    "NotAllowed": "CONGESTION",
-    "NotFound": "CONGESTION",
+# A call's final status → Roistat call-tracking status ("ANSWER" iff CallOutcome's answered).
+CALL_STATUS: dict[str, str] = {
+    CallStatus.SUCCESS: "ANSWER",
+    CallStatus.BUSY: "BUSY",
+    CallStatus.MISSED: "NOANSWER",
+    CallStatus.CANCEL: "CANCEL",
+    CallStatus.NOT_AVAILABLE: "CHANUNAVAIL",
+    CallStatus.NOT_ALLOWED: "CONGESTION",
+    CallStatus.NOT_FOUND: "CONGESTION",
 }
 
 

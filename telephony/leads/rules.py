@@ -2,6 +2,7 @@
 
 first-time caller: no earlier inbound call from this number (within the window, 0 = ever);
 targeted: answered, and the talk (duration minus waiting) lasted at least `targeted_seconds`.
+Answered, missed and the talk are CallOutcome's (telephony.calls.outcome), as everywhere.
 """
 
 from __future__ import annotations
@@ -13,31 +14,21 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Call
-from telephony.calls.outcome import CallStatus
+from telephony.calls.outcome import CallOutcome
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import LeadsConfig
 
-SUCCESS = CallStatus.SUCCESS
-
-
-def answered(call: Call) -> bool:
-    return call.status == SUCCESS if call.status is not None else call.answered
-
-
-def talk_seconds(call: Call) -> int:
-    if not answered(call):
-        return 0
-    return max((call.duration or 0) - (call.wait or 0), 0)
-
 
 def hold_seconds(call: Call) -> int:
+    """Metrika's HoldDuration: the waiting the PBX reports, else all of an unanswered call."""
     if call.wait is not None:
         return call.wait
-    return 0 if answered(call) else call.duration or 0
+    return 0 if CallOutcome.of(call).answered else call.duration or 0
 
 
 def is_targeted(call: Call, config: LeadsConfig) -> bool:
-    return answered(call) and talk_seconds(call) >= config.targeted_seconds
+    outcome = CallOutcome.of(call)
+    return outcome.answered and outcome.talk_seconds >= config.targeted_seconds
 
 
 # Built once (every new inbound call asks).
@@ -84,7 +75,8 @@ def rejection(
     if config.first_time_only and not call.first_time_caller:
         return "not a first-time caller"
     if ended:
-        if not config.include_missed and not answered(call):
+        # Not a conversation (a voicemail that picked up too): the rule's "missed".
+        if not config.include_missed and not CallOutcome.of(call).answered:
             return "missed"
         if config.targeted_only and not call.targeted:
             return "not targeted"

@@ -19,6 +19,7 @@ from storage.leads_models import Lead
 from storage.manager_queries import manager_by_login
 from storage.models import Call
 from storage.queries import insert_or_ignore
+from telephony.calls.outcome import CallOutcome
 from telephony.clients import create_client, match_or_create_client
 from telephony.events import CallUpdate, LeadInfo, LeadObserver, LeadObservers
 from telephony.infra.clock import Clock
@@ -27,14 +28,7 @@ from telephony.leads.attribution import Attribution, call_attribution, from_lead
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import RetryPolicy, enqueue
-from telephony.leads.rules import (
-    answered,
-    hold_seconds,
-    is_first_time,
-    is_targeted,
-    rejection,
-    talk_seconds,
-)
+from telephony.leads.rules import hold_seconds, is_first_time, is_targeted, rejection
 from telephony.leads.templates import render
 from telephony.phones import format_phone
 
@@ -242,7 +236,9 @@ class LeadService:
             "recordLink": call.record_link,
             "manager": manager,
             "duration": str(call.duration) if call.duration is not None else None,
-            "talkDuration": str(talk_seconds(call)) if call.status is not None else None,
+            "talkDuration": (
+                str(CallOutcome.of(call).talk_seconds) if call.status is not None else None
+            ),
             "status": call.status,
             "direction": call.direction,
             "leadSource": "call",
@@ -353,8 +349,9 @@ class LeadService:
         queued = False
         if call.internal or not call.phone or call.phone in self.config.skip_numbers:
             return False
+        outcome = CallOutcome.of(call)
         if self.sinks.roistat_calls:
-            body = roistat.phone_call_body(call, attribution, talk=talk_seconds(call))
+            body = roistat.phone_call_body(call, attribution, talk=outcome.talk_seconds)
             queued |= (
                 await enqueue(
                     session,
@@ -379,9 +376,10 @@ class LeadService:
             row = metrika.call_row(
                 call,
                 attribution,
-                talk=talk_seconds(call),
+                talk=outcome.talk_seconds,
                 hold=hold_seconds(call),
-                missed=not answered(call),
+                # Metrika's CallMissed: no conversation (an ACCEPTED voicemail is missed too).
+                missed=not outcome.answered,
                 tag=tag,
             )
             if row is None:

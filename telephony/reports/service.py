@@ -139,7 +139,9 @@ class ReportService:
             series = rows
         keys = hours_of(info.start, info.end) if one_day else days_of(info.start, info.end)
         found = {row.key: row for row in series}
-        filled = [_figures(found.get(key) or CallRow(key, 0, 0, 0, 0), series_by) for key in keys]
+        filled = [
+            _figures(found.get(key) or CallRow(key, 0, 0, 0, 0, 0), series_by) for key in keys
+        ]
         if by in ("day", "hour"):
             rows_out = (
                 filled if by == series_by else [_figures(row, by, one_day=one_day) for row in rows]
@@ -148,16 +150,13 @@ class ReportService:
             rows_out = sorted(
                 (_figures(row, by, names) for row in rows), key=lambda f: (-f.total, f.label)
             )
-        total = totals[0] if totals else CallRow("total", 0, 0, 0, 0)
+        total = totals[0] if totals else CallRow("total", 0, 0, 0, 0, 0)
         confidence = with_unattributed(attributed, total.total)
         return CallsReport(
             period=info,
             filters=_filters(flt),
             by=by,
-            totals=_figures(
-                CallRow("total", total.total, total.unique, total.first_time, total.answered),
-                "total",
-            ),
+            totals=_figures(total, "total"),
             rows=rows_out,
             series=filled,
             confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
@@ -178,9 +177,8 @@ class ReportService:
             totals[result] += count
             by_day[day][result] += count
         managers: dict[str, ManagerResponse] = {}
-        for key, (total, answered) in per_manager.items():
+        for key, (answered, missed) in per_manager.items():
             login = key or NO_VALUE
-            missed = total - answered
             managers[login] = _manager(login, names, answered, missed, waits.get(login, []))
         for login, values in waits.items():
             if login not in managers:
@@ -436,7 +434,7 @@ def _figures(
         unique=row.unique,
         first_time=row.first_time,
         answered=row.answered,
-        missed=row.total - row.answered,
+        missed=row.missed,
     )
 
 

@@ -9,19 +9,20 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.channel_models import ClientChannel
 from storage.models import Call, Client, DialogMessage, Manager
 from telephony.calls.dialing import pbx_identity
-from telephony.calls.outcome import CallStatus
+from telephony.calls.outcome import CallOutcome
 from telephony.clients import channel_of, get_variables, identities_of
 from telephony.phones import is_mobile
 from telephony.scenarios.conditions import SECTIONS
 
-SUCCESS = CallStatus.SUCCESS
+# `since.successful_calls`: the client's calls that were a conversation (CallOutcome's answered).
+_ANSWERED = CallOutcome.sql(Call.__table__).answered  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -73,13 +74,13 @@ async def marks(session: AsyncSession, client_id: int | None) -> dict[str, int]:
 
 
 async def _since(session: AsyncSession, client_id: int, mark: dict[str, int]) -> dict[str, int]:
-    calls = (
+    calls, answered = (
         await session.exec(
-            select(Call.status).where(
+            select(func.count(), func.sum(case((_ANSWERED, 1), else_=0))).where(
                 Call.client_id == client_id, col(Call.id) > mark.get("after_call_id", 0)
             )
         )
-    ).all()
+    ).one()
     messages = (
         await session.exec(
             select(func.count())
@@ -93,8 +94,8 @@ async def _since(session: AsyncSession, client_id: int, mark: dict[str, int]) ->
         )
     ).one()
     return {
-        "calls": len(calls),
-        "successful_calls": sum(1 for status in calls if status == SUCCESS),
+        "calls": int(calls),
+        "successful_calls": int(answered or 0),
         "client_messages": int(messages),
     }
 
@@ -104,6 +105,7 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 def call_fields(call: Call, zone: ZoneInfo) -> dict[str, Any]:
+    outcome = CallOutcome.of(call)
     return {
         "id": call.id,
         "callid": call.callid,
@@ -114,7 +116,10 @@ def call_fields(call: Call, zone: ZoneInfo) -> dict[str, Any]:
         "user": call.manager_user or call.requested_user,
         "ext": call.manager_ext,
         "telnum": call.manager_telnum,
-        "answered": call.answered,
+        # The outcome's words (telephony.calls.outcome): a voicemail that picked up is missed.
+        "answered": outcome.answered,
+        "missed": outcome.missed,
+        "talk_seconds": outcome.talk_seconds,
         "ended": call.ended,
         "last_event": call.last_event,
         "duration": call.duration,

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from telephony.calls.outcome import CALL_EVENTS, CALL_STATUSES
+from telephony.calls.outcome import CALL_EVENTS, CALL_STATUSES, CallEventType, CallStatus
 from telephony.calls.pushes import (
     MAX_RATING,
     MAX_SECONDS,
@@ -34,9 +34,10 @@ _MAX_FIELD = 2000
 Push = EventPush | HistoryPush | ContactQuery | RatingPush
 
 
-def canonical_status(raw: str) -> str:
-    """`missed` → `Missed`. An unknown status is kept as sent rather than lost."""
-    return STATUSES.get(raw.strip().lower(), raw.strip())
+def canonical_status(raw: str) -> CallStatus:
+    """`missed` → `Missed`. An unknown status is kept as sent rather than lost (CallStatus is
+    open to values it does not list)."""
+    return CallStatus(STATUSES.get(raw.strip().lower(), raw.strip()))
 
 
 def dedup_key(fields: Mapping[str, str]) -> str:
@@ -142,7 +143,7 @@ def parse_push(fields: Mapping[str, str]) -> Push:
         if not _EVENT_TYPE.match(event_type):
             raise InvalidPayload("type", "is not an event type")
         return EventPush(
-            type=event_type,
+            type=CallEventType(event_type),
             phone=f.party("phone"),
             user=f.present("user"),
             callid=f.required("callid"),

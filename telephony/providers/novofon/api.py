@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from telephony.calls.outcome import CallStatus
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.infra.ratelimit import RateLimiter, Sleep
 from telephony.providers.base import InvalidPayload, PbxError
@@ -35,7 +36,7 @@ class PbxCallStat:
     clid: str
     destination: str
     disposition: str
-    status: str
+    status: CallStatus
     seconds: int
     is_recorded: bool
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from telephony.calls.outcome import CallStatus
+from telephony.calls.outcome import CallEventType, CallStatus
 from telephony.calls.pushes import MAX_SECONDS, EventPush, HistoryPush, RecordPush, bounded_number
 from telephony.phones import Extension, InvalidPhone, parse_party
 from telephony.providers.base import InvalidPayload
@@ -36,16 +36,16 @@ EVENTS = tuple(SIGNED_FIELDS)
 
 # disposition → the canonical status MegaFon's calls use, so both providers read the same.
 DISPOSITIONS = {
-    "answered": "Success",
-    "busy": "Busy",
-    "cancel": "Cancel",
-    "no answer": "Missed",
-    "failed": "NotAvailable",
-    "line limit": "NotAvailable",
-    "no money": "NotAllowed",
-    "no day limit": "NotAllowed",
-    "no limit": "NotAllowed",
-    "unallocated number": "NotFound",
+    "answered": CallStatus.SUCCESS,
+    "busy": CallStatus.BUSY,
+    "cancel": CallStatus.CANCEL,
+    "no answer": CallStatus.MISSED,
+    "failed": CallStatus.NOT_AVAILABLE,
+    "line limit": CallStatus.NOT_AVAILABLE,
+    "no money": CallStatus.NOT_ALLOWED,
+    "no day limit": CallStatus.NOT_ALLOWED,
+    "no limit": CallStatus.NOT_ALLOWED,
+    "unallocated number": CallStatus.NOT_FOUND,
 }
 _MAX_FIELD = 2000
 # Fields stored in sized columns: longer values are malformed, not truncated.
@@ -76,10 +76,13 @@ def verify_webhook(secret: str | None, fields: Mapping[str, str], signature: str
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
 
 
-def disposition_status(disposition: str) -> str:
+def disposition_status(disposition: str) -> CallStatus:
     """`no answer` → `Missed`; an unknown disposition keeps its words: `no trunk` → `NoTrunk`."""
     raw = disposition.strip().lower()
-    return DISPOSITIONS.get(raw) or "".join(word.capitalize() for word in raw.split()) or "Unknown"
+    known = DISPOSITIONS.get(raw)
+    if known is not None:
+        return known
+    return CallStatus("".join(word.capitalize() for word in raw.split()) or "Unknown")
 
 
 def dedup_key(pbx_call_id: str, event: str, extra: str = "") -> str:
@@ -201,7 +204,11 @@ def _ended(
     pushes: list[tuple[NovofonPush, str]] = []
     if status == CallStatus.SUCCESS:
         completed = EventPush(
-            type="COMPLETED", phone=client, user=internal, callid=pbx_call_id, ext=internal or None
+            type=CallEventType.COMPLETED,
+            phone=client,
+            user=internal,
+            callid=pbx_call_id,
+            ext=internal or None,
         )
         # Shared by END and OUT_END: the second COMPLETED of one call is a duplicate.
         pushes.append((completed, dedup_key(pbx_call_id, "COMPLETED")))
@@ -221,7 +228,7 @@ def parse_notification(fields: Mapping[str, str], zone: ZoneInfo) -> Notificatio
     if event in ("NOTIFY_START", "NOTIFY_INTERNAL"):
         f.start(zone)  # validated: a malformed time is a malformed event
         push = EventPush(
-            type="INCOMING",
+            type=CallEventType.INCOMING,
             phone=f.party("caller_id"),
             user=internal,
             callid=pbx_call_id,
@@ -234,7 +241,7 @@ def parse_notification(fields: Mapping[str, str], zone: ZoneInfo) -> Notificatio
         f.start(zone)
         answered_by = internal or f.optional("destination") or ""
         push = EventPush(
-            type="ACCEPTED",
+            type=CallEventType.ACCEPTED,
             phone=f.party("caller_id"),
             user=answered_by,
             callid=pbx_call_id,
@@ -245,7 +252,7 @@ def parse_notification(fields: Mapping[str, str], zone: ZoneInfo) -> Notificatio
     elif event == "NOTIFY_OUT_START":
         f.start(zone)
         push = EventPush(
-            type="OUTGOING",
+            type=CallEventType.OUTGOING,
             phone=f.party("destination"),
             user=internal,
             callid=pbx_call_id,
