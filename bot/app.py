@@ -39,6 +39,7 @@ from telephony.scenarios.actions import TelegramOutlet
 log = logging.getLogger("trubka")
 LEADERSHIP = web.AppKey("trubka_leadership", singletons.Leadership)
 
+
 class CallLog:
     """Logs every call change (ids and statuses only: no secrets, no personal data)."""
 
@@ -99,12 +100,16 @@ async def build_app(
     db: Database | None = None,
     migrate: bool = True,
     clock: Clock | None = None,
+    telegram_clock: Clock | None = None,
     role: Role = Role.ALL,
 ) -> web.Application:
     """`db` may be given by tests (already migrated); otherwise it is made from the settings.
     `clock` drives the lead outbox's retry times, scenario waits and working hours (tests move
-    a fake one). `role` (serve --role) says whether HTTP routes and background loops run here;
-    the loops that must run once across processes are guarded by leases."""
+    a fake one, often at another date). `telegram_clock` drives the Telegram send scheduler's
+    budgets, waits and due times; it is apart because deliveries are due from the moment they
+    are stored (a real-time column default), so it must not lie behind real time (tests give it
+    one that skips its waits). `role` (serve --role) says whether HTTP routes and background
+    loops run here; the loops that must run once across processes are guarded by leases."""
     tracking = load_tracking(settings)  # a wrong trubka.toml stops here, before anything starts
     scenarios = load_scenario_settings(settings)  # so does a wrong scenario file
     database = db or Database(settings.database_url)
@@ -209,6 +214,7 @@ async def build_app(
             messages=messages,
             health=context.health,
             registry=context.metrics.registry,
+            clock=telegram_clock,
         )
         if telegram is not None:
             app[TELEGRAM] = telegram

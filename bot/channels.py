@@ -171,8 +171,10 @@ def setup_channels(
         built,
         service,
         clock=clock,
-        throughput={kind: TokenBuckets(*THROUGHPUT[ChannelKind(kind)]) for kind in built},
-        pair={kind: TokenBuckets(*PAIR[ChannelKind(kind)]) for kind in built},
+        throughput={
+            kind: TokenBuckets(*THROUGHPUT[ChannelKind(kind)], clock=clock) for kind in built
+        },
+        pair={kind: TokenBuckets(*PAIR[ChannelKind(kind)], clock=clock) for kind in built},
     )
     service.wake_sender = sender.wake
     app[CHANNEL_SENDER] = sender

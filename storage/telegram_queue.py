@@ -123,7 +123,11 @@ def held(row: TelegramDelivery, now: datetime) -> bool:
 
 
 async def claim(
-    db: Database, batch: Sequence[TelegramDelivery], *, lease: timedelta
+    db: Database,
+    batch: Sequence[TelegramDelivery],
+    *,
+    lease: timedelta,
+    now: datetime | None = None,
 ) -> list[TelegramDelivery]:
     """Claim exactly the deliveries of `batch` (one token for all), before any is sent.
 
@@ -131,7 +135,9 @@ async def claim(
     (token, lease, attempts counted); a row that is not due any more (settled or claimed
     meanwhile) ends it, and rows claimed after such a gap are handed back at once."""
     ids = [row.id for row in batch if row.id is not None]
-    claimed = await QUEUE.claim(db, now=utcnow(), lease=lease, ids=ids, returning=_CLAIMED)
+    claimed = await QUEUE.claim(
+        db, now=now or utcnow(), lease=lease, ids=ids, returning=_CLAIMED
+    )
     fresh = {int(row.id): row for row in claimed}
     kept: list[TelegramDelivery] = []
     for row in batch:
@@ -179,7 +185,13 @@ def _ids(rows: Sequence[TelegramDelivery]) -> list[int]:
     return [row.id for row in rows if row.id is not None]
 
 
-async def sent(db: Database, rows: Sequence[TelegramDelivery], message_id: int | None) -> int:
+async def sent(
+    db: Database,
+    rows: Sequence[TelegramDelivery],
+    message_id: int | None,
+    *,
+    now: datetime | None = None,
+) -> int:
     """Sent: the rows of one claim, several when they went as one message (coalesced live
     lines, merged alerts), in one statement. How many this claim still held."""
     if not rows:
@@ -192,7 +204,7 @@ async def sent(db: Database, rows: Sequence[TelegramDelivery], message_id: int |
         status=Status.SENT,
         error=None,
         sent_message_id=message_id,
-        sent_at=utcnow(),
+        sent_at=now or utcnow(),
         sent_thread_id=head.sent_thread_id,
     )
 
@@ -225,7 +237,13 @@ async def release(
 
 
 async def retry(
-    db: Database, row: TelegramDelivery, *, policy: RetryPolicy, rng: random.Random, error: str
+    db: Database,
+    row: TelegramDelivery,
+    *,
+    policy: RetryPolicy,
+    rng: random.Random,
+    error: str,
+    now: datetime | None = None,
 ) -> Status:
     """A counted failed try: pending again when `policy` says, or dead ("failed") after its
     `max_attempts`. The row's new status."""
@@ -237,7 +255,7 @@ async def retry(
         attempts=row.attempts,
         give_up_at=None,
         policy=policy,
-        now=utcnow(),
+        now=now or utcnow(),
         rng=rng,
         error=error,
         error_column="error",

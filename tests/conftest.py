@@ -32,7 +32,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.migrate import upgrade
 from telephony.infra import transaction_guard
-from telephony.infra.clock import Clock
+from telephony.infra.clock import Clock, SkippingClock
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram, Limits
@@ -230,16 +230,30 @@ AppFactory = Callable[..., Awaitable[AppClient]]
 
 
 @pytest.fixture
-async def make_client(fake_pbx: FakePbx, app_clients: list[AppClient]) -> AppFactory:
+async def make_client(
+    fake_pbx: FakePbx, app_clients: list[AppClient], skipping_clock: SkippingClock
+) -> AppFactory:
     """Build the real app on a database and serve it over HTTP; settings may be overridden,
-    and the role (`serve --role`) and clock chosen."""
+    and the role (`serve --role`) and the clocks chosen. Telegram's send scheduler runs on
+    `skipping_clock` unless told otherwise (its waits take no time; the fake Bot API counts
+    its limits on the same clock)."""
 
     async def factory(
-        database: Database, *, role: Role = Role.ALL, clock: Clock | None = None, **overrides: Any
+        database: Database,
+        *,
+        role: Role = Role.ALL,
+        clock: Clock | None = None,
+        telegram_clock: Clock | None = None,
+        **overrides: Any,
     ) -> AppClient:
         overrides.setdefault("megafon_url", fake_pbx.url)
         app = await build_app(
-            test_settings(**overrides), db=database, migrate=False, role=role, clock=clock
+            test_settings(**overrides),
+            db=database,
+            migrate=False,
+            role=role,
+            clock=clock,
+            telegram_clock=telegram_clock or skipping_clock,
         )
         client = TestClient(TestServer(app))
         await client.start_server()
@@ -261,10 +275,18 @@ def auth() -> dict[str, str]:
 
 
 @pytest.fixture
-async def fake_telegram() -> AsyncIterator[FakeTelegram]:
+def skipping_clock() -> SkippingClock:
+    """Real time that skips its waits: give it to the app (`make_client(..., clock=...)`) and
+    the send scheduler's waits for budgets, 429s and backoffs take no time, while the fake Bot
+    API (which counts its limits on the same clock) sees them pass."""
+    return SkippingClock()
+
+
+@pytest.fixture
+async def fake_telegram(skipping_clock: SkippingClock) -> AsyncIterator[FakeTelegram]:
     """A fake Bot API server (tests/fakes/telegram.py) over real HTTP, enforcing Telegram's
-    limits on windows 100 times shorter (a group's minute lasts 0.6 s)."""
-    telegram = FakeTelegram(limits=Limits(scale=TELEGRAM_SCALE))
+    limits on windows 100 times shorter (a group's minute lasts 0.6 s), on `skipping_clock`."""
+    telegram = FakeTelegram(limits=Limits(scale=TELEGRAM_SCALE), clock=skipping_clock)
     server = TestServer(telegram.app())
     await server.start_server()
     telegram.url = str(server.make_url("")).rstrip("/")

@@ -9,42 +9,29 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from telephony.infra.clock import FakeClock
 from telephony.infra.ratelimit import RateLimiter
 from telephony.providers.novofon import NovofonClient, NovofonError
 from tests.fakes.novofon import KEY, SECRET, FakeNovofon
 
 
-class FakeTime:
+@pytest.fixture
+def fake_time() -> FakeClock:
     """A clock that moves only when someone sleeps: waits are recorded, never spent."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+    return FakeClock()
 
 
 @pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-async def novofon(fake_novofon: FakeNovofon, fake_time: FakeTime) -> AsyncIterator[NovofonClient]:
+async def novofon(fake_novofon: FakeNovofon, fake_time: FakeClock) -> AsyncIterator[NovofonClient]:
     client = NovofonClient(
         fake_novofon.url,
         KEY,
         SECRET,
         zone=ZoneInfo("Europe/Moscow"),
         timeout=2.0,
-        limiter=RateLimiter(100, 60.0, clock=fake_time.clock, sleep=fake_time.sleep),
-        statistics_limiter=RateLimiter(3, 60.0, clock=fake_time.clock, sleep=fake_time.sleep),
-        sleep=fake_time.sleep,
+        limiter=RateLimiter(100, 60.0, clock=fake_time),
+        statistics_limiter=RateLimiter(3, 60.0, clock=fake_time),
+        clock=fake_time,
     )
     yield client
     await client.close()
@@ -94,7 +81,7 @@ async def test_an_error_answer_is_a_novofon_error(
 
 
 async def test_a_short_429_is_waited_out_and_retried_once(
-    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeTime
+    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeClock
 ) -> None:
     fake_novofon.rate_limit(retry_after=2)
     answer = await novofon.callback("100", "79261234567")
@@ -104,7 +91,7 @@ async def test_a_short_429_is_waited_out_and_retried_once(
 
 
 async def test_a_long_429_fails_at_once_with_status_429(
-    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeTime
+    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeClock
 ) -> None:
     fake_novofon.rate_limit(retry_after=40)
     with pytest.raises(NovofonError) as error:
@@ -119,7 +106,7 @@ async def test_a_long_429_fails_at_once_with_status_429(
 
 
 async def test_at_most_100_requests_per_minute(
-    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeTime
+    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeClock
 ) -> None:
     for _ in range(101):
         await novofon.callback("100", "79261234567")
@@ -128,7 +115,7 @@ async def test_at_most_100_requests_per_minute(
 
 
 async def test_statistics_are_asked_in_the_account_zone_and_read_back_in_utc(
-    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeTime
+    novofon: NovofonClient, fake_novofon: FakeNovofon, fake_time: FakeClock
 ) -> None:
     fake_novofon.stats = [
         {
@@ -189,10 +176,10 @@ async def test_an_unreachable_novofon_is_a_clear_error() -> None:
         await client.close()
 
 
-async def test_rate_limiter_counts_a_sliding_window(fake_time: FakeTime) -> None:
-    limiter = RateLimiter(2, 10.0, clock=fake_time.clock, sleep=fake_time.sleep)
+async def test_rate_limiter_counts_a_sliding_window(fake_time: FakeClock) -> None:
+    limiter = RateLimiter(2, 10.0, clock=fake_time)
     assert await limiter.acquire() == 0
-    fake_time.now += 4
+    fake_time.advance(4)
     assert await limiter.acquire() == 0
     assert await limiter.acquire() == pytest.approx(6.0)  # until the first one is 10 s old
     assert await limiter.acquire() == pytest.approx(4.0)

@@ -51,7 +51,8 @@ async def test_every_api_route_is_described_and_the_spec_needs_no_token(
         "name": "call_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer"},
+        # ids are 64-bit; past the columns' range the answer is 404 (a row that cannot exist)
+        "schema": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1},
     }
     assert "401" in detail["responses"]
 
@@ -192,3 +193,80 @@ def _fits(model: type[BaseModel] | None, value: Any) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _router_table(app: web.Application) -> set[tuple[str, str]]:
+    """(method, path) of every route the router serves under /api/v1, read from the router
+    itself (not from openapi.api_routes, which builds the document)."""
+    found = set()
+    for resource in app.router.resources():
+        info = resource.get_info()
+        path = str(info.get("path") or info.get("formatter") or info.get("prefix") or "")
+        if not path.startswith("/api/v1"):
+            continue
+        template = re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path)  # {call_id:\d+} → {call_id}
+        for route in resource:
+            if route.method != "HEAD":  # aiohttp adds HEAD beside each GET
+                found.add((route.method, template))
+    return found
+
+
+async def test_every_route_of_the_router_is_declared_and_other_methods_are_405(
+    make_client: AppFactory, db: Database, auth: dict[str, str]
+) -> None:
+    client = await make_client(db)
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    declared = {(m.upper(), path) for path, item in spec["paths"].items() for m in item}
+    table = _router_table(_app(client))
+    assert ("GET", "/api/v1/reports/calls") in table
+    assert ("DELETE", "/api/v1/managers/{manager_id}") in table
+    assert table - declared == set(), "routes without an OpenAPI operation"
+    assert declared - table == set(), "operations without a route"
+
+    for path, item in spec["paths"].items():
+        concrete = re.sub(r"\{\w+\}", "1", path)
+        allowed = {method.upper() for method in item}
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"} - allowed:
+            response = await client.request(method, concrete, headers=auth)
+            assert response.status == 405, (method, path, response.status)
+            assert (await response.json())["error"] == "Method Not Allowed"
+            assert allowed <= set(response.headers["Allow"].split(",")), (method, path)
+
+
+async def test_the_spec_declares_content_types_and_real_constraints(
+    make_client: AppFactory, db: Database
+) -> None:
+    client = await make_client(db)
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if "requestBody" in operation:
+                assert list(operation["requestBody"]["content"]) == ["application/json"], path
+            for status, answer in operation["responses"].items():
+                if status == "204":
+                    assert "content" not in answer, (method, path)
+    docs = paths["/api/v1/docs"]["get"]["responses"]["200"]
+    assert list(docs["content"]) == ["text/html"]
+    report = {p["name"]: p for p in paths["/api/v1/reports/calls"]["get"]["parameters"]}
+    assert report["from"]["schema"]["format"] == "date"
+    assert report["by"]["schema"]["enum"] == ["day", "hour", "source", "campaign", "landing",
+                                              "pool", "manager"]  # fmt: skip
+    assert report["provider"]["schema"]["enum"] == ["megafon", "novofon"]
+    calls = {p["name"]: p for p in paths["/api/v1/calls"]["get"]["parameters"]}
+    assert calls["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500,
+                                        "default": 50}  # fmt: skip
+    assert "pattern" in calls["phone"]["schema"]
+    manager_id = schemas["ManagerCallRequest"]["properties"]["manager_id"]
+    assert (manager_id["format"], manager_id["maximum"]) == ("int64", 2**63 - 1)
+    lead = paths["/api/v1/leads"]["post"]["parameters"]
+    assert lead == [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "a repeat with the same key answers 200 with the same ids",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    ]
+    assert "503" in paths["/api/v1/megafon_call"]["post"]["responses"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -99,13 +100,59 @@ def test_normalization_is_idempotent_and_formatting_round_trips(national: str) -
     assert format_phone(phone).startswith("+7 ")
 
 
+# Countries whose numbers reach a Russian business: example numbers of each, with their last
+# digits drawn (a number's length, not its digits, makes it possible), written the ways people
+# and PBXs write them.
+REGIONS = ["RU", "KZ", "BY", "UA", "UZ", "AM", "GE", "KG", "DE", "GB", "TR", "US"]
+KINDS = [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+
+
+@st.composite
+def foreign_or_russian_number(draw: st.DrawFn) -> tuple[str, str]:
+    """(a written form, the digits it must normalize to)."""
+    example = phonenumbers.example_number_for_type(
+        draw(st.sampled_from(REGIONS)), draw(st.sampled_from(KINDS))
+    )
+    assert example is not None
+    national = str(example.national_number)
+    tail = draw(st.text("0123456789", min_size=2, max_size=2))
+    number = phonenumbers.parse(f"+{example.country_code}{national[:-2]}{tail}")
+    digits = f"{number.country_code}{number.national_number}"
+    style = draw(st.sampled_from(["international", "e164", "digits", "dashes"]))
+    if style == "digits" and len(digits) == 10:
+        style = "e164"  # ten bare digits are a Russian number without its 8 (see above)
+    if style == "international":
+        written = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    elif style == "e164":
+        written = "+" + digits
+    elif style == "digits":  # country code first, no plus, as PBX webhooks send
+        written = digits
+    else:
+        written = "+" + "-".join(digits[i : i + 3] for i in range(0, len(digits), 3))
+    return draw(st.sampled_from(["", " "])) + written, digits
+
+
+@given(foreign_or_russian_number())
+def test_real_numbers_of_many_countries_are_accepted(case: tuple[str, str]) -> None:
+    written, digits = case
+    assert normalize_phone(written) == digits
+    assert parse_party(written) == digits
+
+
 @given(st.text(max_size=80))
 def test_any_text_is_a_phone_an_extension_or_a_clear_refusal(text: str) -> None:
     try:
         party = parse_party(text)
-    except InvalidPhone:
+    except InvalidPhone as refused:
+        assert str(refused)
         return
     if isinstance(party, Extension):
         assert party.number.isdigit() and len(party.number) <= 6
     else:
         assert party.isdigit() and 8 <= len(party) <= 15
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=6))
+def test_every_short_number_is_an_extension(number: str) -> None:
+    # The other side of the property above: digit strings that must not be refused.
+    assert parse_party(number) == Extension(number)

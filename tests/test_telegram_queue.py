@@ -1,11 +1,13 @@
 """Telegram deliveries on the queue engine (storage.queue), on SQLite and PostgreSQL, against
 the fake Bot API: a pass claims exactly the batch it chose; a crashed sender's rows come back
 after its lease; a finisher whose claim passed on changes nothing; failed sends back off by the
-`RetryPolicy` and die after the max tries; a 429 is a wait, not a try."""
+`RetryPolicy` and die after the max tries; a 429 is a wait, not a try.
+
+The sender and the fake Bot API share a fake clock: leases, backoffs and 429 waits pass when the
+test (or the sender's own wait) moves it, never in real time."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -26,7 +28,7 @@ from storage.db import Database
 from storage.queue import Status
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import MAX_ATTEMPTS, Outgoing
-from storage.types import utcnow
+from telephony.infra.clock import FakeClock
 from tests.conftest import TELEGRAM_SCALE
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
@@ -40,27 +42,38 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
+def clock(fake_telegram: FakeTelegram) -> FakeClock:
+    fake_telegram.clock = clock = FakeClock()
+    return clock
+
+
+@pytest.fixture
 async def sender(
-    any_db: Database, fake_telegram: FakeTelegram, registry: CollectorRegistry
+    any_db: Database, fake_telegram: FakeTelegram, registry: CollectorRegistry, clock: FakeClock
 ) -> AsyncIterator[Sender]:
-    """The real send scheduler on `any_db`, its budgets scaled like the fake Bot API's limits."""
+    """The real send scheduler on `any_db`, its budgets scaled like the fake Bot API's limits,
+    on the fake Bot API's clock."""
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(fake_telegram.url)))
     sender = Sender(
         bot,
         any_db,
         managers_chat_id=GROUP,
         zone=ZoneInfo("UTC"),
-        budgets=Budgets(BudgetRates(time_scale=TELEGRAM_SCALE)),
+        budgets=Budgets(BudgetRates(time_scale=TELEGRAM_SCALE), clock=clock),
         status=SendStatus(registry),
+        clock=clock,
     )
     yield sender
     await bot.session.close()
 
 
-async def _enqueue(db: Database, *texts: str) -> list[int]:
+async def _enqueue(db: Database, clock: FakeClock, *texts: str) -> list[int]:
+    """Deliveries due now on the fake clock."""
     async with db.session() as session:
         rows = [
-            telegram_queue.enqueue(session, Outgoing(target="chat", chat_id=CHAT, text=text))
+            telegram_queue.enqueue(
+                session, Outgoing(target="chat", chat_id=CHAT, text=text, due_at=clock.now())
+            )
             for text in texts
         ]
         await session.flush()
@@ -80,19 +93,21 @@ def _outcome(registry: CollectorRegistry, outcome: str) -> float | None:
 
 
 async def test_a_delivery_claimed_by_a_sender_that_died_is_sent_by_the_next_pass(
-    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, clock: FakeClock
 ) -> None:
-    first, second = await _enqueue(any_db, "первое", "второе")
+    first, second = await _enqueue(any_db, clock, "первое", "второе")
     # Another sender claimed the first one and died before settling it.
     [row, _] = await telegram_queue.candidates(any_db, 10)
-    [dead] = await telegram_queue.claim(any_db, [row], lease=timedelta(seconds=0.5))
+    [dead] = await telegram_queue.claim(
+        any_db, [row], lease=timedelta(seconds=0.5), now=clock.now()
+    )
     assert dead.id == first and dead.status == Status.RUNNING and dead.claim_token
 
     await sender.drain()  # while its lease runs the chat waits: nothing overtakes it
     assert fake_telegram.texts_in(CHAT, None) == []
     assert (await _stored(any_db, second)).status == Status.PENDING
 
-    await asyncio.sleep(0.6)  # the lease has passed
+    clock.advance(0.6)  # the lease has passed
     await sender.drain()
     assert fake_telegram.texts_in(CHAT, None) == ["первое", "второе"]
     stored = await _stored(any_db, first)
@@ -102,22 +117,28 @@ async def test_a_delivery_claimed_by_a_sender_that_died_is_sent_by_the_next_pass
 
 
 async def test_a_finisher_whose_claim_passed_on_changes_nothing(
-    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, clock: FakeClock
 ) -> None:
-    [delivery_id] = await _enqueue(any_db, "одно")
+    [delivery_id] = await _enqueue(any_db, clock, "одно")
     [mine] = await telegram_queue.claim(
-        any_db, await telegram_queue.candidates(any_db, 10), lease=timedelta(seconds=0.05)
+        any_db,
+        await telegram_queue.candidates(any_db, 10),
+        lease=timedelta(seconds=0.05),
+        now=clock.now(),
     )
     stale_token = mine.claim_token
-    await asyncio.sleep(0.1)
+    clock.advance(0.1)
     # The next sender claims it again (a fresh token), and is sending it now.
     [theirs] = await telegram_queue.claim(
-        any_db, await telegram_queue.candidates(any_db, 10), lease=timedelta(minutes=1)
+        any_db,
+        await telegram_queue.candidates(any_db, 10),
+        lease=timedelta(minutes=1),
+        now=clock.now(),
     )
     assert theirs.claim_token != stale_token and mine.claim_token == stale_token
 
     assert await telegram_queue.sent(any_db, [mine], 4242) == 0
-    assert await telegram_queue.release(any_db, [mine], due=utcnow()) == 0
+    assert await telegram_queue.release(any_db, [mine], due=clock.now()) == 0
     assert not await telegram_queue.finish(any_db, mine, Status.FAILED, "too late")
     await telegram_queue.retry(
         any_db, mine, policy=sender.pacing.policy(), rng=Random(1), error="too late"
@@ -138,16 +159,20 @@ async def test_a_finisher_whose_claim_passed_on_changes_nothing(
 
 
 async def test_a_failing_send_backs_off_by_the_policy_and_dies_after_the_max_tries(
-    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, registry: CollectorRegistry
+    any_db: Database,
+    sender: Sender,
+    fake_telegram: FakeTelegram,
+    registry: CollectorRegistry,
+    clock: FakeClock,
 ) -> None:
     for _ in range(MAX_ATTEMPTS + 3):
         fake_telegram.fail("sendMessage", 500, "Internal Server Error")
-    [delivery_id] = await _enqueue(any_db, "не дойдёт")
+    [delivery_id] = await _enqueue(any_db, clock, "не дойдёт")
 
     sender.pacing.retry_base = 0.4  # the first retry after 0.2–0.4 s (equal jitter)
-    before = utcnow()
+    before = clock.now()
     await sender.drain()  # one try, then it waits for the policy's delay
-    after = utcnow()
+    after = clock.now()
     stored = await _stored(any_db, delivery_id)
     assert (stored.status, stored.attempts, stored.claim_token) == (Status.PENDING, 1, None)
     assert "Internal Server Error" in (stored.error or "")
@@ -177,12 +202,16 @@ async def test_a_failing_send_backs_off_by_the_policy_and_dies_after_the_max_tri
 
 
 async def test_a_429_is_waited_out_and_not_counted_as_a_try(
-    any_db: Database, sender: Sender, fake_telegram: FakeTelegram, registry: CollectorRegistry
+    any_db: Database,
+    sender: Sender,
+    fake_telegram: FakeTelegram,
+    registry: CollectorRegistry,
+    clock: FakeClock,
 ) -> None:
     # More 429s than the tries a delivery has: waits are not tries, so it is never dead.
     for _ in range(MAX_ATTEMPTS + 2):
         fake_telegram.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
-    [delivery_id] = await _enqueue(any_db, "дождётся")
+    [delivery_id] = await _enqueue(any_db, clock, "дождётся")
 
     await sender.drain()
     stored = await _stored(any_db, delivery_id)
@@ -213,12 +242,12 @@ async def test_wakes_over_a_waiting_backlog_are_coalesced_but_a_short_queue_is_l
     sender._pass = counted  # type: ignore[method-assign]
     sender.budgets.cool_off(CHAT, 60)  # the chat waits a minute (as after a 429)
 
-    await _enqueue(any_db, "short", "queue")
+    await _enqueue(any_db, sender.clock, "short", "queue")
     for _ in range(3):
         await sender._step()
     assert passes == 3  # a short queue: every wake looks at it
 
-    await _enqueue(any_db, *(f"note {n}" for n in range(120)))
+    await _enqueue(any_db, sender.clock, *(f"note {n}" for n in range(120)))
     passes = 0
     waits = [await sender._step() for _ in range(5)]
     assert passes == 1  # one look, then the wakes wait

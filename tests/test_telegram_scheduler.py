@@ -1,10 +1,13 @@
 """The send scheduler against the fake Bot API, which enforces Telegram's limits (windows 100
 times shorter, the app's budgets scaled the same): budgets, priority lanes, coalesced live
-edits, private alerts, escalations with «Беру», and how a refused token is reported."""
+edits, private alerts, escalations with «Беру», and how a refused token is reported.
+
+The app and the fake Bot API share a clock that skips waits (conftest `skipping_clock`): the
+scheduler's waits for budgets, 429s and backoffs take no real time, and the tests move it past
+an escalation's delay instead of sleeping."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +20,7 @@ from bot.telegram.wiring import TELEGRAM
 from handlers.telegram import texts
 from storage.db import Database
 from storage.telegram_models import TelegramDelivery
+from telephony.infra.clock import SkippingClock
 from tests import conftest
 from tests.conftest import AppFactory
 from tests.fakes.telegram import TOKEN, FakeTelegram
@@ -67,9 +71,13 @@ async def manager(app: web.Application, user_id: int, pbx: str, name: str = "А�
 
 
 async def test_a_known_client_ringing_alerts_the_responsible_manager_privately_at_once(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings)
+    client = await make_client(db, telegram_clock=skipping_clock, **settings)
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await replay(client, load("inbound_answered"))  # a new client: andy becomes responsible
@@ -92,9 +100,13 @@ async def test_a_known_client_ringing_alerts_the_responsible_manager_privately_a
 
 
 async def test_an_unknown_caller_alerts_the_on_duty_managers_only(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings)
+    client = await make_client(db, telegram_clock=skipping_clock, **settings)
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await manager(app, OTHER, "bob", "Борис")
@@ -108,16 +120,24 @@ async def test_an_unknown_caller_alerts_the_on_duty_managers_only(
 
 
 async def test_a_missed_call_nobody_takes_is_escalated_and_who_takes_it_shows_in_the_topic(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
     # Escalate after 0.3 s (a setting in minutes).
-    client = await make_client(db, **settings, telegram_escalate_after=0.005)
+    client = await make_client(
+        db, telegram_clock=skipping_clock, **settings, telegram_escalate_after=0.005
+    )
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await manager(app, OTHER, "bob", "Борис")
     await feed(app, message(MANAGER, "/duty"))
     await feed(app, message(OTHER, "/duty"))
     await replay(client, load("inbound_missed"))
+    await flush(app)
+    skipping_clock.advance(0.3)  # nobody took it meanwhile
     await flush(app)
 
     def escalated(chat: int) -> bool:
@@ -138,9 +158,15 @@ async def test_a_missed_call_nobody_takes_is_escalated_and_who_takes_it_shows_in
 
 
 async def test_an_escalation_is_dropped_when_the_client_was_called_back(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings, telegram_escalate_after=0.02)  # 1.2 s
+    client = await make_client(
+        db, telegram_clock=skipping_clock, **settings, telegram_escalate_after=0.02
+    )  # 1.2 s
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await feed(app, message(MANAGER, "/duty"))
@@ -158,16 +184,20 @@ async def test_an_escalation_is_dropped_when_the_client_was_called_back(
             ).all()
         return [row.status for row in rows]
 
-    await asyncio.sleep(1.3)  # the escalation is due now
+    skipping_clock.advance(1.3)  # the escalation is due now
     await flush(app)
     assert await settled() == ["dropped"]
     assert not any("ждёт" in t for t in private_texts(fake_telegram, MANAGER))
 
 
 async def test_a_backlog_in_the_group_never_exceeds_the_budget_and_a_ringing_call_goes_first(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings)
+    client = await make_client(db, telegram_clock=skipping_clock, **settings)
     app = app_of(client)
     sender = app[TELEGRAM].sender
     await replay(client, load("inbound_answered"))
@@ -194,9 +224,13 @@ async def test_a_backlog_in_the_group_never_exceeds_the_budget_and_a_ringing_cal
 
 
 async def test_pending_edits_of_a_live_message_collapse_into_one(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings)
+    client = await make_client(db, telegram_clock=skipping_clock, **settings)
     app = app_of(client)
     pushes = load("inbound_answered")
     await replay(client, pushes[:2])
@@ -238,14 +272,17 @@ async def test_a_refused_token_is_an_error_once_a_metric_and_a_health_detail(
     db: Database,
     make_client: AppFactory,
     caplog: pytest.LogCaptureFixture,
+    skipping_clock: SkippingClock,
 ) -> None:
     caplog.set_level(logging.INFO, "trubka.telegram")
-    client = await make_client(db, **{**settings, "telegram_token": "42:WRONG"})
+    client = await make_client(
+        db, telegram_clock=skipping_clock, **{**settings, "telegram_token": "42:WRONG"}
+    )
     app = app_of(client)
     app[TELEGRAM].sender.pacing.retry_base = 0.01
     await replay(client, load("inbound_missed"))
     await app[TELEGRAM].sender.drain()
-    await asyncio.sleep(0.05)
+    skipping_clock.advance(0.05)
     await app[TELEGRAM].sender.drain()  # retried: still refused
 
     health = await client.get("/healthz")
@@ -259,9 +296,13 @@ async def test_a_refused_token_is_an_error_once_a_metric_and_a_health_detail(
 
 
 async def test_failed_deliveries_are_counted_in_metrics(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    client = await make_client(db, **settings)
+    client = await make_client(db, telegram_clock=skipping_clock, **settings)
     app = app_of(client)
     await manager(app, MANAGER, "andy")
     await feed(app, message(CLIENT_USER, "Жду ответа", name="Ольга"))
@@ -274,9 +315,13 @@ async def test_failed_deliveries_are_counted_in_metrics(
 
 
 async def test_sends_waiting_when_the_process_stops_go_out_after_a_restart(
-    settings: dict[str, Any], fake_telegram: FakeTelegram, db: Database, make_client: AppFactory
+    settings: dict[str, Any],
+    fake_telegram: FakeTelegram,
+    db: Database,
+    make_client: AppFactory,
+    skipping_clock: SkippingClock,
 ) -> None:
-    first = await make_client(db, **settings)
+    first = await make_client(db, telegram_clock=skipping_clock, **settings)
     fake_telegram.fail("sendMessage", 502, "Bad Gateway")  # the card: everything waits
     await replay(first, load("inbound_missed"))
     await app_of(first)[TELEGRAM].sender.drain()  # tried once, backing off
@@ -285,7 +330,7 @@ async def test_sends_waiting_when_the_process_stops_go_out_after_a_restart(
         c.method == "sendMessage" and "INCOMING" in str(c.params) for c in fake_telegram.calls
     )
 
-    restarted = await make_client(db, **settings)
+    restarted = await make_client(db, telegram_clock=skipping_clock, **settings)
     await flush(app_of(restarted))
     thread = thread_of(fake_telegram, "+7 916 999-88-77")
     topic = fake_telegram.texts_in(GROUP, thread)

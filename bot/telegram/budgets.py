@@ -5,11 +5,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, replace
 
-from telephony.infra.ratelimit import Clock, TokenBuckets
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
+from telephony.infra.ratelimit import TokenBuckets
 
 _ALL = "all"
 
@@ -57,8 +56,9 @@ def _buckets(per_second: float, burst: float, clock: Clock) -> TokenBuckets:
 
 
 class Budgets:
-    def __init__(self, rates: BudgetRates | None = None, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, rates: BudgetRates | None = None, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.rates = rates or BudgetRates()
+        self.clock = clock
         scale = self.rates.time_scale
         per_minute, burst = self.rates.group_per_minute, self.rates.group_burst
         # Burst plus a minute's refill stays within the per-minute limit.
@@ -90,7 +90,7 @@ class Budgets:
             wait = self.wait_for(chat_id)
             if wait <= 0 and self.take(chat_id):
                 return
-            await asyncio.sleep(max(0.001, wait))
+            await self.clock.sleep(max(0.001, wait))
 
     def landed(self, chat_id: int, flight: float) -> None:
         """A send took `flight` seconds: its tokens count from its end (Telegram counts them

@@ -28,8 +28,8 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
-from storage.types import utcnow
 from telephony.events import CallUpdate
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 
 EVENT_PREFIX = "_call_event "
 CATCH_UP_MARGIN = timedelta(minutes=10)
@@ -58,8 +58,11 @@ class TopicNotifier:
         managers_chat_id: int | None,
         wake: Callable[[], None],
         rules: AlertRules | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.chat_id = managers_chat_id
         self._wake = wake
         self.rules = rules or AlertRules()
@@ -213,7 +216,7 @@ class TopicNotifier:
             if responsible is not None and responsible.telegram_user_id is not None:
                 recipients = [responsible, *(m for m in on_duty if m.id != responsible.id)]
             note = render_escalation(call, client, people, self.rules.escalate_after)
-            due = utcnow() + self.rules.escalate_after
+            due = self.clock.now() + self.rules.escalate_after
             for manager in recipients:
                 assert manager.telegram_user_id is not None
                 outgoing = _private(manager.telegram_user_id, call, client, ALERT, note)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,13 +34,17 @@ from bot.telegram.status import SendStatus
 from handlers.telegram import alerts, calls, chats, managers
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
+from storage.queue import RetryPolicy
 from telephony.calls.dialing import Dialers
 from telephony.events import CallObservers, MessageObserver
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.health import HealthChecks
 
 log = logging.getLogger("trubka.telegram")
 
 DEFAULT_WEBHOOK_PATH = "/telegram_webhook"
+# Polling that cannot start is retried with the engine's backoff: ~1 s, doubling, ≤ a minute.
+POLL_RETRY = RetryPolicy(base_delay=2.0, max_delay=60.0)
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -170,9 +175,12 @@ class TelegramBot:
         await self.bot.session.close()
 
     async def _poll(self) -> None:
-        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal."""
-        delay = 1.0
+        """Long polling; Telegram unreachable at start (getMe fails) is retried, not fatal,
+        after the engine's backoff (`POLL_RETRY`: ~1 s, doubling, at most a minute)."""
+        rng = random.Random()
+        attempts = 0
         while True:
+            delay = POLL_RETRY.delay(attempts + 1, rng)
             try:
                 await self.dispatcher.start_polling(
                     self.bot,
@@ -187,8 +195,8 @@ class TelegramBot:
                 self.sender.status.token_refused(True)  # logged once, shown in /healthz
             except Exception as exc:
                 log.warning("Telegram polling could not start (%s); retrying in %.0f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
+            attempts += 1
+            await asyncio.sleep(delay)  # real time: a skipping test clock would spin here
 
 
 TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
@@ -220,6 +228,7 @@ def build_telegram(
     messages: MessageObserver | None = None,
     health: HealthChecks | None = None,
     registry: CollectorRegistry | None = None,
+    clock: Clock | None = None,
 ) -> TelegramBot | None:
     token = _secret(settings.telegram_token)
     if not token:
@@ -243,7 +252,7 @@ def build_telegram(
         db,
         managers_chat_id=settings.telegram_managers_chat_id,
         zone=settings.zone,
-        budgets=Budgets(budget_rates(settings)),
+        budgets=Budgets(budget_rates(settings), clock=clock or SYSTEM_CLOCK),
         status=status,
     )
     context = TelegramContext(
@@ -256,12 +265,15 @@ def build_telegram(
         admin_ids=frozenset(settings.telegram_admin_ids),
         pbx=dialers.megafon,
         messages=messages,
+        clock=sender.clock,
     )
     rules = AlertRules(
         private=settings.telegram_private_alerts,
         escalate_after=timedelta(minutes=settings.telegram_escalate_after),
     )
-    notifier = TopicNotifier(db, settings.telegram_managers_chat_id, sender.wake, rules)
+    notifier = TopicNotifier(
+        db, settings.telegram_managers_chat_id, sender.wake, rules, clock=sender.clock
+    )
     observers.add(notifier)
     return TelegramBot(
         bot=bot,

@@ -177,7 +177,8 @@ async def missed_command(message: Message, tg: TelegramContext, manager: Manager
     if manager is None:
         await message.answer(texts.NOT_A_MANAGER)
         return
-    midnight = datetime.combine(datetime.now(tg.zone).date(), time.min, tzinfo=tg.zone)
+    today = tg.clock.now().astimezone(tg.zone).date()
+    midnight = datetime.combine(today, time.min, tzinfo=tg.zone)
     async with tg.db.session() as session:
         calls = list(
             (

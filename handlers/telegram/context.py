@@ -15,6 +15,7 @@ from storage.models import Manager
 from telephony.calls.dialing import Dialers
 from telephony.channels.service import ClientChannels
 from telephony.events import CallObserver, MessageObserver
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.managers import manager_by_telegram
 from telephony.providers.megafon import MegafonClient
 
@@ -53,6 +54,7 @@ class TelegramContext:
     messages: MessageObserver | None = None
     # SMS / WhatsApp and the deep links (bot.channels.setup_channels); None: Telegram only.
     channels: ClientChannels | None = None
+    clock: Clock = SYSTEM_CLOCK  # "today" of /missed
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.admin_ids

@@ -1,4 +1,7 @@
-"""`/api/v1`: the bearer-token API for scripts and sites."""
+"""`/api/v1`: the bearer-token API for scripts and sites.
+
+Requests are read into the models of handlers/web/api_models.py and answers written from them
+(handlers/web/validation.py); the OpenAPI description is made of the same models."""
 
 from __future__ import annotations
 
@@ -21,37 +24,28 @@ from handlers.web.api_models import (
     MegafonCallRequest,
 )
 from handlers.web.auth import same_secret
-from handlers.web.bodies import read_json_object
 from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
 from handlers.web.openapi import PUBLIC_PATHS, operation
-from handlers.web.serialize import (
-    call_detail_json,
-    call_json,
-    client_json,
-    message_json,
-)
+from handlers.web.serialize import call_answer, call_detail_answer, client_answer, message_answer
+from handlers.web.validation import MAX_ID, answer, parse_body, parse_query, path_id
 from storage.models import Call, CallAttribution, Client, Manager
 from storage.queries import call_events, dialog_of, recent_calls
 from telephony.calls.dialing import (
     CallRequestError,
     ManagerCannotCall,
+    PbxNotConfigured,
+    RequestedCall,
     megafon_call,
     place_manager_call,
 )
-from telephony.clients import (
-    ClientView,
-    client_view_by_id,
-    client_view_by_phone,
-    variables_of,
-)
-from telephony.phones import InvalidPhone, normalize_phone
+from telephony.clients import ClientView, client_view_by_id, client_view_by_phone, variables_of
 from telephony.providers.megafon import PbxError
+
+__all__ = ["API", "MAX_ID", "bearer_auth", "routes"]
 
 routes = web.RouteTableDef()
 API = "/api/v1"
-MAX_LIMIT = 500
-MAX_ID = 2**31 - 1  # ids are INTEGER columns (PostgreSQL int4)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -68,118 +62,100 @@ async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamRespo
     return await handler(request)
 
 
-def _int(value: str, name: str, *, default: int | None = None, maximum: int | None = None) -> int:
-    if value == "" and default is not None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise JsonError(400, "Invalid parameters", field=name, detail="must be a number") from None
-    if number < 1 or (maximum is not None and number > maximum):
-        raise JsonError(400, "Invalid parameters", field=name, detail=f"must be 1..{maximum}")
-    return number
+def _not_configured(exc: PbxNotConfigured) -> JsonError:
+    """A PBX that is simply not set up is not a bad gateway: 503 naming the settings."""
+    return JsonError(
+        503,
+        "PBX not configured",
+        provider=exc.provider,
+        settings=list(exc.settings),
+        detail=exc.message,
+    )
 
 
-def _id(value: str, name: str) -> int:
-    """A row id from the path: an id past the columns' range is a row that cannot exist."""
-    number = _int(value, name)
-    if number > MAX_ID:
-        raise JsonError(404, "Not found", field=name)
-    return number
+def _refused(exc: PbxError) -> JsonError:
+    return JsonError(502, "PBX refused the call", message=exc.message, pbx_status=exc.status)
 
 
-def _phone(raw: str) -> str:
-    try:
-        return normalize_phone(raw)
-    except InvalidPhone as exc:
-        raise JsonError(400, "Invalid phone", field="phone", detail=str(exc)) from None
+def _call_answer(requested: RequestedCall) -> MegafonCallAnswer:
+    return MegafonCallAnswer(
+        call_id=requested.call_id,
+        client_id=requested.client_id,
+        phone=requested.phone,
+        pbx_callid=requested.pbx_callid,
+    )
 
 
 @routes.post(API + "/megafon_call")
 @operation(
     "Call a client through MegaFon (the PBX rings the manager, then the client)",
     body=MegafonCallRequest,
-    answers={200: MegafonCallAnswer, 400: None, 502: None},
+    answers={200: MegafonCallAnswer, 400: None, 502: None, 503: None},
     tag="calls",
 )
 async def start_megafon_call(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    body = await read_json_object(request)
-    client_phone, user = body.get("client_phone"), body.get("user")
-    if not isinstance(client_phone, str | int) or not isinstance(user, str | int):
-        raise JsonError(
-            400, "Invalid parameters", detail="client_phone and user are required strings"
-        )
     try:
-        requested = await megafon_call(ctx.db, ctx.pbx, str(client_phone), str(user), ctx.observer)
+        body = await parse_body(request, MegafonCallRequest)
+    except JsonError:
+        ctx.metrics.megafon_calls.labels("invalid").inc()
+        raise
+    try:
+        requested = await megafon_call(ctx.db, ctx.pbx, body.client_phone, body.user, ctx.observer)
     except CallRequestError as exc:
         ctx.metrics.megafon_calls.labels("invalid").inc()
         raise JsonError(400, "Invalid parameters", detail=str(exc)) from None
+    except PbxNotConfigured as exc:
+        ctx.metrics.megafon_calls.labels("refused").inc()
+        raise _not_configured(exc) from None
     except PbxError as exc:
         ctx.metrics.megafon_calls.labels("refused").inc()
-        raise JsonError(
-            502, "PBX refused the call", message=exc.message, pbx_status=exc.status
-        ) from None
+        raise _refused(exc) from None
     ctx.metrics.megafon_calls.labels("ok").inc()
-    return web.json_response(
-        {
-            "call_id": requested.call_id,
-            "client_id": requested.client_id,
-            "phone": requested.phone,
-            "pbx_callid": requested.pbx_callid,
-        }
-    )
+    return answer(_call_answer(requested))
 
 
 @routes.post(API + "/calls")
 @operation(
     "Call a client through the manager's own PBX (MegaFon or Novofon)",
     body=ManagerCallRequest,
-    answers={200: ManagerCallAnswer, 400: None, 404: None, 409: None, 502: None},
+    answers={200: ManagerCallAnswer, 400: None, 404: None, 409: None, 502: None, 503: None},
     tag="calls",
 )
 async def start_manager_call(request: web.Request) -> web.Response:
     """A manager's call through the PBX they are bound to (MegaFon or Novofon)."""
     ctx = request.app[CONTEXT]
-    body = await read_json_object(request)
-    client_phone, manager_id = body.get("client_phone"), body.get("manager_id")
-    if not isinstance(client_phone, str | int) or isinstance(client_phone, bool):
-        raise JsonError(400, "Invalid parameters", field="client_phone", detail="is required")
-    if not isinstance(manager_id, int) or isinstance(manager_id, bool):
-        raise JsonError(400, "Invalid parameters", field="manager_id", detail="must be a number")
-    if not 1 <= manager_id <= MAX_ID:
-        raise JsonError(404, "Manager not found")
-    async with ctx.db.session() as session:
-        manager = await session.get(Manager, manager_id)
+    body = await parse_body(request, ManagerCallRequest)
+    manager = None
+    if 1 <= body.manager_id <= MAX_ID:
+        async with ctx.db.session() as session:
+            manager = await session.get(Manager, body.manager_id)
     if manager is None:
         raise JsonError(404, "Manager not found")
     try:
         requested = await place_manager_call(
-            ctx.db, ctx.dialers, manager, str(client_phone), ctx.observer
+            ctx.db, ctx.dialers, manager, body.client_phone, ctx.observer
         )
     except ManagerCannotCall as exc:
         raise JsonError(409, "Manager cannot call", detail=str(exc)) from None
     except CallRequestError as exc:
         raise JsonError(400, "Invalid parameters", detail=str(exc)) from None
+    except PbxNotConfigured as exc:
+        raise _not_configured(exc) from None
     except PbxError as exc:
-        raise JsonError(
-            502, "PBX refused the call", message=exc.message, pbx_status=exc.status
-        ) from None
-    return web.json_response(
-        {
-            "call_id": requested.call_id,
-            "client_id": requested.client_id,
-            "phone": requested.phone,
-            "pbx_callid": requested.pbx_callid,
-            "provider": manager.call_provider,
-        }
+        raise _refused(exc) from None
+    return answer(
+        ManagerCallAnswer(
+            **_call_answer(requested).model_dump(),
+            provider=manager.call_provider,
+        )
     )
 
 
 async def _client_response(connection: AsyncConnection, client: ClientView | None) -> web.Response:
     if client is None:
         raise JsonError(404, "Client not found")
-    return web.json_response(client_json(client, await variables_of(connection, client.id)))
+    return answer(client_answer(client, await variables_of(connection, client.id)))
 
 
 @routes.get(API + "/clients")
@@ -190,7 +166,7 @@ async def _client_response(connection: AsyncConnection, client: ClientView | Non
     tag="clients",
 )
 async def client_by_phone(request: web.Request) -> web.Response:
-    phone = _phone(request.query.get("phone", ""))
+    phone = parse_query(request, ClientQuery).phone
     # One read transaction: no write lock, does not wait for the call inbox's writer; Core
     # statements built once (a hot path: CRMs look callers up while the phone rings).
     async with request.app[CONTEXT].db.read_connection() as connection:
@@ -200,7 +176,9 @@ async def client_by_phone(request: web.Request) -> web.Response:
 @routes.get(API + r"/clients/{client_id:\d+}")
 @operation("A client with its variables", answers={200: ClientAnswer, 404: None}, tag="clients")
 async def client_by_id(request: web.Request) -> web.Response:
-    client_id = _id(request.match_info["client_id"], "client_id")
+    client_id = path_id(request, "client_id")
+    if client_id is None:
+        raise JsonError(404, "Client not found")
     async with request.app[CONTEXT].db.read_connection() as connection:
         return await _client_response(connection, await client_view_by_id(connection, client_id))
 
@@ -213,20 +191,18 @@ async def client_by_id(request: web.Request) -> web.Response:
     tag="clients",
 )
 async def client_dialog(request: web.Request) -> web.Response:
-    client_id = _id(request.match_info["client_id"], "client_id")
-    after_id = request.query.get("after_id", "")
-    limit = _int(request.query.get("limit", ""), "limit", default=MAX_LIMIT, maximum=MAX_LIMIT)
+    client_id = path_id(request, "client_id")
+    query = parse_query(request, DialogQuery)
+    if client_id is None:
+        raise JsonError(404, "Client not found")
     async with request.app[CONTEXT].db.session() as session:
         if await session.get(Client, client_id) is None:
             raise JsonError(404, "Client not found")
         messages = await dialog_of(
-            session,
-            client_id,
-            after_id=min(_int(after_id, "after_id"), MAX_ID) if after_id else 0,
-            limit=limit,
+            session, client_id, after_id=min(query.after_id or 0, MAX_ID), limit=query.limit
         )
-    return web.json_response(
-        {"client_id": client_id, "messages": [message_json(m) for m in messages]}
+    return answer(
+        DialogAnswer(client_id=client_id, messages=[message_answer(m) for m in messages])
     )
 
 
@@ -238,12 +214,10 @@ async def client_dialog(request: web.Request) -> web.Response:
     tag="calls",
 )
 async def list_calls(request: web.Request) -> web.Response:
-    raw_phone = request.query.get("phone", "")
-    phone = _phone(raw_phone) if raw_phone else None
-    limit = _int(request.query.get("limit", ""), "limit", default=50, maximum=MAX_LIMIT)
+    query = parse_query(request, CallsQuery)
     async with request.app[CONTEXT].db.session() as session:
-        calls = await recent_calls(session, phone=phone, limit=limit)
-    return web.json_response({"calls": [call_json(call) for call in calls]})
+        calls = await recent_calls(session, phone=query.phone, limit=query.limit)
+    return answer(CallsAnswer(calls=[call_answer(call) for call in calls]))
 
 
 @routes.get(API + r"/calls/{call_id:\d+}")
@@ -253,11 +227,13 @@ async def list_calls(request: web.Request) -> web.Response:
     tag="calls",
 )
 async def call_detail(request: web.Request) -> web.Response:
-    call_id = _id(request.match_info["call_id"], "call_id")
+    call_id = path_id(request, "call_id")
+    if call_id is None:
+        raise JsonError(404, "Call not found")
     async with request.app[CONTEXT].db.session() as session:
         call = await session.get(Call, call_id)
         if call is None:
             raise JsonError(404, "Call not found")
         events = await call_events(session, call_id)
         attribution = await session.get(CallAttribution, call_id)
-    return web.json_response(call_detail_json(call, events, attribution))
+    return answer(call_detail_answer(call, events, attribution))

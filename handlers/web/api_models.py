@@ -1,16 +1,208 @@
-"""The request and answer models of `/api/v1`: what the OpenAPI description is made of.
+"""The request and answer models of `/api/v1`: what the handlers validate and serialize with
+(handlers/web/validation.py) and what the OpenAPI description is made of.
 
-Answers are `extra="forbid"`: tests validate the app's real answers against them, so a field
-added to an answer without its model fails there, and the published description stays true.
+Request fields carry their real constraints (formats, patterns, ranges, enums), so a request
+valid by the published schema is accepted and one invalid by it is refused with a 400 naming
+the field. Answers are `extra="forbid"`: a field added to an answer without its model fails
+when the answer is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import GroupedMetadata
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
+from telephony.phones import InvalidPhone, normalize_phone
 from telephony.tracking.confidence import Confidence
+
+# --- the request types -----------------------------------------------------------------------
+
+MAX_BIGINT = 2**63 - 1
+# Russian numbers as people write them (`8 (900) 444-33-22`, `+7 900 444 33 22`, `9004443322`):
+# every string it matches is a phone the API accepts (tests/test_api_models.py checks that
+# with generated strings). Other countries' full international numbers are accepted too.
+PHONE_PATTERN = (
+    r"^(\+7|7|8)?[ (-]{0,2}[3-79][0-9]{2}[ )-]{0,2}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
+)
+PHONE_TEXT: dict[str, Any] = {
+    "type": "string",
+    "pattern": PHONE_PATTERN,
+    "examples": ["8 (900) 444-33-22"],
+}
+# A phone sent as a JSON number: a mobile number without (9…) or with its country code (79…).
+PHONE_NUMBERS: list[dict[str, Any]] = [
+    {"type": "integer", "minimum": 9_000_000_000, "maximum": 9_999_999_999},
+    {"type": "integer", "minimum": 79_000_000_000, "maximum": 79_999_999_999},
+]
+# Text a database can keep (handlers/web/bodies.py refuses the rest): no NUL, no lone surrogate.
+STORABLE = r"^[^\u0000\ud800-\udfff]*$"
+NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
+PHONE_HELP = "any written form; stored as digits, country code first"
+ROW_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}
+DATE_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+def integral(value: object) -> object:
+    """A JSON number with no fraction (`5.0`) is an integer to JSON Schema: take it as one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _phone(value: object, kind: str = "invalid_phone") -> str:
+    """`kind` is the error type: `invalid_phone` answers "Invalid phone" (clients, leads),
+    `phone` "Invalid parameters" (the call requests, as they always did)."""
+    value = integral(value)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PydanticCustomError(kind, "must be a string")
+    if isinstance(value, int) and not 0 <= value < 10**20:
+        raise PydanticCustomError(kind, "not a phone number")
+    try:
+        return normalize_phone(str(value))
+    except InvalidPhone as exc:
+        raise PydanticCustomError(kind, "{reason}", {"reason": str(exc)}) from None
+
+
+def _call_phone(value: object) -> str:
+    return _phone(value, "phone")
+
+
+def _optional_phone(value: object) -> str | None:
+    return None if value is None or value == "" else _phone(value)
+
+
+def _user(value: object) -> str:
+    value = integral(value)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PydanticCustomError("user", "must be a PBX login, extension or number")
+    if isinstance(value, int) and not 0 <= value <= MAX_BIGINT:
+        raise PydanticCustomError("user", "must be a PBX login, extension or number")
+    text = str(value)
+    if len(text) > 200:
+        raise PydanticCustomError("user", "longer than 200 characters")
+    if not text.strip():
+        raise PydanticCustomError(
+            "user", "is empty: give a PBX login, extension or direct number"
+        )
+    return text.strip()
+
+
+def _row_id(value: object) -> int:
+    """Any integer: one past the columns' range is a row that cannot exist (404, not 400)."""
+    value = integral(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("row_id", "must be a number")
+    return value
+
+
+def _day(value: object) -> str:
+    if isinstance(value, str) and re.fullmatch(DATE_PATTERN, value):
+        try:
+            date.fromisoformat(value)
+            return value
+        except ValueError:
+            pass
+    raise PydanticCustomError("date", "must be a date like 2026-12-01 (years 2000 to 2999)")
+
+
+def _flag(value: object) -> bool | None:
+    value = integral(value)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if (type(value) is int and value in (0, 1)) or value in ("0", "1"):
+        return str(value) == "1"
+    raise PydanticCustomError("flag", "must be 0/1")
+
+
+@dataclass(frozen=True)
+class Text(GroupedMetadata):
+    """A free-text field of a site form: a number is taken as its text, blanks are trimmed,
+    an empty value is absent; at most `limit` characters."""
+
+    limit: int
+
+    def _check(self, value: object) -> str | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise PydanticCustomError("text", "must be a string")
+        value = value.strip()
+        if len(value) > self.limit:
+            raise PydanticCustomError("text", "longer than {limit}", {"limit": self.limit})
+        return value or None
+
+    def __iter__(self) -> Iterator[Any]:
+        yield PlainValidator(self._check)
+        yield WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": self.limit, "pattern": STORABLE},
+                    {"type": "number"},
+                    {"type": "null"},
+                ]
+            }
+        )
+
+
+Phone = Annotated[
+    str, PlainValidator(_call_phone), WithJsonSchema({"anyOf": [PHONE_TEXT, *PHONE_NUMBERS]})
+]
+PhoneText = Annotated[str, PlainValidator(_phone), WithJsonSchema(PHONE_TEXT)]
+OptionalPhone = Annotated[
+    str | None,
+    PlainValidator(_optional_phone),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                PHONE_TEXT,
+                *PHONE_NUMBERS,
+                {"type": "string", "maxLength": 0},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+PbxUser = Annotated[
+    str,
+    PlainValidator(_user),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {**NOT_BLANK, "maxLength": 200},
+                {"type": "integer", "minimum": 0, "maximum": MAX_BIGINT},
+            ]
+        }
+    ),
+]
+RowId = Annotated[int, PlainValidator(_row_id), WithJsonSchema(ROW_ID)]
+Day = Annotated[
+    str,
+    PlainValidator(_day),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+]
+Flag = Annotated[
+    bool | None,
+    PlainValidator(_flag),
+    WithJsonSchema(
+        {"anyOf": [{"type": "boolean"}, {"enum": [0, 1, "0", "1", ""]}, {"type": "null"}]}
+    ),
+]
+# Timestamps in answers: ISO 8601, UTC, `Z`.
+Timestamp = Annotated[
+    str | None,
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}),
+]
 
 
 class Answer(BaseModel):
@@ -31,10 +223,8 @@ class ErrorAnswer(BaseModel):
 
 
 class MegafonCallRequest(BaseModel):
-    client_phone: str | int = Field(
-        description="the client's phone in any written form", examples=["8 (900) 444-33-22"]
-    )
-    user: str | int = Field(description="PBX login, extension or direct number of the manager")
+    client_phone: Phone = Field(description="the client's phone, " + PHONE_HELP)
+    user: PbxUser = Field(description="PBX login, extension or direct number of the manager")
 
 
 class MegafonCallAnswer(Answer):
@@ -47,8 +237,8 @@ class MegafonCallAnswer(Answer):
 
 
 class ManagerCallRequest(BaseModel):
-    client_phone: str | int
-    manager_id: int
+    client_phone: Phone = Field(description="the client's phone, " + PHONE_HELP)
+    manager_id: RowId = Field(description="a manager of GET /api/v1/managers")
 
 
 class ManagerCallAnswer(MegafonCallAnswer):
@@ -77,17 +267,17 @@ class CallAnswer(Answer):
     manager_ext: str | None
     diversion: str | None
     group: str | None
-    started_at: str | None = Field(description="ISO 8601, UTC")
+    started_at: Timestamp = Field(description="ISO 8601, UTC")
     duration: int | None
     wait: int | None
     record_link: str | None
     rating: int | None
     requested: bool
-    created_at: str | None
+    created_at: Timestamp
 
 
 class CallsQuery(BaseModel):
-    phone: str | None = Field(default=None, description="any written form")
+    phone: PhoneText | None = Field(default=None, description=PHONE_HELP)
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -98,7 +288,7 @@ class CallsAnswer(Answer):
 class CallEventAnswer(Answer):
     command: str
     type: str | None
-    received_at: str | None
+    received_at: Timestamp
     fields: dict[str, Any] = Field(description="the push as the PBX sent it")
 
 
@@ -124,7 +314,7 @@ class CallDetailAnswer(CallAnswer):
 
 
 class ClientQuery(BaseModel):
-    phone: str = Field(description="any written form", examples=["+7 900 444 33 22"])
+    phone: PhoneText = Field(description=PHONE_HELP)
 
 
 class ClientAnswer(Answer):
@@ -134,11 +324,13 @@ class ClientAnswer(Answer):
     channel: str = Field(examples=["telephony", "telegram"])
     responsible: str | None = Field(description="the responsible manager's PBX login")
     variables: dict[str, str]
-    created_at: str | None
+    created_at: Timestamp
 
 
 class DialogQuery(BaseModel):
-    after_id: int | None = Field(default=None, ge=1, description="only messages after this id")
+    after_id: int | None = Field(
+        default=None, ge=1, le=MAX_BIGINT, description="only messages after this id"
+    )
     limit: int = Field(default=500, ge=1, le=500)
 
 
@@ -148,7 +340,7 @@ class DialogMessageAnswer(Answer):
     direction: str = Field(examples=["in", "out", "system"])
     text: str
     call_id: int | None
-    created_at: str | None
+    created_at: Timestamp
 
 
 class DialogAnswer(Answer):
@@ -160,28 +352,82 @@ class DialogAnswer(Answer):
 
 
 class FormLeadRequest(BaseModel):
-    """A site form's lead; `phone` or `email` is required. Header `Idempotency-Key` (1..200
-    characters) makes a repeat answer 200 with the same ids."""
+    """A site form's lead; `phone` or `email` is required. Text fields take numbers as their
+    text; blank values count as absent. Header `Idempotency-Key` (1..200 characters) makes a
+    repeat answer 200 with the same ids."""
 
-    phone: str | int | None = None
-    name: str | None = Field(default=None, max_length=1024)
-    email: str | None = Field(default=None, max_length=1024)
-    comment: str | None = Field(default=None, max_length=4096)
-    roistat_visit: str | int | None = None
-    roistat: str | int | None = Field(default=None, description="alias of roistat_visit")
-    metrika_client_id: str | int | None = None
-    yclid: str | int | None = None
-    utm_source: str | None = Field(default=None, max_length=300)
-    utm_medium: str | None = Field(default=None, max_length=300)
-    utm_campaign: str | None = Field(default=None, max_length=300)
-    utm_content: str | None = Field(default=None, max_length=300)
-    utm_term: str | None = Field(default=None, max_length=300)
-    landing_url: str | None = Field(default=None, max_length=4096)
-    landing_page: str | None = Field(default=None, description="alias of landing_url")
-    referrer: str | None = Field(default=None, max_length=4096)
-    is_need_callback: bool | None = None
+    # A phone or an email that is not blank.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["phone"],
+                    "properties": {"phone": {"anyOf": [PHONE_TEXT, *PHONE_NUMBERS]}},
+                },
+                {
+                    "required": ["email"],
+                    "properties": {"email": {"anyOf": [NOT_BLANK, {"type": "number"}]}},
+                },
+            ]
+        }
+    )
+
+    phone: OptionalPhone = Field(default=None, description=PHONE_HELP)
+    name: Annotated[str | None, Text(1024)] = None
+    email: Annotated[str | None, Text(1024)] = None
+    comment: Annotated[str | None, Text(4096)] = None
+    roistat_visit: Annotated[str | None, Text(64)] = None
+    roistat: Annotated[str | None, Text(64)] = Field(
+        default=None, description="alias of roistat_visit (Roistat's cookie name)"
+    )
+    metrika_client_id: Annotated[str | None, Text(64)] = None
+    yclid: Annotated[str | None, Text(100)] = None
+    utm_source: Annotated[str | None, Text(300)] = None
+    utm_medium: Annotated[str | None, Text(300)] = None
+    utm_campaign: Annotated[str | None, Text(300)] = None
+    utm_content: Annotated[str | None, Text(300)] = None
+    utm_term: Annotated[str | None, Text(300)] = None
+    landing_url: Annotated[str | None, Text(4096)] = None
+    landing_page: Annotated[str | None, Text(4096)] = Field(
+        default=None, description="alias of landing_url"
+    )
+    referrer: Annotated[str | None, Text(4096)] = None
+    is_need_callback: Flag = None
+
+    @model_validator(mode="after")
+    def _aliases_and_contact(self) -> FormLeadRequest:
+        if self.roistat_visit is None:
+            self.roistat_visit = self.roistat
+        if self.landing_url is None:
+            self.landing_url = self.landing_page
+        if self.phone is None and self.email is None:
+            raise PydanticCustomError("contact", "phone or email is required")
+        return self
+
+
+class LeadHeaders(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="a repeat with the same key answers 200 with the same ids",
+    )
 
 
 class LeadAnswer(Answer):
     lead_id: int
-    client_id: int
+    client_id: int | None = Field(description="null only for a lead stored without a client")
+
+
+# --- meta ------------------------------------------------------------------------------------
+
+
+class OpenApiDocument(BaseModel):
+    """`GET /api/v1/openapi.json`: an OpenAPI 3.1 document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str = Field(examples=["3.1.0"])
+    info: dict[str, Any]
+    paths: dict[str, Any]

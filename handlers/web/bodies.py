@@ -64,7 +64,7 @@ async def read_text(request: web.Request, *, max_bytes: int | None = None) -> st
         ) from None
 
 
-def _storable(text: str) -> bool:
+def storable(text: str) -> bool:
     """Text a database can keep: no NUL (PostgreSQL refuses it) and no lone surrogate (which
     JSON's \\ud800 escapes can make, and which no encoder takes)."""
     if "\x00" in text:
@@ -82,7 +82,7 @@ def _json_problem(value: Any) -> str | None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if not _storable(item):
+            if not storable(item):
                 return "text holds a NUL or an unpaired surrogate"
             continue
         if isinstance(item, dict):
@@ -155,12 +155,12 @@ async def _multipart(request: web.Request) -> dict[str, str]:
 
 def _checked(request: web.Request, fields: dict[str, str]) -> dict[str, str]:
     for key, value in fields.items():
-        if not (_storable(key) and _storable(value)):
+        if not (storable(key) and storable(value)):
             raise _refuse(
                 request,
                 400,
                 "Invalid parameters",
-                field=key[:64] if _storable(key) else "?",
+                field=key[:64] if storable(key) else "?",
                 detail="text holds a NUL or an unpaired surrogate",
             )
     return fields

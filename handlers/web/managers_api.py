@@ -4,17 +4,17 @@ rules as the Telegram commands (telephony/managers.py): `/addmanager`, `/pbx`, t
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers.web.api import MAX_ID
-from handlers.web.bodies import read_json_object
+from handlers.web.api_models import MAX_BIGINT, integral
 from handlers.web.context import CONTEXT, WebContext
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
+from handlers.web.validation import answer, parse_body, path_id
 from storage.models import Manager
 from telephony.managers import (
     PbxIdentity,
@@ -34,7 +34,6 @@ from telephony.providers.novofon import PROVIDER as NOVOFON
 routes = web.RouteTableDef()
 PATH = "/api/v1/managers"
 
-M = TypeVar("M", bound=BaseModel)
 Provider = Literal["megafon", "novofon"]
 Mode = Literal["disabled", "app", "api"]
 
@@ -42,18 +41,22 @@ Mode = Literal["disabled", "app", "api"]
 class ManagerAnswer(BaseModel):
     """A manager as the API shows it."""
 
+    model_config = ConfigDict(extra="forbid")
+
     id: int
     name: str
     telegram_user_id: int | None
-    provider: str
+    provider: str = Field(examples=["megafon", "novofon"])
     pbx_login: str | None
     pbx_ext: str | None
     pbx_telnum: str | None
-    call_mode: str
+    call_mode: str = Field(examples=["disabled", "app", "api"])
     on_duty: bool
 
 
 class ManagerList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     managers: list[ManagerAnswer]
 
 
@@ -61,9 +64,25 @@ class ManagerCreate(BaseModel):
     """`pbx` is a login, an extension or a number; `provider` may come first in it
     (`"novofon 100"`) or alone, and is needed when both PBXs are configured."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON number where the schema says integer, true/false for booleans. A
+    # manager is known by Telegram or by the PBX (or both).
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["telegram_user_id"],
+                    "properties": {"telegram_user_id": {"type": "integer", "minimum": 1}},
+                },
+                {"required": ["pbx"], "properties": {"pbx": {"type": "string"}}},
+            ]
+        },
+    )
 
-    telegram_user_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    telegram_user_id: Annotated[int, BeforeValidator(integral)] | None = Field(
+        default=None, ge=1, le=MAX_BIGINT
+    )
     name: str = Field(default="", max_length=200)
     provider: Provider | None = None
     pbx: str | None = Field(default=None, min_length=1, max_length=200)
@@ -74,7 +93,7 @@ class ManagerCreate(BaseModel):
 class ManagerChange(BaseModel):
     """Only the fields given change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     provider: Provider | None = None
@@ -85,32 +104,19 @@ class ManagerChange(BaseModel):
 
 def _answer(manager: Manager) -> ManagerAnswer:
     assert manager.id is not None
-    return ManagerAnswer(
-        id=manager.id,
-        name=manager.name,
-        telegram_user_id=manager.telegram_user_id,
-        provider=manager.call_provider,
-        pbx_login=manager.pbx_login,
-        pbx_ext=manager.pbx_ext,
-        pbx_telnum=manager.pbx_telnum,
-        call_mode=manager.call_mode,
-        on_duty=manager.on_duty,
+    return ManagerAnswer.model_validate(
+        {
+            "id": manager.id,
+            "name": manager.name,
+            "telegram_user_id": manager.telegram_user_id,
+            "provider": manager.call_provider,
+            "pbx_login": manager.pbx_login,
+            "pbx_ext": manager.pbx_ext,
+            "pbx_telnum": manager.pbx_telnum,
+            "call_mode": manager.call_mode,
+            "on_duty": manager.on_duty,
+        }
     )
-
-
-def _json(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(model.model_dump(mode="json"), status=status)
-
-
-async def _body(request: web.Request, model: type[M]) -> M:
-    raw = await read_json_object(request)
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "detail": e["msg"]} for e in exc.errors()
-        ]
-        raise JsonError(400, "Invalid parameters", problems=problems) from None
 
 
 def _providers(ctx: WebContext) -> list[str]:
@@ -131,8 +137,8 @@ def _identity(ctx: WebContext, provider: str | None, pbx: str) -> PbxIdentity:
 
 
 async def _manager(session: AsyncSession, request: web.Request) -> Manager:
-    manager_id = int(request.match_info["manager_id"])
-    manager = await session.get(Manager, manager_id) if manager_id <= MAX_ID else None
+    manager_id = path_id(request, "manager_id")
+    manager = await session.get(Manager, manager_id) if manager_id is not None else None
     if manager is None:
         raise JsonError(404, "Manager not found")
     return manager
@@ -150,7 +156,7 @@ async def _bind(session: AsyncSession, manager: Manager, identity: PbxIdentity) 
 async def list_all(request: web.Request) -> web.Response:
     async with request.app[CONTEXT].db.session() as session:
         managers = await all_managers(session)
-    return _json(ManagerList(managers=[_answer(m) for m in managers]))
+    return answer(ManagerList(managers=[_answer(m) for m in managers]))
 
 
 @routes.get(PATH + r"/{manager_id:\d+}")
@@ -158,7 +164,7 @@ async def list_all(request: web.Request) -> web.Response:
 async def show(request: web.Request) -> web.Response:
     async with request.app[CONTEXT].db.session() as session:
         manager = await _manager(session, request)
-    return _json(_answer(manager))
+    return answer(_answer(manager))
 
 
 @routes.post(PATH)
@@ -170,7 +176,7 @@ async def show(request: web.Request) -> web.Response:
 )
 async def create(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    body = await _body(request, ManagerCreate)
+    body = await parse_body(request, ManagerCreate)
     if body.telegram_user_id is None and body.pbx is None:
         raise JsonError(400, "Invalid parameters", detail="give telegram_user_id or pbx (or both)")
     identity = _identity(ctx, body.provider, body.pbx) if body.pbx is not None else None
@@ -188,8 +194,8 @@ async def create(request: web.Request) -> web.Response:
         if body.call_mode is not None:
             manager = await set_call_mode(session, manager, body.call_mode)
         manager = await set_on_duty(session, manager, body.on_duty)
-        answer = _answer(manager)
-    return _json(answer, 201)
+        shown = _answer(manager)
+    return answer(shown, 201)
 
 
 @routes.patch(PATH + r"/{manager_id:\d+}")
@@ -201,7 +207,7 @@ async def create(request: web.Request) -> web.Response:
 )
 async def change(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    body = await _body(request, ManagerChange)
+    body = await parse_body(request, ManagerChange)
     async with ctx.db.session() as session:
         manager = await _manager(session, request)
         if body.pbx is not None or body.provider is not None:
@@ -217,8 +223,8 @@ async def change(request: web.Request) -> web.Response:
             manager = await set_call_mode(session, manager, body.call_mode)
         if body.on_duty is not None:
             manager = await set_on_duty(session, manager, body.on_duty)
-        answer = _answer(manager)
-    return _json(answer)
+        shown = _answer(manager)
+    return answer(shown)
 
 
 @routes.delete(PATH + r"/{manager_id:\d+}")

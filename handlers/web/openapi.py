@@ -6,7 +6,9 @@ A handler says what it takes and answers with `@operation(...)` under its route 
     @operation("Add a manager", body=ManagerIn, answers={201: ManagerOut, 400: None})
     async def add_manager(request: web.Request) -> web.Response: ...
 
-`answers` maps a status to its model; `None` means the common error body. `build_spec(app)`
+`answers` maps a status to its model; `None` means the common error body (a 204 has none);
+`media` is the content type of the 2xx answers. Path ids are 64-bit integers from 1; query
+and header parameters come from `query=` / `headers=` models. `build_spec(app)`
 walks the app's routes, so a route without `@operation` shows up in `undescribed(app)` (a test
 keeps that list empty). `GET /api/v1/openapi.json` serves the spec and `GET /api/v1/docs` a
 page rendered from it (no script, no CDN); both need no token.
@@ -25,7 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from handlers.web.api_models import ErrorAnswer
+from handlers.web.api_models import ROW_ID, ErrorAnswer, OpenApiDocument
 
 API = "/api/v1"
 SPEC_PATH = API + "/openapi.json"
@@ -33,6 +35,7 @@ DOCS_PATH = API + "/docs"
 PUBLIC_PATHS = frozenset({SPEC_PATH, DOCS_PATH})
 _ATTRIBUTE = "__trubka_operation__"
 _REF = "#/components/schemas/{model}"
+JSON = "application/json"
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -46,6 +49,8 @@ class Operation:
     description: str = ""
     tag: str = ""
     public: bool = False  # no bearer token needed
+    headers: type[BaseModel] | None = None
+    media: str = JSON
 
 
 def operation(
@@ -57,9 +62,13 @@ def operation(
     description: str = "",
     tag: str = "",
     public: bool = False,
+    headers: type[BaseModel] | None = None,
+    media: str = JSON,
 ) -> Callable[[Handler], Handler]:
     """Describe a handler for the OpenAPI spec; it is returned unchanged."""
-    described = Operation(summary, body, query, dict(answers), description, tag, public)
+    described = Operation(
+        summary, body, query, dict(answers), description, tag, public, headers, media
+    )
 
     def mark(handler: Handler) -> Handler:
         setattr(handler, _ATTRIBUTE, described)
@@ -112,27 +121,59 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
 
+def _plain(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema: no title, no null (an absent parameter is how to say none)."""
+    schema.pop("title", None)
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    choices = schema.get("anyOf")
+    if choices is not None:
+        kept = [choice for choice in choices if choice != {"type": "null"}]
+        if len(kept) == 1:
+            del schema["anyOf"]
+            schema = {**kept[0], **schema}
+        else:
+            schema["anyOf"] = kept
+    return schema
+
+
+def _model_parameters(model: type[BaseModel], place: str) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(ref_template=_REF)
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        parameter: dict[str, Any] = {"name": name, "in": place, "required": name in required}
+        if "description" in prop:
+            parameter["description"] = prop.pop("description")
+        if place == "query" and name not in required:
+            parameter["allowEmptyValue"] = True  # `?phone=` is the same as no phone
+        parameter["schema"] = _plain(prop)
+        parameters.append(parameter)
+    return parameters
+
+
 def _parameters(route: Route, op: Operation) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if name in route.integer_params else "string"},
+            # An id past the columns' range is a row that cannot exist: 404, not 400.
+            "schema": dict(ROW_ID) if name in route.integer_params else {"type": "string"},
         }
         for name in re.findall(r"\{(\w+)\}", route.path)
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema(ref_template=_REF)
-        required = set(schema.get("required", []))
-        for name, prop in schema.get("properties", {}).items():
-            parameter = {"name": name, "in": "query", "required": name in required}
-            if "description" in prop:
-                parameter["description"] = prop.pop("description")
-            prop.pop("title", None)
-            parameter["schema"] = prop
-            parameters.append(parameter)
+        parameters += _model_parameters(op.query, "query")
+    if op.headers is not None:
+        parameters += _model_parameters(op.headers, "header")
     return parameters
+
+
+def _content(op: Operation, status: int, model: type[BaseModel] | None) -> dict[str, Any]:
+    if 200 <= status < 300 and op.media != JSON:
+        return {op.media: {"schema": {"type": "string"}}}
+    return {JSON: {"schema": _ref(model or ErrorAnswer)}}
 
 
 def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
@@ -155,16 +196,16 @@ def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
             models.add(op.body)
             item["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": _ref(op.body)}},
+                "content": {JSON: {"schema": _ref(op.body)}},
             }
         responses: dict[str, Any] = {}
         for status, model in sorted(op.answers.items()):
-            answer = model or ErrorAnswer
-            models.add(answer)
-            responses[str(status)] = {
-                "description": _STATUS.get(status, "answer"),
-                "content": {"application/json": {"schema": _ref(answer)}},
-            }
+            response: dict[str, Any] = {"description": _STATUS.get(status, "answer")}
+            if status != 204:
+                response["content"] = _content(op, status, model)
+                if JSON in response["content"]:
+                    models.add(model or ErrorAnswer)
+            responses[str(status)] = response
         if not op.public:
             responses.setdefault(
                 "401",
@@ -201,11 +242,12 @@ _STATUS = {
     200: "OK",
     201: "created",
     400: "bad input (the field is named)",
+    204: "done, nothing to show",
     401: "no or wrong bearer token",
     404: "not found",
     409: "conflict",
     502: "the upstream (PBX) refused; its message inside",
-    503: "not configured",
+    503: "not configured (the missing settings are named)",
 }
 
 
@@ -235,13 +277,21 @@ def setup(app: web.Application) -> None:
 
 
 @routes.get(SPEC_PATH)
-@operation("This description (OpenAPI 3.1)", answers={200: None}, public=True, tag="meta")
+@operation(
+    "This description (OpenAPI 3.1)", answers={200: OpenApiDocument}, public=True, tag="meta"
+)
 async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(_spec_of(request))
 
 
 @routes.get(DOCS_PATH)
-@operation("A readable page of this description", answers={200: None}, public=True, tag="meta")
+@operation(
+    "A readable page of this description",
+    answers={200: None},
+    public=True,
+    tag="meta",
+    media="text/html",
+)
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=render_docs(_spec_of(request)), content_type="text/html")
 
@@ -252,6 +302,16 @@ def _schema_text(schema: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
         name = ref.rsplit("/", 1)[-1]
         return f'<a href="#{html.escape(name)}">{html.escape(name)}</a>'
     return html.escape(json.dumps(schema, ensure_ascii=False))
+
+
+def _answer_text(answer: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+    content = answer.get("content")
+    if not content:
+        return "(no body)"
+    media, described = next(iter(content.items()))
+    if media != JSON:
+        return f"<code>{html.escape(media)}</code>"
+    return _schema_text(described["schema"], spec)
 
 
 def render_docs(spec: Mapping[str, Any]) -> str:
@@ -285,8 +345,7 @@ def render_docs(spec: Mapping[str, Any]) -> str:
                 body = op["requestBody"]["content"]["application/json"]["schema"]
                 parts.append(f"<p>Body (JSON): {_schema_text(body, spec)}</p>")
             answers = ", ".join(
-                f"<code>{status}</code> "
-                f"{_schema_text(answer['content']['application/json']['schema'], spec)}"
+                f"<code>{status}</code> {_answer_text(answer, spec)}"
                 for status, answer in op["responses"].items()
             )
             parts.append(f"<p>Answers: {answers}</p>")

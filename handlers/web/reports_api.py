@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Literal, get_args
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from handlers.web.api_models import Day
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
-from handlers.web.report_params import ReportQuery, parse_query
+from handlers.web.report_params import MAX_VALUE, PROVIDERS, ReportQuery, parse_query
+from handlers.web.validation import answer
+from handlers.web.validation import parse_query as read_query
+from storage.report_queries import DIMENSIONS
 from telephony.reports import BadPeriod, ReportService
 from telephony.reports.models import CallsReport, LeadsReport, MissedReport, TrackingReport
 
@@ -30,19 +35,26 @@ RESPONSES: dict[str, type[BaseModel]] = {
 }
 
 
+Provider = Literal["megafon", "novofon"]
+By = Literal["day", "hour", "source", "campaign", "landing", "pool", "manager"]
+# The enums are the lists the report code checks against (a new one must be added here too).
+assert get_args(Provider) == PROVIDERS and get_args(By) == DIMENSIONS
+
+
 class ReportParams(BaseModel):
-    """The filters every report takes (all optional; the period defaults to the last 7 days)."""
+    """The filters every report takes (all optional; the period defaults to the last 7 days
+    up to today; `to` not before `from`, at most 366 days)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    from_: str | None = Field(default=None, alias="from", description="first day, YYYY-MM-DD")
-    to: str | None = Field(default=None, description="last day, YYYY-MM-DD")
-    provider: str | None = Field(default=None, description="megafon or novofon")
-    pool: str | None = Field(default=None, description="a tracking pool's name")
-    manager: str | None = Field(default=None, description="a manager's PBX login or id")
-    by: str | None = Field(
-        default=None, description="calls by: source, campaign, landing, pool or manager"
+    from_: Day | None = Field(default=None, alias="from", description="first day (local)")
+    to: Day | None = Field(default=None, description="last day (local), inclusive")
+    provider: Provider | None = None
+    pool: str | None = Field(
+        default=None, max_length=MAX_VALUE, description="a tracking pool's name"
     )
+    manager: str | None = Field(
+        default=None, max_length=MAX_VALUE, description="a manager's PBX login or id"
+    )
+    by: By | None = Field(default=None, description="what the calls report groups by (source)")
 
 
 def _described(summary: str, answer: type[BaseModel]) -> Callable[[Handler], Handler]:
@@ -51,40 +63,38 @@ def _described(summary: str, answer: type[BaseModel]) -> Callable[[Handler], Han
 
 def _query(request: web.Request) -> tuple[ReportService, ReportQuery]:
     service = request.app[REPORTS]
+    params = read_query(request, ReportParams)
     try:
-        return service, parse_query(service, request.query)
+        # The same checks as the report pages (the period's length and order among them).
+        return service, parse_query(service, params.model_dump(by_alias=True, exclude_none=True))
     except BadPeriod as exc:
         log.info("reports API: bad parameter %s: %s", exc.field, exc.message)
         raise JsonError(400, "Invalid parameters", field=exc.field, detail=exc.message) from None
-
-
-def _json(model: BaseModel) -> web.Response:
-    return web.Response(text=model.model_dump_json(), content_type="application/json")
 
 
 @routes.get(PREFIX + "/calls")
 @_described("Calls over time and by source, campaign, landing page, pool or manager", CallsReport)
 async def calls_report(request: web.Request) -> web.Response:
     service, query = _query(request)
-    return _json(await service.calls(query.info, query.period, query.filters, query.by))
+    return answer(await service.calls(query.info, query.period, query.filters, query.by))
 
 
 @routes.get(PREFIX + "/missed")
 @_described("Missed-call recovery and manager response time", MissedReport)
 async def missed_report(request: web.Request) -> web.Response:
     service, query = _query(request)
-    return _json(await service.missed(query.info, query.period, query.filters))
+    return answer(await service.missed(query.info, query.period, query.filters))
 
 
 @routes.get(PREFIX + "/leads")
 @_described("Leads: created, delivered to Roistat and Metrika, pending, dead", LeadsReport)
 async def leads_report(request: web.Request) -> web.Response:
     service, query = _query(request)
-    return _json(await service.leads(query.info, query.period))
+    return answer(await service.leads(query.info, query.period))
 
 
 @routes.get(PREFIX + "/tracking")
 @_described("Call tracking: pool utilisation, overload, attribution confidence", TrackingReport)
 async def tracking_report(request: web.Request) -> web.Response:
     service, query = _query(request)
-    return _json(await service.tracking(query.info, query.period, query.filters))
+    return answer(await service.tracking(query.info, query.period, query.filters))

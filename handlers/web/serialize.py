@@ -1,4 +1,4 @@
-"""How stored rows look in the JSON API."""
+"""How stored rows look in the JSON API: the answer models of handlers/web/api_models.py."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from handlers.web.api_models import (
+    CallAnswer,
+    CallDetailAnswer,
+    CallEventAnswer,
+    CallFlags,
+    ClientAnswer,
+    DialogMessageAnswer,
+)
 from storage.models import Call, CallAttribution, CallEvent, DialogMessage
 from telephony.calls.outcome import CallOutcome
 from telephony.clients import ClientView
@@ -18,20 +26,20 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def client_json(client: ClientView, variables: dict[str, str]) -> dict[str, Any]:
+def client_answer(client: ClientView, variables: dict[str, str]) -> ClientAnswer:
     """`client`: a row of `telephony.clients.client_view_*` (the client and its manager)."""
-    return {
-        "id": client.id,
-        "name": client.name,
-        "phone": client.phone,
-        "channel": client.channel,
-        "responsible": client.pbx_login,
-        "variables": variables,
-        "created_at": iso(client.created_at),
-    }
+    return ClientAnswer(
+        id=client.id,
+        name=client.name,
+        phone=client.phone,
+        channel=client.channel,
+        responsible=client.pbx_login,
+        variables=variables,
+        created_at=iso(client.created_at),
+    )
 
 
-def call_json(call: Call) -> dict[str, Any]:
+def _call_fields(call: Call) -> dict[str, Any]:
     outcome = CallOutcome.of(call)
     return {
         "id": call.id,
@@ -60,6 +68,10 @@ def call_json(call: Call) -> dict[str, Any]:
     }
 
 
+def call_answer(call: Call) -> CallAnswer:
+    return CallAnswer(**_call_fields(call))
+
+
 def attribution_json(attribution: CallAttribution | None) -> dict[str, Any]:
     if attribution is None:
         return {}
@@ -70,35 +82,37 @@ def attribution_json(attribution: CallAttribution | None) -> dict[str, Any]:
     return values
 
 
-def call_detail_json(
+def call_detail_answer(
     call: Call, events: list[CallEvent], attribution: CallAttribution | None = None
-) -> dict[str, Any]:
-    detail = call_json(call)
-    detail["events"] = [
-        {
-            "command": event.command,
-            "type": event.event_type,
-            "received_at": iso(event.received_at),
-            "fields": json.loads(event.payload),
-        }
-        for event in events
-    ]
-    detail["attribution"] = attribution_json(attribution)
-    detail["confidence"] = confidence_of(attribution).value  # "none" when not attributed
-    detail["flags"] = {
-        "first_time_caller": call.first_time_caller,
-        "targeted": call.targeted,
-        "suspected_fraud": call.suspected_fraud,
-    }
-    return detail
+) -> CallDetailAnswer:
+    return CallDetailAnswer(
+        **_call_fields(call),
+        events=[
+            CallEventAnswer(
+                command=event.command,
+                type=event.event_type,
+                received_at=iso(event.received_at),
+                fields=json.loads(event.payload),
+            )
+            for event in events
+        ],
+        attribution=attribution_json(attribution),
+        confidence=confidence_of(attribution),  # "none" when not attributed
+        flags=CallFlags(
+            first_time_caller=call.first_time_caller,
+            targeted=call.targeted,
+            suspected_fraud=call.suspected_fraud,
+        ),
+    )
 
 
-def message_json(message: DialogMessage) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "kind": message.kind,
-        "direction": message.direction,
-        "text": message.text,
-        "call_id": message.call_id,
-        "created_at": iso(message.created_at),
-    }
+def message_answer(message: DialogMessage) -> DialogMessageAnswer:
+    assert message.id is not None  # a stored row
+    return DialogMessageAnswer(
+        id=message.id,
+        kind=message.kind,
+        direction=message.direction,
+        text=message.text,
+        call_id=message.call_id,
+        created_at=iso(message.created_at),
+    )

@@ -26,6 +26,17 @@ class CallRequestError(ValueError):
     """The request itself is wrong (a bad phone, no user); nothing was sent to the PBX."""
 
 
+class PbxNotConfigured(PbxError):
+    """The PBX a call needs is not set up here: `settings` names what to set. A PbxError,
+    so callers that only know PbxError still report it."""
+
+    def __init__(self, provider: str, settings: tuple[str, ...]) -> None:
+        name = "MegaFon" if provider == PROVIDER else "Novofon"
+        super().__init__(f"{name} is not configured: set " + " and ".join(settings))
+        self.provider = provider
+        self.settings = settings
+
+
 @dataclass(frozen=True)
 class RequestedCall:
     call_id: int
@@ -47,9 +58,7 @@ async def megafon_call(
     """
     phone, user = _checked(client_phone, user)
     if pbx is None:
-        raise PbxError(
-            "the PBX is not configured: set TRUBKA_MEGAFON_URL and TRUBKA_MEGAFON_API_KEY"
-        )
+        raise PbxNotConfigured(PROVIDER, ("TRUBKA_MEGAFON_URL", "TRUBKA_MEGAFON_API_KEY"))
     return await _request_call(db, PROVIDER, phone, user, pbx.make_call, observer)
 
 
@@ -66,9 +75,7 @@ async def novofon_call(
     """
     phone, extension = _checked(client_phone, extension)
     if novofon is None:
-        raise PbxError(
-            "Novofon is not configured: set TRUBKA_NOVOFON_KEY and TRUBKA_NOVOFON_SECRET"
-        )
+        raise PbxNotConfigured(NOVOFON, ("TRUBKA_NOVOFON_KEY", "TRUBKA_NOVOFON_SECRET"))
 
     async def dial(to: str, from_: str) -> str | None:
         await novofon.callback(from_, to)

@@ -1,18 +1,16 @@
 """A small async sliding-window limiter: at most `limit` requests in any `period` seconds.
 
 Upstreams such as Novofon answer 429 beyond their quota (100 requests/min); waiting our turn is
-cheaper than being refused. The clock and the sleep are injectable so tests need no real waiting.
+cheaper than being refused. The clock (telephony/infra/clock.py: its monotonic time and its
+sleep) is injectable so tests need no real waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 
 
 class RateLimiter:
@@ -21,15 +19,13 @@ class RateLimiter:
         limit: int,
         period: float = 60.0,
         *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if limit < 1 or period <= 0:
             raise ValueError("limit must be ≥ 1 and period > 0")
         self.limit = limit
         self.period = period
         self._clock = clock
-        self._sleep = sleep
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
 
@@ -42,18 +38,18 @@ class RateLimiter:
         waited = 0.0
         async with self._lock:  # one waiter at a time keeps the order fair (first come, first go)
             while True:
-                now = self._clock()
+                now = self._clock.monotonic()
                 self._forget_old(now)
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
                     return waited
                 pause = self._sent[0] + self.period - now
                 waited += pause
-                await self._sleep(pause)
+                await self._clock.sleep(pause)
 
     def hold_off(self, seconds: float) -> None:
         """The upstream said 429: count the window as full for `seconds` from now."""
-        now = self._clock()
+        now = self._clock.monotonic()
         until = now + seconds - self.period  # entries at `until` expire exactly `seconds` from now
         self._sent = deque([until] * self.limit)
 
@@ -66,7 +62,7 @@ class TokenBuckets:
     so memory follows the active keys, not every key ever seen.
     """
 
-    def __init__(self, rate: float, burst: float, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float, *, clock: Clock = SYSTEM_CLOCK) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst ≥ 1")
         self.rate = rate
@@ -78,7 +74,7 @@ class TokenBuckets:
 
     def wait_for(self, key: object, cost: float = 1.0) -> float:
         """Seconds until `cost` tokens are there for `key` (0 when they are now)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         tokens, since = self._tokens.get(key, (self.burst, now))
         start = max(now, since)
         level = min(self.burst, tokens + (start - since) * self.rate)
@@ -86,7 +82,7 @@ class TokenBuckets:
 
     def take(self, key: object, cost: float = 1.0) -> bool:
         """Spend `cost` tokens of `key` if they are there now; False (nothing spent) otherwise."""
-        now = self._clock()
+        now = self._clock.monotonic()
         tokens, since = self._tokens.get(key, (self.burst, now))
         if since > now:
             return False
@@ -108,7 +104,7 @@ class TokenBuckets:
     def cool_off(self, key: object, seconds: float) -> None:
         """The upstream refused (429 retry_after): nothing for `key` for `seconds`, then an
         empty bucket that refills at the normal rate."""
-        now = self._clock()
+        now = self._clock.monotonic()
         _, since = self._tokens.get(key, (0.0, now))
         self._tokens[key] = (0.0, max(since, now + seconds))
 

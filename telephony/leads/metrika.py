@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from storage.db import Database
 from storage.leads_models import MetrikaUpload
 from storage.models import Call
+from telephony.infra.backoff import pause_after_429
 from telephony.infra.clock import Clock
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
 from telephony.infra.worker import Worker
@@ -105,12 +106,7 @@ def _error(response: UpstreamResponse, what: str) -> DeliveryError:
         first = body["errors"][0]
         if isinstance(first, dict):
             message = f"{first.get('error_type')}: {first.get('message')}"
-    retry_after: float | None = None
-    if response.status == 429:
-        try:
-            retry_after = float(response.headers.get("Retry-After", "") or 60)
-        except ValueError:
-            retry_after = 60.0
+    retry_after = pause_after_429(response.headers) if response.status == 429 else None
     return DeliveryError(f"{what}: HTTP {response.status}: {message}", retry_after=retry_after)
 
 

@@ -17,11 +17,12 @@ from storage.db import Database
 from storage.leads_models import Lead
 from storage.models import Call
 from telephony.calls.outcome import CallStatus
+from telephony.infra.backoff import pause_after_429
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
+from telephony.infra.phpquery import http_build_query
 from telephony.leads.attribution import Attribution
 from telephony.leads.config import RoistatTemplates
 from telephony.leads.outbox import Claimed, DeliveryError
-from telephony.leads.phpquery import http_build_query
 from telephony.leads.templates import render
 
 SINK_LEAD, SINK_MESSAGE, SINK_CALL = "roistat", "roistat_message", "roistat_call"
@@ -103,20 +104,12 @@ def phone_call_body(call: Call, attribution: Attribution, *, talk: int) -> dict[
     }
 
 
-def _retry_after(response: UpstreamResponse) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _success(response: UpstreamResponse, what: str) -> dict[str, Any]:
     """Roistat's answer, or DeliveryError: non-2xx, non-JSON or `status != success`."""
     if not 200 <= response.status < 300:
         raise DeliveryError(
             f"{what}: HTTP {response.status}: {response.text[:200]}",
-            retry_after=_retry_after(response) if response.status == 429 else None,
+            retry_after=pause_after_429(response.headers) if response.status == 429 else None,
         )
     body = response.json()
     if not isinstance(body, dict):

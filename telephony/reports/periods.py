@@ -9,6 +9,9 @@ from storage.report_queries import Period
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
+# Days a report can cover: no call predates the first, and the last leaves room for the
+# time-zone arithmetic (year 1 or 9999 overflows it).
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
 
 
 class BadPeriod(ValueError):
@@ -24,9 +27,12 @@ def _date(value: str | None, field: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadPeriod(field, "must be a date like 2026-12-01") from None
+    if not EARLIEST <= day <= LATEST:
+        raise BadPeriod(field, f"must be from {EARLIEST} to {LATEST}")
+    return day
 
 
 def local_period(

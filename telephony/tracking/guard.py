@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import time
 from dataclasses import dataclass
 
-from telephony.infra.ratelimit import Clock, TokenBuckets
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
+from telephony.infra.ratelimit import TokenBuckets
 from telephony.tracking.config import Limits
 
 IPV4_NETWORK = 24
@@ -63,7 +63,7 @@ def holder_of(ip: str | None) -> Holder | None:
 class RequestBudget:
     """Token buckets per address and per network for `/ct/v1/visit` and `/ct/v1/ping`."""
 
-    def __init__(self, limits: Limits, *, clock: Clock = time.monotonic) -> None:
+    def __init__(self, limits: Limits, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
         self._address = _buckets(limits.requests_per_minute, limits.burst, clock)
         self._network = _buckets(limits.network_requests_per_minute, limits.network_burst, clock)
@@ -99,13 +99,13 @@ class RequestBudget:
         return Admission(0, self.penalized(holder))
 
     def penalized(self, holder: Holder) -> bool:
-        now = self._clock()
+        now = self._clock.monotonic()
         return any(self._penalized.get(key, 0.0) > now for key in (holder.address, holder.network))
 
     def _penalize(self, key: str) -> None:
         if not self._penalty:
             return
-        now = self._clock()
+        now = self._clock.monotonic()
         if len(self._penalized) >= _SWEEP_AT:
             self._penalized = {k: until for k, until in self._penalized.items() if until > now}
         # Counted from the last refused request: a script that keeps hammering stays penalized.

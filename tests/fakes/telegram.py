@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.ratelimit import TokenBuckets
 
 BOT_ID = 42
@@ -55,7 +56,7 @@ class Limits:
 class ApiCall:
     method: str
     params: dict[str, Any]
-    at: float  # time.monotonic() when received
+    at: float  # the fake's clock (monotonic) when received
 
 
 @dataclass
@@ -103,6 +104,8 @@ class FakeTelegram:
     limits: Limits = field(default_factory=Limits)
     # Calls refused with 429 because a limit was exceeded (not the planned failures).
     refused: list[ApiCall] = field(default_factory=list)
+    # Its limits count on this clock: a test moving a fake clock shares it with the app.
+    clock: Clock = SYSTEM_CLOCK
     _windows: dict[int, deque[float]] = field(default_factory=dict)
     _buckets: dict[str, TokenBuckets] = field(default_factory=dict)
 
@@ -155,7 +158,7 @@ class FakeTelegram:
         method = request.match_info["method"]
         form = await request.post()
         params = {key: _decode(str(value)) for key, value in form.items()}
-        self.calls.append(ApiCall(method, params, time.monotonic()))
+        self.calls.append(ApiCall(method, params, self.clock.monotonic()))
         try:
             if method == "getUpdates":
                 return await self._get_updates(params)
@@ -185,13 +188,13 @@ class FakeTelegram:
         limits = self.limits
         if not limits.enabled:
             return None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if not self._buckets:
             self._buckets["private"] = TokenBuckets(
-                limits.private_per_second / limits.scale, limits.private_burst
+                limits.private_per_second / limits.scale, limits.private_burst, clock=self.clock
             )
             self._buckets["all"] = TokenBuckets(
-                limits.global_per_second / limits.scale, limits.global_per_second
+                limits.global_per_second / limits.scale, limits.global_per_second, clock=self.clock
             )
         waits = [self._buckets["all"].wait_for("all")]
         window = 60.0 * limits.scale

@@ -1,8 +1,9 @@
 """Novofon (API v1, the same as Zadarma's): request signing (`signing`), webhooks (`webhook`), the
 API client (`api`), NOTIFY_* applied to calls (`events`) and its own call tracking (`tracking`)."""
 
+from telephony.infra.phpquery import http_build_query
 from telephony.providers.novofon.api import NovofonClient, NovofonError, PbxCallStat
-from telephony.providers.novofon.signing import http_build_query, request_query, sign_request
+from telephony.providers.novofon.signing import request_query, sign_request
 from telephony.providers.novofon.webhook import (
     DEFAULT_URL,
     EVENTS,

@@ -3,7 +3,6 @@ links, within its rate limits."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,8 +10,10 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from telephony.calls.outcome import CallStatus
+from telephony.infra.backoff import pause_after_429
+from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.http import UpstreamClient, UpstreamError, UpstreamResponse
-from telephony.infra.ratelimit import RateLimiter, Sleep
+from telephony.infra.ratelimit import RateLimiter
 from telephony.providers.base import InvalidPayload, PbxError
 from telephony.providers.novofon.signing import request_query, sign_request
 from telephony.providers.novofon.webhook import TIME_FORMAT, disposition_status, parse_call_start
@@ -49,14 +50,6 @@ def _message(response: UpstreamResponse) -> str:
     return text[:300] if text else f"HTTP {response.status}"
 
 
-def _retry_after(response: UpstreamResponse, default: float) -> float:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
 class NovofonClient:
     """Signed requests to Novofon's v1 API, within its rate limits.
 
@@ -76,17 +69,17 @@ class NovofonClient:
         max_retry_wait: float = 5.0,
         limiter: RateLimiter | None = None,
         statistics_limiter: RateLimiter | None = None,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._key = key
         self._secret = secret
         self.zone = zone or ZoneInfo("Europe/Moscow")
         self.max_retry_wait = max_retry_wait
-        self.limiter = limiter or RateLimiter(REQUESTS_PER_MINUTE, 60.0, sleep=sleep)
+        self.limiter = limiter or RateLimiter(REQUESTS_PER_MINUTE, 60.0, clock=clock)
         self.statistics_limiter = statistics_limiter or RateLimiter(
-            STATISTICS_PER_MINUTE, 60.0, sleep=sleep
+            STATISTICS_PER_MINUTE, 60.0, clock=clock
         )
-        self._sleep = sleep
+        self._clock = clock
         self._http = UpstreamClient(base_url, timeout=timeout, name="Novofon")
 
     async def get(
@@ -109,11 +102,11 @@ class NovofonClient:
             except UpstreamError as exc:
                 raise NovofonError(exc.message) from None
             if response.status == 429:
-                pause = _retry_after(response, 60.0)
+                pause = pause_after_429(response.headers)
                 for limiter in (self.limiter, *extra_limiters):
                     limiter.hold_off(pause)
                 if attempt == 0 and pause <= self.max_retry_wait:
-                    await self._sleep(pause)
+                    await self._clock.sleep(pause)
                     continue
                 raise NovofonError(
                     f"Novofon's request limit is reached; try again in {pause:.0f} s", 429

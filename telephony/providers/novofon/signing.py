@@ -1,4 +1,5 @@
-"""Novofon request signing, as the vendor's PHP reference client does it (see apis/novofon.md)."""
+"""Novofon request signing, as the vendor's PHP reference client does it (see apis/novofon.md):
+the query is PHP's http_build_query (telephony/infra/phpquery.py)."""
 
 from __future__ import annotations
 
@@ -6,39 +7,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from urllib.parse import quote_plus
 
-
-def _php_urlencode(value: str) -> str:
-    """PHP's urlencode (RFC 1738): like quote_plus, but `~` is encoded too."""
-    return quote_plus(value, safe="").replace("~", "%7E")
-
-
-def _php_scalar(value: object) -> str:
-    if isinstance(value, bool):  # PHP casts true/false to "1"/"0"
-        return "1" if value else "0"
-    return str(value)
-
-
-def _build_pairs(prefix: str, value: object, out: list[str]) -> None:
-    if value is None:  # http_build_query skips nulls, nested ones included
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            _build_pairs(f"{prefix}[{key}]", item, out)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _build_pairs(f"{prefix}[{index}]", item, out)
-    else:
-        out.append(f"{_php_urlencode(prefix)}={_php_urlencode(_php_scalar(value))}")
-
-
-def http_build_query(params: Mapping[str, object]) -> str:
-    """PHP's http_build_query(params, '', '&', PHP_QUERY_RFC1738), in the given key order."""
-    out: list[str] = []
-    for key, value in params.items():
-        _build_pairs(str(key), value, out)
-    return "&".join(out)
+from telephony.infra.phpquery import http_build_query
 
 
 def _hex_hmac_base64(secret: str, text: str) -> str:

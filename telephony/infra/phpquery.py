@@ -1,4 +1,5 @@
-"""PHP's `http_build_query` (PHP_QUERY_RFC1738), byte for byte: Roistat's proxy API reads it.
+"""PHP's `http_build_query` (PHP_QUERY_RFC1738), byte for byte: Roistat's proxy API reads it and
+Novofon signs it (both vendors' reference clients are PHP), so this is the one builder of both.
 
 Nested mappings become `fields[price]=1000` (brackets percent-encoded, as PHP does), lists get
 numeric indices, None is skipped, booleans become 1/0, spaces `+`, `~` encoded as `%7E`.
@@ -23,7 +24,7 @@ def _scalar(value: Any) -> str:
 
 
 def _pairs(prefix: str, value: Any) -> list[tuple[str, str]]:
-    if value is None:
+    if value is None:  # PHP skips nulls, nested ones included
         return []
     if isinstance(value, Mapping):
         items: list[tuple[Any, Any]] = list(value.items())
@@ -38,6 +39,7 @@ def _pairs(prefix: str, value: Any) -> list[tuple[str, str]]:
 
 
 def http_build_query(data: Mapping[str, Any]) -> str:
+    """PHP's http_build_query(data, '', '&', PHP_QUERY_RFC1738), in the given key order."""
     pairs: list[tuple[str, str]] = []
     for key, value in data.items():
         pairs.extend(_pairs(str(key), value))
