@@ -45,11 +45,11 @@ async def main() -> None:
 
     from bot.app import build_app
     from bot.settings import load_settings
-    from handlers.web.context import CONTEXT
+    from handlers.web.context import CALLS
     from storage.db import Database
     from storage.migrate import upgrade
     from telephony.calls.inbox import CallInbox
-    from telephony.events import CallObservers
+    from telephony.calls.pipeline import CallPipeline
     from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 
     workdir = tempfile.mkdtemp(prefix="trubka-apply-")
@@ -58,7 +58,7 @@ async def main() -> None:
     await upgrade(db)
     runner = None
     if args.bare:
-        inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+        inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
         await inbox.start(process=False)
     else:
         settings = load_settings(
@@ -71,7 +71,7 @@ async def main() -> None:
 
         runner = web.AppRunner(app)
         await runner.setup()  # runs the lifetimes: the inbox, the outbox worker, the scheduler
-        inbox = app[CONTEXT].inbox
+        inbox = app[CALLS].inbox
         await inbox.stop(grace_seconds=0)  # applying is timed below, not in the background
         await inbox.start(process=False)
     pushes = [p for n in range(args.calls) for p in lifecycle(n)]

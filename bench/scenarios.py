@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Client
+from telephony.calls.pipeline import CallPipeline
 from telephony.clients import create_client, set_variables
-from telephony.events import CallObservers, ClientMessage
+from telephony.events import ClientMessage
 from telephony.infra.clock import FakeClock
 from telephony.scenarios.engine import ScenarioEngine
 from telephony.scenarios.load import parse_scenarios
@@ -56,7 +57,7 @@ async def main(clients: int) -> None:
             parse_scenarios(RULES, zone),
             zone=zone,
             clock=clock,
-            call_observer=CallObservers(),
+            call_observer=CallPipeline(db),
             pbx=None,
         )
         started = time.perf_counter()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import build_app
 from bot.settings import Settings
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Manager
@@ -132,7 +132,7 @@ async def run(calls: int, scale: float, *, fresh: bool = False) -> dict[str, flo
 
         async with ClientSession() as http:
             await asyncio.gather(*(ring(http, n, p) for n, p in enumerate(phones)))
-        await app[CONTEXT].inbox.drain()
+        await app[CALLS].inbox.drain()
         applied = time.monotonic()  # every push stored and applied (sends queued)
 
         def done() -> bool:
@@ -144,7 +144,7 @@ async def run(calls: int, scale: float, *, fresh: bool = False) -> dict[str, flo
             await fake.changed.wait_for(done)
         group = first_times(fake, GROUP, phones, "INCOMING")
         private = first_times(fake, MANAGER, phones, "Звонит")
-        await app[CONTEXT].inbox.drain()
+        await app[CALLS].inbox.drain()
         await server.close()
         await db.dispose()
     await telegram.close()

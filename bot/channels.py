@@ -15,25 +15,22 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from bot.roles import Role
 from bot.scenarios.wiring import SCENARIOS
 from bot.settings import Settings
-from bot.singletons import Leadership
+from bot.shell import Shell
 from handlers.web import smsru as smsru_routes
 from handlers.web import whatsapp as whatsapp_routes
 from handlers.web.channel_inbound import CHANNEL_INBOUND
-from handlers.web.context import WebContext
+from handlers.web.context import WebCore
 from handlers.web.whatsapp import WHATSAPP_WEBHOOK, WhatsAppWebhookConfig
-from storage.db import Database
 from telephony.channels.base import Channel, ChannelKind
 from telephony.channels.deeplink import TelegramLinks
 from telephony.channels.limits import Limits, parse_quiet_hours
 from telephony.channels.sender import ChannelSender
-from telephony.channels.service import ChannelMetrics, ClientChannels, NewCallerIdentities
+from telephony.channels.service import ChannelMetrics, ClientChannels
 from telephony.channels.smsru import SmsRuChannel, sms_balance_problem
 from telephony.channels.whatsapp import WhatsAppChannel
-from telephony.events import CallObservers
-from telephony.infra.clock import Clock, SystemClock
+from telephony.infra.clock import SystemClock
 from telephony.infra.ratelimit import TokenBuckets
 from telephony.scenarios.actions import TelegramOutlet
 
@@ -116,21 +113,12 @@ def links(settings: Settings) -> TelegramLinks | None:
     )
 
 
-def setup_channels(
-    app: web.Application,
-    settings: Settings,
-    db: Database,
-    context: WebContext,
-    calls: CallObservers,
-    *,
-    clock: Clock | None = None,
-    role: Role = Role.ALL,
-    leadership: Leadership | None = None,
-    channels: Mapping[str, Channel] | None = None,
-) -> ClientChannels:
-    """`channels`: given by tests (else built from the settings)."""
+def setup_channels(shell: Shell, channels: Mapping[str, Channel] | None = None) -> ClientChannels:
+    """After Telegram and the scenarios (it hands itself to both). `channels`: given by tests
+    (else built from the settings)."""
+    app, settings, db = shell.app, shell.settings, shell.db
     built = dict(channels) if channels is not None else build_channels(settings)
-    clock = clock or SystemClock()
+    clock = shell.clock or SystemClock()
     from bot.telegram.wiring import TELEGRAM
 
     telegram = app.get(TELEGRAM) if settings.telegram_token is not None else None
@@ -152,7 +140,7 @@ def setup_channels(
         telegram=outlet,
         links=links(settings),
         clock=clock,
-        metrics=ChannelMetrics(context.metrics.registry),
+        metrics=ChannelMetrics(shell.web.metrics.registry),
         messages=engine,
     )
     app[CHANNELS] = service
@@ -161,9 +149,7 @@ def setup_channels(
         service.observers.append(engine)
     if telegram is not None:
         telegram.context.channels = service
-    if service.phone_kinds:  # a caller never seen is reachable by SMS / WhatsApp at once
-        calls.add(NewCallerIdentities(service.phone_kinds))
-    _register_edges(app, settings, service, role.http)
+    _register_edges(app, settings, service, shell.role.http)
     if not built:
         return service
     sender = ChannelSender(
@@ -178,7 +164,7 @@ def setup_channels(
     )
     service.wake_sender = sender.wake
     app[CHANNEL_SENDER] = sender
-    _balance_health(context, built)
+    _balance_health(shell.web, built)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(sender.worker.run(), name="channel-sender")
@@ -192,11 +178,10 @@ def setup_channels(
         for channel in built.values():
             await channel.close()
 
-    if role.background:
-        if leadership is not None:
-            guard = leadership.guard(SENDER_LEASE)
-            sender.gate = guard.held
-            guard.on_gain(sender.wake)
+    if shell.role.background:
+        guard = shell.leadership.guard(SENDER_LEASE)
+        sender.gate = guard.held
+        guard.on_gain(sender.wake)
         app.cleanup_ctx.append(lifetime)
     else:
         app.cleanup_ctx.append(closing)
@@ -224,7 +209,7 @@ def _register_edges(
         app.add_routes(whatsapp_routes.routes)
 
 
-def _balance_health(context: WebContext, built: Mapping[str, Channel]) -> None:
+def _balance_health(core: WebCore, built: Mapping[str, Channel]) -> None:
     """/healthz names the SMS.ru balance when it has run out (checked every few minutes)."""
     sms = built.get(ChannelKind.SMS)
     if not isinstance(sms, SmsRuChannel):
@@ -234,4 +219,4 @@ def _balance_health(context: WebContext, built: Mapping[str, Channel]) -> None:
     async def check() -> str | None:
         return await sms_balance_problem(channel)
 
-    context.health.add("sms", check)
+    core.health.add("sms", check)

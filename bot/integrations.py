@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.settings import ConfigurationError, Settings, variable
+from pydantic import SecretStr
+
+from bot.settings import ConfigurationError, Settings, secret, variable
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,8 @@ INTEGRATIONS = (
 
 def _is_set(settings: Settings, name: str) -> bool:
     value = getattr(settings, name)
-    getter = getattr(value, "get_secret_value", None)
-    if getter is not None:
-        value = getter()
+    if isinstance(value, SecretStr):
+        value = secret(value)
     return value not in (None, "", [])
 
 

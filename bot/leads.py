@@ -14,10 +14,13 @@ from prometheus_client import CollectorRegistry
 
 from bot import singletons
 from bot.config import FileConfig, load_file_config
-from bot.settings import Settings
+from bot.settings import Settings, secret
+from bot.shell import Shell
+from handlers.web import leads as leads_web
+from handlers.web.context import LEAD_FORMS, LeadsWeb
 from storage.db import Database
 from storage.models import Client
-from telephony.events import LeadInfo, LeadObserver
+from telephony.events import FanOut, LeadInfo, LeadObserver, lead_observers
 from telephony.infra.clock import Clock, SystemClock
 from telephony.leads import metrika, roistat
 from telephony.leads.config import LeadsConfig
@@ -27,11 +30,6 @@ from telephony.leads.service import FormLead, LeadService, Sinks
 
 log = logging.getLogger("trubka.leads")
 STOP_TIMEOUT = 15.0
-
-
-def _secret(value: object) -> str | None:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter is not None else None
 
 
 def leads_config(settings: Settings, file_config: FileConfig | None = None) -> LeadsConfig:
@@ -120,7 +118,7 @@ def build_leads(
     config: LeadsConfig | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
-    observer: LeadObserver | None = None,
+    observers: FanOut[LeadObserver] | None = None,
 ) -> Leads:
     config = config or leads_config(settings)
     clock = clock or SystemClock()
@@ -128,7 +126,7 @@ def build_leads(
     metrics = LeadMetrics(registry)
     sinks: dict[str, Sink] = {}
     roistat_client: roistat.RoistatClient | None = None
-    key, api_key = _secret(settings.roistat_key), _secret(settings.roistat_api_key)
+    key, api_key = secret(settings.roistat_key), secret(settings.roistat_api_key)
     if key or api_key:
         roistat_client = roistat.RoistatClient(
             settings.roistat_url,
@@ -143,7 +141,7 @@ def build_leads(
         if api_key and settings.roistat_project:
             sinks[roistat.SINK_CALL] = roistat.RoistatCallSink(roistat_client)
     batcher: metrika.MetrikaBatcher | None = None
-    token = _secret(settings.metrika_token)
+    token = secret(settings.metrika_token)
     if token and settings.metrika_counter_id:
         batcher = metrika.MetrikaBatcher(
             db,
@@ -183,12 +181,38 @@ def build_leads(
         metrics=metrics,
         zone=settings.zone,
         worker=worker,
-        observer=observer,
+        observers=observers,
     )
     return Leads(config, service, worker, metrics, roistat_client, batcher)
 
 
 LEADS = web.AppKey("trubka_leads", Leads)
+
+
+def setup_leads(shell: Shell) -> Leads:
+    """The leads room: the pipeline's `leads` step, the site forms' service. Built before the
+    calls (the jobs queue shares its outbox settings); its loops start in `serve_leads`."""
+    leads = build_leads(
+        shell.settings,
+        shell.db,
+        registry=shell.web.metrics.registry,
+        clock=shell.clock,
+        observers=lead_observers(),
+    )
+    shell.app[LEADS] = leads
+    shell.app[LEAD_FORMS] = LeadsWeb(leads.service)
+    shell.pipeline.steps.leads = leads.service
+    return leads
+
+
+def serve_leads(shell: Shell, leads: Leads) -> None:
+    """The form route; in background roles the sweep, outbox and Metrika loops (after the
+    leadership: one process sweeps, one uploads to Metrika)."""
+    if shell.role.background:
+        leads.guard(shell.leadership)
+        shell.app.cleanup_ctx.append(lambda _app: leads.lifetime())
+    if shell.role.http:
+        shell.app.add_routes(leads_web.routes)
 
 
 class ScenarioLeads:

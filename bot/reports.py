@@ -8,25 +8,23 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.settings import Settings
-from bot.singletons import REPORT_ROLLUP, Leadership
+from bot.shell import Shell
+from bot.singletons import REPORT_ROLLUP
 from handlers.web import reports_api
-from handlers.web.context import CONTEXT
 from handlers.web.http_metrics import HttpMetrics
 from handlers.web.reports import build_reports_app
-from storage.db import Database
-from telephony.infra.clock import Clock
 from telephony.reports import ReportService
 from telephony.reports.gauges import ReportGauges
 from telephony.reports.rollup import PoolHourRollup
 from telephony.scenarios.hours import WorkingHours
 
 
-def setup_reports(
-    app: web.Application, settings: Settings, db: Database, hours: WorkingHours
-) -> ReportService:
-    """`hours`: the scenario file's working hours (response times are counted in them)."""
-    context = app[CONTEXT]
+def setup_reports(shell: Shell, hours: WorkingHours) -> ReportService | None:
+    """`hours`: the scenario file's working hours (response times are counted in them). HTTP
+    roles only: the pages and the API."""
+    if not shell.role.http:
+        return None
+    app, settings, db, context = shell.app, shell.settings, shell.db, shell.web
     registry = context.metrics.registry
     # First: the latency of everything else, errors included.
     app.middlewares.insert(0, HttpMetrics(registry).middleware)
@@ -42,11 +40,13 @@ def setup_reports(
 ROLLUP = web.AppKey("trubka_report_rollup", PoolHourRollup)
 
 
-def setup_rollup(
-    app: web.Application, db: Database, leadership: Leadership, clock: Clock | None = None
-) -> PoolHourRollup:
-    """The rollup of closed hours, on the worker runner, in the process holding the
-    "report-rollup" lease (it also runs while no web process is up)."""
+def setup_rollup(shell: Shell) -> PoolHourRollup | None:
+    """The rollup of closed hours (the tracking report's), on the worker runner, in the
+    background process holding the "report-rollup" lease (it also runs while no web process
+    is up)."""
+    if not shell.role.background:
+        return None
+    app, db, leadership, clock = shell.app, shell.db, shell.leadership, shell.clock
     rollup = PoolHourRollup(db, now=clock.now) if clock is not None else PoolHourRollup(db)
     guard = leadership.guard(REPORT_ROLLUP)
     rollup.gate = guard.held

@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
 
+def secret(value: SecretStr | None) -> str | None:
+    """A secret setting's value (None when unset); the one place secrets are unwrapped."""
+    return value.get_secret_value() if value is not None else None
+
+
 class ConfigurationError(Exception):
     """A setting is set but invalid; the message names the environment variable."""
 

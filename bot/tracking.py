@@ -1,4 +1,4 @@
-"""Wiring call tracking into the app: its `[tracking]` settings, routes, observer, numbers."""
+"""Wiring call tracking into the app: its `[tracking]` settings, routes, pipeline steps, numbers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from aiohttp import web
 
 from bot.config import load_file_config
 from bot.settings import ConfigurationError, Settings
+from bot.shell import Shell
 from handlers.web import tracking as tracking_web
-from storage.db import Database
-from telephony.events import CallObservers
 from telephony.tracking import TrackingAttributor, TrackingConfig, check, sync_numbers
 from telephony.tracking.config import ConfigProblem
 from telephony.tracking.guard import RequestBudget
@@ -28,26 +27,21 @@ def load_tracking(settings: Settings) -> TrackingConfig:
     return config
 
 
-def setup_tracking(
-    app: web.Application,
-    settings: Settings,
-    config: TrackingConfig,
-    db: Database,
-    observers: CallObservers,
-    *,
-    http: bool = True,
-) -> None:
-    script = render_tracker(config, settings.public_url).encode("utf-8")
+def setup_tracking(shell: Shell, config: TrackingConfig) -> None:
+    """The tracker script and its routes; when on, the pipeline's `tracking` and `fraud` steps
+    and the pool's numbers synced at start."""
+    app, db = shell.app, shell.db
+    script = render_tracker(config, shell.settings.public_url).encode("utf-8")
     app[tracking_web.TRACKING] = tracking_web.TrackingWeb(
         config=config, script=script, budget=RequestBudget(config.limits)
     )
-    if http:
+    if shell.role.http:
         app.middlewares.append(tracking_web.cors)
         app.add_routes(tracking_web.routes)
     if not config.enabled:
         return
-    observers.add(TrackingAttributor(db, config))
-    observers.add(ShortCallFlagger(db, config))
+    shell.pipeline.steps.tracking = TrackingAttributor(config)
+    shell.pipeline.steps.fraud = ShortCallFlagger(config)
 
     async def numbers(_app: web.Application) -> AsyncIterator[None]:
         async with db.session() as session:

@@ -2,8 +2,8 @@
 
 Every background queue of the house is a table with the same few columns, and this module is
 the only code that claims, finishes, retries or revives their rows (the lead outbox, scenario
-jobs, Telegram deliveries; the call inbox shares `RetryPolicy`-free claims of its own with SKIP
-LOCKED).
+jobs, Telegram deliveries; the call inbox claims with SKIP LOCKED on its own, in `processed_at`
+order, but speaks the same lifecycle: pending, done, dead and `revive`, retried by `RetryPolicy`).
 
 A queue table has: an integer `id`; a `status` (`Status`); a due-time column (when a pending
 row may run); `attempts`; `claim_token` and `lease_until`. A `QueueTable` names these columns

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
-
-from sqlmodel.ext.asyncio.session import AsyncSession
+from typing import Generic, Protocol, TypeVar
 
 from storage.models import Call, Client, DialogMessage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,9 +24,6 @@ class CallUpdate:
     client_created: bool = False
     # Client variables this push changed (name → new value): the scenarios' `variable` trigger.
     variables: dict[str, str] = field(default_factory=dict)
-    # What deciders settled inside the transaction that applied the push (by decider), for
-    # their observer half to act on after the commit.
-    decided: dict[str, Any] = field(default_factory=dict)
 
 
 class CallObserver(Protocol):
@@ -36,35 +32,26 @@ class CallObserver(Protocol):
     async def call_updated(self, update: CallUpdate) -> None: ...
 
 
-@runtime_checkable
-class CallDecider(Protocol):
-    """Decides on a call inside the transaction that applied its push (call tracking, leads):
-    one transaction instead of one more per observer. Writes only; no network."""
+class FanOut(Generic[T]):
+    """Tells every member in turn; one failing member does not stop the others (its failure is
+    logged). The one fan-out of the house: call, client-message and lead observers."""
 
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None: ...
+    def __init__(self, members: Sequence[T] = (), *, name: str = "observer") -> None:
+        self._members = list(members)
+        self._name = name
 
+    def add(self, member: T) -> None:
+        self._members.append(member)
 
-class CallObservers:
-    """Fans a change out to every observer; one failing observer does not stop the others."""
+    def __len__(self) -> int:
+        return len(self._members)
 
-    def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
-        self._observers = list(observers)
-
-    def add(self, observer: CallObserver) -> None:
-        self._observers.append(observer)
-
-    async def call_updated(self, update: CallUpdate) -> None:
-        for observer in self._observers:
+    async def tell(self, notify: Callable[[T], Awaitable[object]]) -> None:
+        for member in self._members:
             try:
-                await observer.call_updated(update)
+                await notify(member)
             except Exception:
-                log.exception("call observer %r failed", observer)
-
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
-        """The deciders among the observers, in order, in the caller's transaction."""
-        for observer in self._observers:
-            if isinstance(observer, CallDecider):
-                await observer.decide(session, update)
+                log.exception("%s %r failed", self._name, member)
 
 
 @dataclass
@@ -83,23 +70,6 @@ class MessageObserver(Protocol):
     async def message_received(self, message: ClientMessage) -> None: ...
 
 
-class MessageObservers:
-    """Fans a client message out; one failing observer does not stop the others."""
-
-    def __init__(self, observers: Sequence[MessageObserver] = ()) -> None:
-        self._observers = list(observers)
-
-    def add(self, observer: MessageObserver) -> None:
-        self._observers.append(observer)
-
-    async def message_received(self, message: ClientMessage) -> None:
-        for observer in self._observers:
-            try:
-                await observer.message_received(message)
-            except Exception:
-                log.exception("message observer %r failed", observer)
-
-
 @dataclass
 class LeadInfo:
     """A new lead: `source` is "form" (a site form), "call" (the lead rules made one from a
@@ -114,30 +84,21 @@ class LeadInfo:
 
 
 class LeadObserver(Protocol):
-    """Told about every new lead, after it is committed (the lead code calls `lead_created`)."""
+    """Told about every new lead, after it is committed (the lead code tells them)."""
 
     async def lead_created(self, lead: LeadInfo) -> None: ...
 
 
-class LeadObservers:
-    """Fans a new lead out; one failing observer does not stop the others."""
+def message_observers(members: Sequence[MessageObserver] = ()) -> FanOut[MessageObserver]:
+    return FanOut(members, name="message observer")
 
-    def __init__(self, observers: Sequence[LeadObserver] = ()) -> None:
-        self._observers = list(observers)
 
-    def add(self, observer: LeadObserver) -> None:
-        self._observers.append(observer)
-
-    async def lead_created(self, lead: LeadInfo) -> None:
-        for observer in self._observers:
-            try:
-                await observer.lead_created(lead)
-            except Exception:
-                log.exception("lead observer %r failed", observer)
+def lead_observers(members: Sequence[LeadObserver] = ()) -> FanOut[LeadObserver]:
+    return FanOut(members, name="lead observer")
 
 
 class LeadMaker(Protocol):
-    """Creates a lead for a client (the leads room); tells LeadObservers itself."""
+    """Creates a lead for a client (the leads room); tells the lead observers itself."""
 
     async def create_lead(
         self, client_id: int, fields: dict[str, str | bool | None], call_id: int | None = None

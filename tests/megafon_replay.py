@@ -9,7 +9,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from tests.conftest import CRM_TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
@@ -42,7 +42,7 @@ async def push(
 async def settle(client: TestClient[web.Request, web.Application]) -> None:
     """Wait until the app has applied every push it answered (the inbox applies them just after),
     and the jobs those pushes queued have run (a Novofon recording's link)."""
-    context = client.app[CONTEXT]
+    context = client.app[CALLS]
     await context.inbox.drain()
     if context.jobs is not None and await context.jobs.drain():
         await context.inbox.drain()

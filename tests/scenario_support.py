@@ -14,10 +14,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import col, select
 
 from bot.app import build_app
+from bot.leads import LEADS
 from bot.scenarios.wiring import SCENARIOS
 from bot.telegram.wiring import TELEGRAM
 from storage.db import Database
 from storage.scenario_models import ScenarioJob
+from telephony.events import LeadInfo
 from telephony.infra.clock import FakeClock
 from telephony.scenarios.engine import ScenarioEngine
 from tests.conftest import API_TOKEN, AppClient, test_settings
@@ -49,6 +51,11 @@ class Harness:
     @property
     def engine(self) -> ScenarioEngine:
         return self.app[SCENARIOS]
+
+    async def tell_lead(self, lead: LeadInfo) -> None:
+        """What the leads room does after storing a lead: tell the lead observers."""
+        observers = self.app[LEADS].service.observers
+        await observers.tell(lambda observer: observer.lead_created(lead))
 
     async def settle(self) -> None:
         """Pushes applied, due jobs run, Telegram sends out — until nothing moves."""

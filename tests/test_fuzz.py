@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from storage.db import Database
 from storage.models import Call, CallEvent
 from telephony.providers.novofon import SIGNED_FIELDS, webhook_signature
@@ -245,7 +245,7 @@ async def test_no_route_answers_5xx_to_bad_input_and_calls_still_work(
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
     # Whatever the fuzzer stored, the inbox goes on: a whole call is applied as usual.
-    await client.app[CONTEXT].inbox.drain()
+    await client.app[CALLS].inbox.drain()
     await replay(client, load("inbound_answered")[1:])
     async with any_db.session() as session:
         call = (await session.exec(select(Call).where(Call.callid.startswith("B10D0EB")))).one()  # type: ignore[union-attr]

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from bot.cli import main
 from storage.db import Database
+from storage.inbox_queries import push_status
 from storage.models import Call, CallEvent, DialogMessage
+from storage.queue import RetryPolicy, Status
 from telephony.calls.apply import CallPush
 from telephony.calls.inbox import CallInbox
-from telephony.events import CallObservers, CallUpdate
+from telephony.calls.pipeline import CallPipeline
+from telephony.events import CallUpdate
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 from tests.megafon_replay import load
 
@@ -38,7 +42,7 @@ async def test_pushes_stored_before_a_stop_are_applied_after_the_restart(
     any_db: Database,
 ) -> None:
     pushes = load("inbound_answered")[1:]
-    before = CallInbox(any_db, CallObservers(), {PROVIDER: parse_call_push})
+    before = CallInbox(any_db, CallPipeline(any_db), {PROVIDER: parse_call_push})
     await before.start(process=False)  # the process dies before applying anything
     assert await submit_all(before, pushes) == [True] * len(pushes)
     await before.drain(process=False)
@@ -47,7 +51,7 @@ async def test_pushes_stored_before_a_stop_are_applied_after_the_restart(
         assert (await session.exec(select(Call))).all() == []
 
     recorder = Recorder()
-    after = CallInbox(any_db, CallObservers([recorder]), {PROVIDER: parse_call_push})
+    after = CallInbox(any_db, CallPipeline(any_db, after=[recorder]), {PROVIDER: parse_call_push})
     await after.start()
     assert await submit_all(after, pushes[:2]) == [False, False]  # still duplicates
     await after.drain()
@@ -67,7 +71,7 @@ async def test_a_push_that_cannot_be_applied_is_set_aside_with_its_error(
             raise RuntimeError("bob's pushes break the parser")
         return parse_call_push(fields)
 
-    inbox = CallInbox(any_db, CallObservers(), {PROVIDER: picky})
+    inbox = CallInbox(any_db, CallPipeline(any_db), {PROVIDER: picky})
     await inbox.start()
     await submit_all(inbox, load("inbound_answered")[1:])
     await inbox.drain()
@@ -118,7 +122,7 @@ async def test_a_poison_push_between_good_ones_never_holds_them_back(any_db: Dat
     poison = _call("POISON", "79161110002", duration="99999999999999999999")
     good_after = _call("GOOD-2", "79161110003")
     recorder = Recorder()
-    inbox = CallInbox(any_db, CallObservers([recorder]), {PROVIDER: unchecked})
+    inbox = CallInbox(any_db, CallPipeline(any_db, after=[recorder]), {PROVIDER: unchecked})
     await inbox.start()
     await submit_all(inbox, good_before[:2] + poison + good_before[2:] + good_after)
     await inbox.drain()
@@ -132,13 +136,13 @@ async def test_a_poison_push_between_good_ones_never_holds_them_back(any_db: Dat
     [set_aside] = [e for e in events if e.error]
     assert set_aside.command == "history" and "POISON" in set_aside.payload
     assert calls["POISON"].status is None  # its events applied, its broken outcome set aside
-    assert inbox.set_aside_total == 1
+    assert inbox.dead_total == 1
     assert await inbox.health() is None
 
     # After a fix (here: the parser that checks numbers), the operator re-applies it.
     inbox._parsers[PROVIDER] = lambda f: parse_call_push({**f, "duration": "45"})
-    assert await inbox.reapply(set_aside.id or 0) is True
-    assert await inbox.reapply(set_aside.id or 0) is False  # not set aside any more
+    assert await inbox.revive(set_aside.id or 0) is True
+    assert await inbox.revive(set_aside.id or 0) is False  # not set aside any more
     await inbox.drain()
     await inbox.stop()
     async with any_db.session() as session:
@@ -151,7 +155,7 @@ async def test_a_poison_push_between_good_ones_never_holds_them_back(any_db: Dat
 async def test_a_stopped_processor_and_an_old_push_make_the_inbox_unhealthy(
     any_db: Database,
 ) -> None:
-    inbox = CallInbox(any_db, CallObservers(), {PROVIDER: parse_call_push}, stuck_after=0.0)
+    inbox = CallInbox(any_db, CallPipeline(any_db), {PROVIDER: parse_call_push}, stuck_after=0.0)
     await inbox.start(process=False)
     await submit_all(inbox, _call("WAITING", "79161110004")[:1])
     await inbox.drain(process=False)
@@ -172,7 +176,7 @@ async def test_an_operator_lists_a_set_aside_push_and_reapplies_it_after_the_fix
             raise RuntimeError("the ACCEPTED parser has a bug")
         return parse_call_push(fields)
 
-    inbox = CallInbox(db, CallObservers(), {PROVIDER: picky})
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: picky})
     await inbox.start()
     await submit_all(inbox, _call("FIXME-1", "79161110005"))
     await inbox.drain()
@@ -189,7 +193,7 @@ async def test_an_operator_lists_a_set_aside_push_and_reapplies_it_after_the_fix
     assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 0
     assert await loop.run_in_executor(None, main, ["inbox", "reapply", "2"]) == 1
     assert await loop.run_in_executor(None, main, ["inbox", "reapply"]) == 2
-    fixed = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+    fixed = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
     await fixed.start()  # a restarted serve with the fix applies what was put back
     await fixed.drain()
     await fixed.stop()
@@ -198,3 +202,66 @@ async def test_an_operator_lists_a_set_aside_push_and_reapplies_it_after_the_fix
         lines = (await session.exec(select(DialogMessage.text))).all()
     assert call.answered is True
     assert "megafon_call_event ACCEPTED" in lines
+
+
+def _lock_timeouts(failures: int | None) -> Callable[[Mapping[str, str]], Sequence[CallPush]]:
+    """A parser that meets an operational error (as a lock timeout would) on its first
+    `failures` tries of the CANCELLED push (None: always)."""
+    tries = 0
+
+    def parse(fields: Mapping[str, str]) -> Sequence[CallPush]:
+        nonlocal tries
+        if fields.get("type") == "CANCELLED":
+            tries += 1
+            if failures is None or tries <= failures:
+                raise OperationalError("UPDATE calls", {}, Exception("lock timeout"))
+        return parse_call_push(fields)
+
+    return parse
+
+
+async def _until_applied(db: Database, count: int) -> list[CallEvent]:
+    async with asyncio.timeout(20):
+        while True:
+            async with db.session() as session:
+                events = list((await session.exec(select(CallEvent).order_by(CallEvent.id))).all())
+            if len(events) == count and all(e.processed_at is not None for e in events):
+                return events
+            await asyncio.sleep(0.02)
+
+
+async def test_an_operational_error_is_retried_by_the_retry_policy_not_set_aside(
+    any_db: Database,
+) -> None:
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.02, max_attempts=4)
+    parse = _lock_timeouts(3)  # the fourth try goes through
+    inbox = CallInbox(any_db, CallPipeline(any_db), {PROVIDER: parse}, retry=policy)
+    await inbox.start()
+    pushes = load("inbound_answered")[1:]
+    await submit_all(inbox, pushes)
+    events = await _until_applied(any_db, len(pushes))
+    await inbox.stop()
+    assert [e.error for e in events] == [None] * len(pushes)
+    assert inbox.dead_total == 0
+    async with any_db.session() as session:
+        [call] = (await session.exec(select(Call))).all()
+    assert (call.status, call.manager_user) == ("Success", "andy")
+
+
+async def test_a_push_whose_operational_errors_outlast_the_policy_is_dead(
+    any_db: Database,
+) -> None:
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.02, max_attempts=3)
+    inbox = CallInbox(any_db, CallPipeline(any_db), {PROVIDER: _lock_timeouts(None)}, retry=policy)
+    await inbox.start()
+    pushes = load("inbound_answered")[1:]
+    await submit_all(inbox, pushes)
+    events = await _until_applied(any_db, len(pushes))
+    await inbox.stop()
+    [dead] = [e for e in events if e.error]
+    assert dead.event_type == "CANCELLED" and "lock timeout" in (dead.error or "")
+    assert push_status(dead) == Status.DEAD
+    assert inbox.dead_total == 1
+    async with any_db.session() as session:
+        [call] = (await session.exec(select(Call))).all()
+    assert call.status == "Success"  # the pushes after it were applied

@@ -408,12 +408,12 @@ async def test_a_call_stored_while_the_observer_never_ran_is_decided_at_start(
     make_harness: HarnessFactory, db: Database
 ) -> None:
     from telephony.calls.inbox import CallInbox
-    from telephony.events import CallObservers
+    from telephony.calls.pipeline import CallPipeline
     from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 
     fields = load("inbound_answered")[-1]
     # Stored and applied by a process that stopped before its observers ran.
-    inbox = CallInbox(db, CallObservers(), {PROVIDER: parse_call_push})
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
     await inbox.start()
     await inbox.submit(PROVIDER, fields, dedup_key(fields), command="history")
     await inbox.drain()

@@ -6,7 +6,7 @@ import asyncio
 import random
 from datetime import timedelta
 
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from storage.db import Database
 from storage.types import utcnow
 from telephony.leads.outbox import DeliveryError, RetryPolicy, claim, enqueue, fail
@@ -19,7 +19,7 @@ async def test_a_dead_inbox_loop_makes_healthz_fail_with_the_reason(
 ) -> None:
     client = await make_client(any_db)
     assert (await client.get("/healthz")).status == 200
-    [_writer, processor] = client.app[CONTEXT].inbox._tasks
+    [_writer, processor] = client.app[CALLS].inbox._tasks
     processor.cancel()
     await asyncio.sleep(0)
     response = await client.get("/healthz")

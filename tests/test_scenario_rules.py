@@ -12,7 +12,6 @@ import pytest
 from sqlmodel import select
 
 from handlers.telegram import texts
-from handlers.web.context import CONTEXT
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.models import Client
@@ -311,7 +310,7 @@ async def test_a_call_lead_sees_its_call(start: Start, db: Database) -> None:
     lead = LeadInfo(
         "call", person["id"], lead_id=7, call_id=call["id"], fields={"utm_source": "ya"}
     )
-    await h.app[CONTEXT].lead_observers.lead_created(lead)
+    await h.tell_lead(lead)
     await h.settle()
     assert "Лид со звонка 4F1C2A-MISSED-77, источник ya" in h.in_group()
 

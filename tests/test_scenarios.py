@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from handlers.web.context import CONTEXT
 from storage.db import Database
 from telephony.events import LeadInfo
 from telephony.infra.clock import FakeClock
@@ -132,12 +131,12 @@ async def test_a_site_form_asking_for_a_callback_is_called_at_once_in_working_ho
     person = await h.person(MISSED)
     lead = LeadInfo("form", person["id"], lead_id=1, fields={"is_need_callback": True})
     # What the leads room calls after storing a form lead (POST /api/v1/leads).
-    await h.app[CONTEXT].lead_observers.lead_created(lead)
+    await h.tell_lead(lead)
     await h.settle()
     assert h.makecalls() == [{"phone": MISSED, "user": DUTY}]
     # A form without the callback flag calls nobody.
     plain = LeadInfo("form", person["id"], lead_id=2, fields={"is_need_callback": False})
-    await h.app[CONTEXT].lead_observers.lead_created(plain)
+    await h.tell_lead(plain)
     await h.settle()
     assert len(h.makecalls()) == 1
 
@@ -169,9 +168,7 @@ async def test_a_site_form_after_hours_is_called_when_the_next_working_day_start
     h = await start(db, at=FRIDAY_19.replace(day=28, hour=16))  # Saturday 16:00, closed
     await h.replay(load("inbound_missed"))
     person = await h.person(MISSED)
-    await h.app[CONTEXT].lead_observers.lead_created(
-        LeadInfo("form", person["id"], fields={"is_need_callback": True})
-    )
+    await h.tell_lead(LeadInfo("form", person["id"], fields={"is_need_callback": True}))
     await h.settle()
     await h.advance(15)  # the missed-call rule's callback is also waiting for Monday
     assert h.makecalls() == []

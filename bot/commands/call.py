@@ -7,9 +7,10 @@ import asyncio
 import json
 import sys
 
-from bot.app import CallLog, megafon_client
+from bot.calls import megafon_client
 from bot.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from bot.settings import Settings
+from bot.shell import CallLog
 from storage.db import Database
 from storage.migrate import upgrade
 from telephony.calls.dialing import CallRequestError, megafon_call

@@ -1,4 +1,6 @@
-"""`trubka inbox`: the inbox backlog and set-aside pushes; `trubka inbox reapply ID|--all`."""
+"""`trubka inbox`: the inbox backlog and set-aside pushes; `trubka inbox reapply ID|--all`.
+
+"Set aside" is the operator's word for the queue engine's "dead"; reapply revives."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import sys
 from bot.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Subparsers
 from bot.settings import Settings
 from storage.db import Database
-from storage.inbox_queries import put_back, set_aside_pushes
+from storage.inbox_queries import dead_pushes, revive
 from storage.migrate import upgrade
 from storage.queue_stats import QUEUES, queue_stats
 
@@ -49,7 +51,7 @@ async def _show(settings: Settings, limit: int) -> None:
             f"waiting: {stats.backlog}  oldest: {stats.oldest_due_seconds:.0f} s  "
             f"set aside: {stats.set_aside}"
         )
-        for event in await set_aside_pushes(db, limit=limit):
+        for event in await dead_pushes(db, limit=limit):
             print(
                 f"#{event.id} {event.provider} {event.command} {event.event_type or '-'} "
                 f"call={_call_id(event.payload)} received={event.received_at:%Y-%m-%d %H:%M:%S}Z"
@@ -68,7 +70,7 @@ async def _reapply(settings: Settings, push_id: int | None) -> int:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        return await put_back(db, push_id)
+        return await revive(db, push_id)
     finally:
         await db.dispose()
 

@@ -1,5 +1,6 @@
-"""Wiring the scenarios into the app: the file (TRUBKA_SCENARIOS), the engine as an observer
-of calls, client messages and leads, and the scheduler loop inside `trubka serve`."""
+"""Wiring the scenarios into the app: the file (TRUBKA_SCENARIOS), the engine as the call
+pipeline's `scenarios` step and an observer of client messages and leads, and the scheduler
+loop inside `trubka serve`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from bot.settings import ConfigurationError, Settings
-from bot.singletons import SCENARIO_SCHEDULER, Leadership
-from storage.db import Database
-from telephony.events import CallObservers, LeadMaker, LeadObservers, MessageObservers
-from telephony.infra.clock import Clock, SystemClock
+from bot.shell import Shell
+from bot.singletons import SCENARIO_SCHEDULER
+from telephony.events import FanOut, LeadMaker, LeadObserver, MessageObserver
+from telephony.infra.clock import SystemClock
 from telephony.providers.megafon import MegafonClient
 from telephony.scenarios.actions import TelegramOutlet
 from telephony.scenarios.engine import ScenarioEngine, ScenarioMetrics
@@ -41,35 +41,31 @@ def load_scenario_settings(settings: Settings) -> Scenarios:
 
 
 def setup_scenarios(
-    app: web.Application,
-    settings: Settings,
+    shell: Shell,
     scenarios: Scenarios,
-    db: Database,
     *,
-    calls: CallObservers,
-    messages: MessageObservers,
-    leads: LeadObservers,
+    messages: FanOut[MessageObserver],
+    leads: FanOut[LeadObserver],
+    lead_maker: LeadMaker,
     pbx: MegafonClient | None,
     telegram: TelegramOutlet | None,
-    registry: CollectorRegistry,
-    lead_maker: LeadMaker,
-    clock: Clock | None = None,
-    leadership: Leadership | None = None,
 ) -> ScenarioEngine:
-    """`leadership` None: no scheduler loop here (`serve --role web`); else it runs while this
-    process holds the "scenario-scheduler" lease."""
+    """The pipeline's `scenarios` step and the observer of client messages and leads. Its
+    scheduler loop runs in background roles while this process holds the "scenario-scheduler"
+    lease (none in `serve --role web`)."""
+    app = shell.app
     engine = ScenarioEngine(
-        db,
+        shell.db,
         scenarios,
-        zone=settings.zone,
-        clock=clock or SystemClock(),
-        call_observer=calls,
+        zone=shell.settings.zone,
+        clock=shell.clock or SystemClock(),
+        call_observer=shell.pipeline,
         pbx=pbx,
         leads=lead_maker,
         telegram=telegram,
-        metrics=ScenarioMetrics(registry),
+        metrics=ScenarioMetrics(shell.web.metrics.registry),
     )
-    calls.add(engine)
+    shell.pipeline.steps.scenarios = engine
     messages.add(engine)
     leads.add(engine)
     app[SCENARIOS] = engine
@@ -77,9 +73,9 @@ def setup_scenarios(
     if scenarios.path is not None:
         log.info("scenarios: %d rules from %s", len(scenarios.rules), scenarios.path)
 
-    if leadership is None:
+    if not shell.role.background:
         return engine
-    guard = leadership.guard(SCENARIO_SCHEDULER)
+    guard = shell.leadership.guard(SCENARIO_SCHEDULER)
     engine.gate = guard.held
     guard.on_gain(engine.wake)
 

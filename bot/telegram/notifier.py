@@ -28,6 +28,7 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
+from telephony.calls.pipeline import NotesQueued
 from telephony.events import CallUpdate
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
 
@@ -48,7 +49,7 @@ class AlertRules:
 
 
 class TopicNotifier:
-    """A CallObserver and CallDecider: stores the sends of a call's change (with the change,
+    """The call pipeline's `notes` step: stores the sends of a call's change (with the change,
     when the call inbox applies it), then wakes the queue, so a failed or postponed send is
     retried from the table."""
 
@@ -67,17 +68,13 @@ class TopicNotifier:
         self._wake = wake
         self.rules = rules or AlertRules()
 
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> NotesQueued:
         """Store the call's sends in the transaction that applied its push: the dialog line
         and its send commit together (and no transaction of our own per push)."""
-        update.decided["telegram"] = await self._sends(session, update)
+        return NotesQueued(await self._sends(session, update))
 
-    async def call_updated(self, update: CallUpdate) -> None:
-        added = update.decided.get("telegram")
-        if added is None:  # not decided in the push's own transaction (megafon_call …)
-            async with self.db.session() as session:
-                added = await self._sends(session, update)
-        if added:
+    async def committed(self, update: CallUpdate, result: NotesQueued) -> None:
+        if result.sends:
             self._wake()
 
     async def _sends(self, session: AsyncSession, update: CallUpdate) -> int:

@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from bot import singletons
 from bot.roles import Role
-from bot.settings import ConfigurationError, Settings
+from bot.settings import ConfigurationError, Settings, secret
+from bot.shell import Shell
 from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import AlertRules, TopicNotifier
@@ -36,7 +37,8 @@ from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from storage.queue import RetryPolicy
 from telephony.calls.dialing import Dialers
-from telephony.events import CallObservers, MessageObserver
+from telephony.calls.pipeline import CallPipeline
+from telephony.events import FanOut, MessageObserver
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.infra.health import HealthChecks
 
@@ -202,9 +204,26 @@ class TelegramBot:
 TELEGRAM = web.AppKey("trubka_telegram", TelegramBot)
 
 
-def _secret(value: object) -> str | None:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter is not None else None
+def setup_telegram(
+    shell: Shell, dialers: Dialers, messages: FanOut[MessageObserver]
+) -> TelegramBot | None:
+    """The bot (None without TRUBKA_TELEGRAM_TOKEN): the pipeline's `notes` step, the webhook
+    route, the send queue and polling. Set up after the calls, so its cleanup (stop polling,
+    the send queue) runs before the PBX clients and the database close."""
+    telegram = build_telegram(
+        shell.settings,
+        shell.db,
+        shell.pipeline,
+        dialers,
+        messages=messages,
+        health=shell.web.health,
+        registry=shell.web.metrics.registry,
+        clock=shell.telegram_clock,
+    )
+    if telegram is not None:
+        shell.app[TELEGRAM] = telegram
+        telegram.register(shell.app, shell.role, shell.leadership)
+    return telegram
 
 
 def budget_rates(settings: Settings) -> BudgetRates:
@@ -222,18 +241,18 @@ def budget_rates(settings: Settings) -> BudgetRates:
 def build_telegram(
     settings: Settings,
     db: Database,
-    observers: CallObservers,
+    pipeline: CallPipeline,
     dialers: Dialers,
     *,
-    messages: MessageObserver | None = None,
+    messages: FanOut[MessageObserver] | None = None,
     health: HealthChecks | None = None,
     registry: CollectorRegistry | None = None,
     clock: Clock | None = None,
 ) -> TelegramBot | None:
-    token = _secret(settings.telegram_token)
+    token = secret(settings.telegram_token)
     if not token:
         return None
-    webhook_secret = _secret(settings.telegram_webhook_secret)
+    webhook_secret = secret(settings.telegram_webhook_secret)
     if settings.telegram_webhook_url and not webhook_secret:
         # Without it anyone who guesses the URL could feed us fake updates.
         raise ConfigurationError(
@@ -258,7 +277,7 @@ def build_telegram(
     context = TelegramContext(
         db=db,
         dialers=dialers,
-        observer=observers,
+        observer=pipeline,
         topics=sender,
         zone=settings.zone,
         managers_chat_id=settings.telegram_managers_chat_id,
@@ -274,7 +293,7 @@ def build_telegram(
     notifier = TopicNotifier(
         db, settings.telegram_managers_chat_id, sender.wake, rules, clock=sender.clock
     )
-    observers.add(notifier)
+    pipeline.steps.notes = notifier
     return TelegramBot(
         bot=bot,
         dispatcher=build_dispatcher(context),

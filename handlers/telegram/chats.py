@@ -75,7 +75,8 @@ async def start(
             await wrote_from(session, CHANNEL, str(user.id), utcnow())
         assert client.id is not None
         if tg.messages is not None:
-            await tg.messages.message_received(ClientMessage(client.id, message.text, CHANNEL))
+            said = ClientMessage(client.id, message.text, CHANNEL)
+            await tg.messages.tell(lambda observer: observer.message_received(said))
 
 
 async def _linked(message: Message, tg: TelegramContext, user: User, token: str) -> None:
@@ -113,7 +114,8 @@ async def _linked(message: Message, tg: TelegramContext, user: User, token: str)
     if old_thread is not None:
         await tg.topics.retire(old_thread, client.id)
     if tg.messages is not None and message.text:
-        await tg.messages.message_received(ClientMessage(client.id, message.text, CHANNEL))
+        said = ClientMessage(client.id, message.text, CHANNEL)
+        await tg.messages.tell(lambda observer: observer.message_received(said))
 
 
 async def contact_shared(message: Message, tg: TelegramContext) -> None:
@@ -187,9 +189,8 @@ async def client_wrote(message: Message, tg: TelegramContext, manager: Manager |
             _to_topic(session, tg, client.id, stop.id, text=stop.text)
     tg.topics.wake()
     if tg.messages is not None:
-        await tg.messages.message_received(
-            ClientMessage(client.id, _summary(message), CHANNEL, line.id)
-        )
+        said = ClientMessage(client.id, _summary(message), CHANNEL, line.id)
+        await tg.messages.tell(lambda observer: observer.message_received(said))
 
 
 def _to_topic(

@@ -14,7 +14,7 @@ from storage.db import Database
 from storage.models import Manager
 from telephony.calls.dialing import Dialers
 from telephony.channels.service import ClientChannels
-from telephony.events import CallObserver, MessageObserver
+from telephony.events import CallObserver, FanOut, MessageObserver
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.managers import manager_by_telegram
 from telephony.providers.megafon import MegafonClient
@@ -51,7 +51,7 @@ class TelegramContext:
     admin_ids: frozenset[int] = field(default_factory=frozenset)
     pbx: MegafonClient | None = None
     # Told about every client message after it is stored (the scenarios' `message` trigger).
-    messages: MessageObserver | None = None
+    messages: FanOut[MessageObserver] | None = None
     # SMS / WhatsApp and the deep links (bot.channels.setup_channels); None: Telegram only.
     channels: ClientChannels | None = None
     clock: Clock = SYSTEM_CLOCK  # "today" of /missed

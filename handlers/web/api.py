@@ -24,7 +24,7 @@ from handlers.web.api_models import (
     MegafonCallRequest,
 )
 from handlers.web.auth import same_secret
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS, WEB
 from handlers.web.errors import JsonError
 from handlers.web.openapi import PUBLIC_PATHS, operation
 from handlers.web.serialize import call_answer, call_detail_answer, client_answer, message_answer
@@ -52,7 +52,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path.startswith(API + "/") and request.path not in PUBLIC_PATHS:
-        expected = request.app[CONTEXT].api_token
+        expected = request.app[WEB].api_token
         if not expected:
             raise JsonError(401, "API disabled", detail="set TRUBKA_API_TOKEN to enable the API")
         header = request.headers.get("Authorization", "")
@@ -94,7 +94,7 @@ def _call_answer(requested: RequestedCall) -> MegafonCallAnswer:
     tag="calls",
 )
 async def start_megafon_call(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     try:
         body = await parse_body(request, MegafonCallRequest)
     except JsonError:
@@ -124,7 +124,7 @@ async def start_megafon_call(request: web.Request) -> web.Response:
 )
 async def start_manager_call(request: web.Request) -> web.Response:
     """A manager's call through the PBX they are bound to (MegaFon or Novofon)."""
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await parse_body(request, ManagerCallRequest)
     manager = None
     if 1 <= body.manager_id <= MAX_ID:
@@ -169,7 +169,7 @@ async def client_by_phone(request: web.Request) -> web.Response:
     phone = parse_query(request, ClientQuery).phone
     # One read transaction: no write lock, does not wait for the call inbox's writer; Core
     # statements built once (a hot path: CRMs look callers up while the phone rings).
-    async with request.app[CONTEXT].db.read_connection() as connection:
+    async with request.app[WEB].db.read_connection() as connection:
         return await _client_response(connection, await client_view_by_phone(connection, phone))
 
 
@@ -179,7 +179,7 @@ async def client_by_id(request: web.Request) -> web.Response:
     client_id = path_id(request, "client_id")
     if client_id is None:
         raise JsonError(404, "Client not found")
-    async with request.app[CONTEXT].db.read_connection() as connection:
+    async with request.app[WEB].db.read_connection() as connection:
         return await _client_response(connection, await client_view_by_id(connection, client_id))
 
 
@@ -195,7 +195,7 @@ async def client_dialog(request: web.Request) -> web.Response:
     query = parse_query(request, DialogQuery)
     if client_id is None:
         raise JsonError(404, "Client not found")
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         if await session.get(Client, client_id) is None:
             raise JsonError(404, "Client not found")
         messages = await dialog_of(
@@ -215,7 +215,7 @@ async def client_dialog(request: web.Request) -> web.Response:
 )
 async def list_calls(request: web.Request) -> web.Response:
     query = parse_query(request, CallsQuery)
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         calls = await recent_calls(session, phone=query.phone, limit=query.limit)
     return answer(CallsAnswer(calls=[call_answer(call) for call in calls]))
 
@@ -230,7 +230,7 @@ async def call_detail(request: web.Request) -> web.Response:
     call_id = path_id(request, "call_id")
     if call_id is None:
         raise JsonError(404, "Call not found")
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         call = await session.get(Call, call_id)
         if call is None:
             raise JsonError(404, "Call not found")

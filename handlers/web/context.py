@@ -1,4 +1,5 @@
-"""What the web handlers need from the shell, in one typed application key."""
+"""What the web handlers need from the shell: frozen services, one typed application key per
+feature (`WEB`: shared; `CALLS`: PBX webhooks and the call API; `LEAD_FORMS`: site forms)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from storage.db import Database
 from telephony.calls.dialing import Dialers
 from telephony.calls.inbox import CallInbox
-from telephony.events import CallObserver, LeadObservers
+from telephony.events import CallObserver
 from telephony.infra.health import HealthChecks
 from telephony.leads.outbox import OutboxWorker
 from telephony.leads.service import LeadService
@@ -58,35 +59,52 @@ class WebMetrics:
         )
 
 
-@dataclass
-class WebContext:
+@dataclass(frozen=True)
+class WebCore:
+    """What every web feature shares: the database, the API token, metrics and health."""
+
     db: Database
-    observer: CallObserver
+    metrics: WebMetrics = field(default_factory=WebMetrics)
+    api_token: str | None = None
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
+    # What /healthz asks besides the database: stuck queues, dead loops, a refused bot token.
+    health: HealthChecks = field(default_factory=HealthChecks)
+    # Run before /metrics answers: gauges read from the database (pool utilisation, queues).
+    scrape_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CallsWeb:
+    """The PBX webhooks and the call API: the inbox, the PBX clients and their secrets."""
+
+    db: Database
+    metrics: WebMetrics
     inbox: CallInbox
+    # Told about a call requested through the API (the call pipeline).
+    observer: CallObserver
     pbx: MegafonClient | None = None
     megafon_crm_token: str | None = None
-    api_token: str | None = None
-    metrics: WebMetrics = field(default_factory=WebMetrics)
     novofon: NovofonClient | None = None
     novofon_secret: str | None = None
     novofon_route_to_responsible: bool = False
     novofon_calltracking_token: str | None = None
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Moscow"))
-    # New leads are announced here (lead_created) after their commit: scenarios react to them.
-    lead_observers: LeadObservers = field(default_factory=LeadObservers)
-    # What /healthz asks besides the database: stuck queues, dead loops, a refused bot token.
-    health: HealthChecks = field(default_factory=HealthChecks)
-    # Run before /metrics answers: gauges read from the database (pool utilisation, queues).
-    scrape_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Slow upstream work queued by webhooks (a Novofon recording's link), run off the request.
+    jobs: OutboxWorker | None = None
 
     @property
     def dialers(self) -> Dialers:
         """Every configured PBX a manager's call can go through."""
         return Dialers(megafon=self.pbx, novofon=self.novofon)
 
-    leads: LeadService | None = None
-    # Slow upstream work queued by webhooks (a Novofon recording's link), run off the request.
-    jobs: OutboxWorker | None = None
+
+@dataclass(frozen=True)
+class LeadsWeb:
+    """The site's lead forms."""
+
+    leads: LeadService
 
 
-CONTEXT = web.AppKey("trubka_context", WebContext)
+WEB = web.AppKey("trubka_web", WebCore)
+CALLS = web.AppKey("trubka_calls", CallsWeb)
+LEAD_FORMS = web.AppKey("trubka_lead_forms", LeadsWeb)

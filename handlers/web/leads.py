@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.web.api_models import FormLeadRequest, LeadAnswer, LeadHeaders
-from handlers.web.context import CONTEXT
+from handlers.web.context import LEAD_FORMS
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
 from handlers.web.validation import answer, parse_body, parse_headers
@@ -45,7 +45,7 @@ def form_lead(body: FormLeadRequest, idempotency_key: str | None) -> FormLead:
     tag="leads",
 )
 async def post_lead(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[LEAD_FORMS]
     if ctx.leads is None:
         raise JsonError(503, "Leads are not configured")
     body = await parse_body(request, FormLeadRequest)

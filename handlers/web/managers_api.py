@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.web.api_models import MAX_BIGINT, integral
-from handlers.web.context import CONTEXT, WebContext
+from handlers.web.context import CALLS, WEB, CallsWeb
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
 from handlers.web.validation import answer, parse_body, path_id
@@ -119,11 +119,11 @@ def _answer(manager: Manager) -> ManagerAnswer:
     )
 
 
-def _providers(ctx: WebContext) -> list[str]:
+def _providers(ctx: CallsWeb) -> list[str]:
     return [MEGAFON] * (ctx.pbx is not None) + [NOVOFON] * (ctx.novofon is not None)
 
 
-def _identity(ctx: WebContext, provider: str | None, pbx: str) -> PbxIdentity:
+def _identity(ctx: CallsWeb, provider: str | None, pbx: str) -> PbxIdentity:
     """The same parsing as `/pbx`: an ambiguous identity is refused with the choices."""
     raw = f"{provider} {pbx}" if provider else pbx
     try:
@@ -154,7 +154,7 @@ async def _bind(session: AsyncSession, manager: Manager, identity: PbxIdentity) 
 @routes.get(PATH)
 @operation("List managers", answers={200: ManagerList}, tag="managers")
 async def list_all(request: web.Request) -> web.Response:
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         managers = await all_managers(session)
     return answer(ManagerList(managers=[_answer(m) for m in managers]))
 
@@ -162,7 +162,7 @@ async def list_all(request: web.Request) -> web.Response:
 @routes.get(PATH + r"/{manager_id:\d+}")
 @operation("A manager", answers={200: ManagerAnswer, 404: None}, tag="managers")
 async def show(request: web.Request) -> web.Response:
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         manager = await _manager(session, request)
     return answer(_answer(manager))
 
@@ -175,7 +175,7 @@ async def show(request: web.Request) -> web.Response:
     tag="managers",
 )
 async def create(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await parse_body(request, ManagerCreate)
     if body.telegram_user_id is None and body.pbx is None:
         raise JsonError(400, "Invalid parameters", detail="give telegram_user_id or pbx (or both)")
@@ -206,7 +206,7 @@ async def create(request: web.Request) -> web.Response:
     tag="managers",
 )
 async def change(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     body = await parse_body(request, ManagerChange)
     async with ctx.db.session() as session:
         manager = await _manager(session, request)
@@ -231,6 +231,6 @@ async def change(request: web.Request) -> web.Response:
 @operation("Remove a manager", answers={204: None, 404: None}, tag="managers")
 async def remove(request: web.Request) -> web.Response:
     """Like `/delmanager`: Telegram is unbound; a manager the PBX knows stays for its calls."""
-    async with request.app[CONTEXT].db.session() as session:
+    async with request.app[WEB].db.session() as session:
         await retire_manager(session, await _manager(session, request))
     return web.Response(status=204)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from handlers.web.auth import same_secret
 from handlers.web.bodies import read_fields
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from handlers.web.errors import json_error
 from telephony.calls.pushes import ContactQuery, EventPush
 from telephony.clients import contact_card
@@ -18,7 +18,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/megafon_webhook")
 async def megafon_webhook(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     count = ctx.metrics.webhooks
     fields = await read_fields(request)
     command = fields.get("cmd", "")[:16] or "none"

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers.web.auth import same_secret
 from handlers.web.bodies import read_fields, read_json_object
-from handlers.web.context import CONTEXT
+from handlers.web.context import CALLS
 from handlers.web.errors import json_error
 from telephony.providers.megafon import InvalidPayload
 from telephony.providers.novofon import PROVIDER, SIGNED_FIELDS, parse_notification, verify_webhook
@@ -33,7 +33,7 @@ def _echo(request: web.Request) -> web.Response | None:
 async def novofon_webhook(request: web.Request) -> web.Response:
     if (echo := _echo(request)) is not None:
         return echo
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     count = ctx.metrics.webhooks
     if request.method != "POST":
         return json_error(400, "Invalid parameters", detail="expected zd_echo or a POSTed event")
@@ -69,7 +69,7 @@ async def novofon_webhook(request: web.Request) -> web.Response:
 async def novofon_calltracking(request: web.Request) -> web.Response:
     if (echo := _echo(request)) is not None:
         return echo
-    ctx = request.app[CONTEXT]
+    ctx = request.app[CALLS]
     count = ctx.metrics.webhooks
     if request.method != "POST":
         return json_error(400, "Invalid parameters", detail="expected zd_echo or a POSTed event")

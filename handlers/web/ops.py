@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from handlers.web.context import CONTEXT, WebContext
+from handlers.web.context import WEB, WebCore
 from storage.queue_stats import QUEUES, queue_stats
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
+    context = request.app[WEB]
     try:
         await context.db.ping()
     except Exception as exc:  # any driver error means the same to a load balancer
@@ -34,7 +34,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
+    context = request.app[WEB]
     for hook in context.scrape_hooks:
         try:
             await hook()
@@ -44,7 +44,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def queue_gauges(context: WebContext) -> Callable[[], Awaitable[None]]:
+def queue_gauges(context: WebCore) -> Callable[[], Awaitable[None]]:
     """A scrape hook: each durable queue's backlog, oldest due age and set-aside count."""
 
     async def refresh() -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from handlers.web.bodies import read_form_pairs
 from handlers.web.channel_inbound import CHANNEL_INBOUND
-from handlers.web.context import CONTEXT
+from handlers.web.context import WEB
 from handlers.web.errors import json_error
 from telephony.channels.smsru import PROVIDER, InvalidCallback, parse_status_callback
 
@@ -26,7 +26,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/smsru_callback")
 async def smsru_callback(request: web.Request) -> web.Response:
-    context = request.app.get(CONTEXT)
+    context = request.app.get(WEB)
     count = context.metrics.webhooks if context is not None else None
     pairs = await read_form_pairs(request)
     try:

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from handlers.web.bodies import read_json_object
-from handlers.web.context import CONTEXT
+from handlers.web.context import WEB
 from handlers.web.errors import JsonError
 from handlers.web.serialize import iso
 from storage.types import utcnow
@@ -116,7 +116,7 @@ async def _admit(request: web.Request, tracking: TrackingWeb) -> tuple[str | Non
     admission = tracking.budget.admit(holder)
     if admission.newly_penalized and holder is not None:
         released = await penalize(
-            request.app[CONTEXT].db, holder, utcnow(), whole_network=admission.network_refused
+            request.app[WEB].db, holder, utcnow(), whole_network=admission.network_refused
         )
         log.warning(
             "call tracking: %s over its request budget; penalized, %d lease(s) ended",
@@ -176,7 +176,7 @@ async def visit(request: web.Request) -> web.Response:
         yclid=body.yclid or None,
         may_lease=may_lease,
     )
-    shown = await record_page_view(request.app[CONTEXT].db, tracking.config, view, utcnow())
+    shown = await record_page_view(request.app[WEB].db, tracking.config, view, utcnow())
     return _answer(tracking, shown)
 
 
@@ -187,7 +187,7 @@ async def ping(request: web.Request) -> web.Response:
     body: PingBody = await _parse(request, PingBody)
     try:
         shown = await ping_visit(
-            request.app[CONTEXT].db,
+            request.app[WEB].db,
             tracking.config,
             body.visit_id,
             body.ids(),

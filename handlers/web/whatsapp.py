@@ -16,7 +16,7 @@ from aiohttp import web
 from handlers.web.auth import same_secret
 from handlers.web.bodies import MAX_BODY_BYTES, parse_json
 from handlers.web.channel_inbound import CHANNEL_INBOUND
-from handlers.web.context import CONTEXT
+from handlers.web.context import WEB
 from handlers.web.errors import json_error
 from telephony.channels.whatsapp import InvalidWebhook, parse_webhook, verify_signature
 
@@ -43,7 +43,7 @@ WHATSAPP_WEBHOOK = web.AppKey("whatsapp_webhook", WhatsAppWebhookConfig)
 
 
 def _count(request: web.Request, command: str, outcome: str) -> None:
-    ctx = request.app.get(CONTEXT)
+    ctx = request.app.get(WEB)
     if ctx is not None:
         ctx.metrics.webhooks.labels(PROVIDER, command, outcome).inc()
 

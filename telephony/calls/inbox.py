@@ -8,9 +8,14 @@ pushes not yet applied when the process stops are applied after the next start.
   transaction. A repeated push (same dedup key) is recognized there and changes nothing.
 - the processor applies stored pushes oldest first, in short transactions (a time slice), so
   new pushes are never stuck behind a long batch; each push in a savepoint, so a push that
-  fails is marked with its error without holding back the others. Observers are told after
-  the commit. On PostgreSQL several processes may share the inbox (rows claimed with
-  SKIP LOCKED).
+  fails is marked with its error without holding back the others. The call pipeline
+  (telephony/calls/pipeline.py) decides in the same transaction and finishes after the commit.
+  On PostgreSQL several processes may share the inbox (rows claimed with SKIP LOCKED).
+- A push's lifecycle uses the queue engine's words (storage/queue.py `Status`): pending
+  (`processed_at` unset), done (applied), dead (set aside with its `error`: its content cannot
+  be applied); `revive` puts a dead push back in line. An operational error (lock timeout,
+  dropped connection) says nothing about the push: it is retried by the engine's `RetryPolicy`
+  and the push is dead only when the policy gives up.
 """
 
 from __future__ import annotations
@@ -19,24 +24,27 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database
-from storage.inbox_queries import put_back
+from storage.inbox_queries import mark_dead
+from storage.inbox_queries import revive as revive_pushes
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
+from storage.queue import RetryPolicy
 from storage.types import utcnow
 from telephony.calls.apply import CallPush, apply_push, deferred_writes
-from telephony.events import CallObserver, CallUpdate
+from telephony.calls.pipeline import CallPipeline, Decided
+from telephony.events import CallUpdate
 from telephony.infra.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -56,16 +64,18 @@ class CallInbox:
     def __init__(
         self,
         db: Database,
-        observer: CallObserver,
+        pipeline: CallPipeline,
         parsers: Mapping[str, PushParser],
         *,
         slice_seconds: float = 0.02,
         batch_limit: int = 50,
         poll_seconds: float = 1.0,
         stuck_after: float = 60.0,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._db = db
-        self._observer = observer
+        self.pipeline = pipeline
         self._parsers = dict(parsers)
         self._slice = slice_seconds
         self._batch_limit = batch_limit
@@ -82,9 +92,15 @@ class CallInbox:
         # Rows fetched per slice follow how many the last slice managed: no loading of
         # pushes that a short slice would not reach.
         self._fetch = 4
-        # Pushes whose last tries failed for operational reasons (not their content).
-        self._transient_failures: dict[int | None, int] = {}
-        self.set_aside_total = 0
+        # An operational failure is retried by this policy (its delay is the loop's pause);
+        # the push is dead when the policy gives up.
+        self.retry = retry or transient_retry(poll_seconds)
+        self._rng = rng or random.Random()
+        # Tries of the oldest push so far that failed for operational reasons. In memory: the
+        # table has no attempts column (a restart gives the push a fresh count).
+        self._attempts: dict[int, int] = {}
+        self._retry_in: float | None = None
+        self.dead_total = 0
         self._reached = 1  # pushes the current slice has started on (to replay one by one)
         # /healthz calls the inbox stuck when its oldest unapplied push is older than this.
         self.stuck_after = stuck_after
@@ -186,13 +202,15 @@ class CallInbox:
             return 0 if await self.process_once() else None
         except Exception as exc:  # the database is away: the pushes wait, /healthz tells
             log.warning("inbox: processing failed (%s); retrying shortly", _describe(exc))
-            return self._processor.error_pause
+            pause, self._retry_in = self._retry_in, None
+            return self._processor.error_pause if pause is None else pause
 
     async def process_once(self) -> int:
         """Apply the oldest stored pushes for one time slice; returns how many were handled."""
         async with self._processing:
+            self._retry_in = None
             try:
-                handled, updates = await self._apply_slice()
+                handled, decided = await self._apply_slice()
             except Exception as exc:
                 # Something in the slice failed and the whole slice was rolled back: apply the
                 # pushes it reached one per transaction, so only the push that really fails is
@@ -202,14 +220,14 @@ class CallInbox:
                     exc.__class__.__name__,
                     self._reached,
                 )
-                handled, updates = 0, []
+                handled, decided = 0, []
                 for _ in range(self._reached):
                     one, more = await self._apply_oldest_alone()
-                    handled, updates = handled + one, updates + more
+                    handled, decided = handled + one, decided + more
                     if not one:
                         break
-            for update_ in updates:
-                await self._observer.call_updated(update_)
+            for each in decided:
+                await self.pipeline.committed(each)
             return handled
 
     def _pending(self, limit: int) -> SelectOfScalar[CallEvent]:
@@ -223,7 +241,7 @@ class CallInbox:
             query = query.with_for_update(skip_locked=True)
         return query
 
-    async def _apply_slice(self) -> tuple[int, list[CallUpdate]]:
+    async def _apply_slice(self) -> tuple[int, list[Decided]]:
         updates: list[CallUpdate] = []
         handled = 0
         self._reached = 1
@@ -237,9 +255,10 @@ class CallInbox:
                     updates.extend(await self._apply(session, event))
                     if time.monotonic() >= deadline or self._give_way(handled):
                         break
-            await self._decide(session, updates, alone=False)
+            # The pipeline's steps in the slice's transaction: no transaction of their own.
+            decided = [await self.pipeline.decide(session, update_) for update_ in updates]
         self._fetch = max(2, min(self._batch_limit, handled * 2))
-        return handled, updates
+        return handled, decided
 
     def _give_way(self, handled: int) -> bool:
         """New pushes waiting to be stored go first: the PBX waits for our answer. Under steady
@@ -248,32 +267,12 @@ class CallInbox:
         waiting = len(self._queue)
         return waiting >= _BURST or (waiting > 0 and handled >= _MIN_SLICE)
 
-    async def _decide(
-        self, session: AsyncSession, updates: list[CallUpdate], *, alone: bool
-    ) -> None:
-        """Deciders (call tracking, leads) in the slice's transaction: no transaction of their
-        own per push. For a push applied alone (after a slice failed), a failing decision is
-        left to the observer half after the commit (as if it had no decider): it never sets
-        the push aside."""
-        decide = getattr(self._observer, "decide", None)
-        if decide is None:
-            return
-        for update_ in updates:
-            if not alone:
-                await decide(session, update_)
-                continue
-            try:
-                async with session.begin_nested():
-                    await decide(session, update_)
-            except Exception:
-                log.exception("inbox: deciding on call %s failed", update_.call.id)
-                update_.decided.clear()
-
-    async def _apply_oldest_alone(self) -> tuple[int, list[CallUpdate]]:
-        """Apply the oldest push in its own transaction; if it fails, set it aside in another
-        one (the failed transaction is rolled back first, so setting aside always can work)."""
+    async def _apply_oldest_alone(self) -> tuple[int, list[Decided]]:
+        """Apply the oldest push in its own transaction; if it fails, mark it dead in another
+        one (the failed transaction is rolled back first, so marking always can work). Its
+        pipeline steps run in savepoints: a failing step never makes the push dead."""
         events: list[CallEvent] = []
-        event_id: int | None = None
+        event_id = 0
         provider = ""
         try:
             async with self._db.session() as session:
@@ -281,37 +280,43 @@ class CallInbox:
                 if not events:
                     return 0, []
                 event = events[0]
+                assert event.id is not None
                 event_id, provider = event.id, event.provider
                 updates = await self._apply(session, event)
-                await self._decide(session, updates, alone=True)
-            self._transient_failures.pop(event_id, None)  # it went through after all
-            return 1, updates
+                decided = [
+                    await self.pipeline.decide(session, update_, alone=True) for update_ in updates
+                ]
+            self._attempts.pop(event_id, None)  # it went through after all
+            return 1, decided
         except Exception as exc:
             if not events:
                 raise  # reading failed: the database itself is in trouble; the loop retries
-            if _transient(exc) and self._transient_failures.get(event_id, 0) < _TRANSIENT_TRIES:
-                self._transient_failures[event_id] = self._transient_failures.get(event_id, 0) + 1
+            if _transient(exc) and self._retry_later(event_id):
                 raise
             failure = exc
-        self._transient_failures.pop(event_id, None)
         log.error(
-            "inbox: push %s (%s) set aside: %s: %s",
+            "inbox: push %s (%s) is dead: %s: %s",
             event_id,
             provider,
             failure.__class__.__name__,
             str(failure)[:300],
         )
-        async with self._db.session() as session:
-            await session.exec(
-                update(CallEvent)
-                .where(col(CallEvent.id) == event_id, col(CallEvent.processed_at).is_(None))
-                .values(
-                    processed_at=utcnow(),
-                    error=f"{failure.__class__.__name__}: {failure}"[:2000],
-                )
-            )
-        self.set_aside_total += 1
+        await mark_dead(self._db, event_id, f"{failure.__class__.__name__}: {failure}")
+        self.dead_total += 1
         return 1, []
+
+    def _retry_later(self, event_id: int) -> bool:
+        """Count an operational failure of this push; whether the retry policy tries again
+        (then the loop pauses for the policy's delay) or gives up (the push is dead)."""
+        attempts = self._attempts.get(event_id, 0) + 1
+        now = utcnow()
+        next_at = self.retry.next_attempt(attempts, self._rng, now=now)
+        if self.retry.gives_up(attempts, next_at, give_up_at=None):
+            self._attempts.pop(event_id, None)
+            return False
+        self._attempts = {event_id: attempts}  # only the oldest push is ever retried
+        self._retry_in = (next_at - now).total_seconds()
+        return True
 
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
         assert event.id is not None
@@ -321,9 +326,9 @@ class CallInbox:
             for push in parser(json.loads(event.payload))
         ]
 
-    async def reapply(self, event_id: int) -> bool:
-        """Put a set-aside push back in line (after a fix); False when there is no such push."""
-        found = await put_back(self._db, event_id) > 0
+    async def revive(self, event_id: int) -> bool:
+        """Put a dead push back in line (after a fix); False when there is no such push."""
+        found = await revive_pushes(self._db, event_id) > 0
         if found:
             self._processor.wake()
         return found
@@ -344,9 +349,11 @@ class CallInbox:
 _MIN_SLICE = 4
 _BURST = 4
 
-# An operational error (lock timeout, dropped connection) is retried a few times before the push
-# is set aside: it says nothing about the push itself.
-_TRANSIENT_TRIES = 5
+
+def transient_retry(pause: float) -> RetryPolicy:
+    """An operational error (lock timeout, dropped connection) is retried, backing off from the
+    loop's pause, before the push is dead: it says nothing about the push itself."""
+    return RetryPolicy(base_delay=pause, max_delay=8 * pause, max_attempts=6)
 
 
 def _transient(exc: BaseException) -> bool:

@@ -59,11 +59,12 @@ from telephony.clients import (
     client_by_identity,
     get_variables,
     identities_of,
+    identity,
     match_or_create_client,
     set_variables,
     wrote_from,
 )
-from telephony.events import CallUpdate, ClientMessage, MessageObserver
+from telephony.events import ClientMessage, MessageObserver
 from telephony.infra.clock import Clock, SystemClock
 from telephony.phones import InvalidPhone, is_mobile, normalize_phone
 from telephony.scenarios.actions import TelegramOutlet
@@ -252,6 +253,9 @@ class ClientChannels:
                 ),
             )
         else:
+            # Reached by phone from now on: the Salebot order's "a client of that messenger".
+            if await identity(session, chosen.kind, chosen.address) is None:
+                await add_identity(session, client, chosen.kind, chosen.address)
             template = None
             if chosen.template is not None:
                 template = {
@@ -418,25 +422,6 @@ class ClientChannels:
             self._topic(session, row.client_id, line.id, "⚠️ " + html.escape(text, quote=False))
         self.wake()
         await self.notify(DeliveryUpdate(row.client_id, row.kind, state, row.delivery_id))
-
-
-class NewCallerIdentities:
-    """A CallDecider: a caller never seen before becomes reachable by the configured channels
-    addressed by phone (the Salebot order's step 3), in the transaction that created them."""
-
-    def __init__(self, kinds: tuple[str, ...]) -> None:
-        self.kinds = kinds
-
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
-        client = update.client
-        if not update.client_created or client is None or not client.phone:
-            return
-        for kind in self.kinds:
-            if await client_by_identity(session, kind, client.phone) is None:
-                await add_identity(session, client, kind, client.phone)
-
-    async def call_updated(self, update: CallUpdate) -> None:
-        return None
 
 
 OPTED_OUT_NOTE = "🚫 Клиент написал «СТОП»: рассылки и сценарии ему больше не пишут"

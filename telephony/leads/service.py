@@ -1,4 +1,5 @@
-"""Leads from calls (a CallObserver) and from site forms, queued for every configured sink."""
+"""Leads from calls (the call pipeline's `leads` step) and from site forms, queued for every
+configured sink."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from storage.manager_queries import manager_by_login
 from storage.models import Call
 from storage.queries import insert_or_ignore
 from telephony.calls.outcome import CallOutcome
+from telephony.calls.pipeline import LeadDecision
 from telephony.clients import create_client, match_or_create_client
-from telephony.events import CallUpdate, LeadInfo, LeadObserver, LeadObservers
+from telephony.events import CallUpdate, FanOut, LeadInfo, LeadObserver, lead_observers
 from telephony.infra.clock import Clock
 from telephony.leads import metrika, roistat
 from telephony.leads.attribution import Attribution, call_attribution, from_lead
@@ -91,7 +93,7 @@ class LeadService:
         metrics: LeadMetrics,
         zone: ZoneInfo,
         worker: Wakeable | None = None,
-        observer: LeadObserver | None = None,
+        observers: FanOut[LeadObserver] | None = None,
     ) -> None:
         self.db = db
         self.config = config
@@ -102,7 +104,7 @@ class LeadService:
         self.zone = zone
         self.worker = worker
         # Told about each new lead after its commit (the scenarios' `lead` trigger).
-        self.observer = observer or LeadObservers()
+        self.observers = observers if observers is not None else lead_observers()
 
     def _wake(self) -> None:
         if self.worker is not None:
@@ -110,33 +112,28 @@ class LeadService:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    async def call_updated(self, update: CallUpdate) -> None:
-        decided = update.decided.get("leads")
-        if decided is None:  # not decided in the push's own transaction (megafon_call …)
-            if not self._wants(update):
-                return
-            async with self.db.session() as session:
-                await self.decide(session, update)
-            decided = update.decided["leads"]
-        queued, new_leads = decided
-        if queued:
-            self._wake()
-        for lead in new_leads:
-            await self.observer.lead_created(lead)
-
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> LeadDecision:
         """Flags, lead and deliveries of a call, in the caller's transaction (the call inbox's:
         the push and its lead commit together). Waking and telling observers come after."""
-        new_leads: list[LeadInfo] = []
-        update.decided["leads"] = (False, new_leads)
         if not self._wants(update):
-            return
+            return LeadDecision()
         assert update.call.id is not None
+        new_leads: list[LeadInfo] = []
         ended = update.trigger == "history"
         queued = await self._on_call(
             session, update.call.id, ended=ended, new_leads=new_leads, loaded=update.call
         )
-        update.decided["leads"] = (queued, new_leads)
+        return LeadDecision(queued, tuple(new_leads))
+
+    async def committed(self, update: CallUpdate, result: LeadDecision) -> None:
+        """Wake the outbox worker for the queued deliveries; tell the lead observers."""
+        if result.queued:
+            self._wake()
+        for lead in result.new_leads:
+            await self._tell(lead)
+
+    async def _tell(self, lead: LeadInfo) -> None:
+        await self.observers.tell(lambda observer: observer.lead_created(lead))
 
     def _wants(self, update: CallUpdate) -> bool:
         call = update.call
@@ -171,7 +168,7 @@ class LeadService:
         if queued:
             self._wake()
         for lead in new_leads:
-            await self.observer.lead_created(lead)
+            await self._tell(lead)
         return len(ids)
 
     async def _on_call(
@@ -476,7 +473,7 @@ class LeadService:
             result = CreatedLead(lead.id, client.id, created=True)
         if queued:
             self._wake()
-        await self.observer.lead_created(
+        await self._tell(
             LeadInfo(
                 source=source,
                 client_id=result.client_id,

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.models import Client
@@ -29,6 +30,7 @@ from storage.scenario_models import ScenarioJob
 from storage.scenario_queries import JOBS, claim_due, next_due
 from telephony.calls.apply import append_dialog
 from telephony.calls.dialing import CallRequestError, megafon_call
+from telephony.calls.pipeline import ScenarioJobs
 from telephony.channels.base import ChannelKind, TemplateRef
 from telephony.channels.routing import Ask
 from telephony.channels.service import ClientChannels, DeliveryUpdate
@@ -110,7 +112,8 @@ def parse_command(text: str) -> tuple[str | None, str]:
 
 
 class ScenarioEngine:
-    """A CallObserver, MessageObserver and LeadObserver; and the scheduler of its jobs."""
+    """The call pipeline's `scenarios` step, a MessageObserver and a LeadObserver; and the
+    scheduler of its jobs."""
 
     def __init__(
         self,
@@ -143,21 +146,14 @@ class ScenarioEngine:
 
     # --- triggers ------------------------------------------------------------------------
 
-    async def call_updated(self, update: CallUpdate) -> None:
-        client = update.client
-        if client is None or client.id is None or update.call.internal:
-            return
-        call_id = update.call.id
-        occurrences = []
-        for line in update.dialog:
-            if line.kind in ("call_event", "call_status"):
-                value = line.text.rpartition(" ")[2]
-                occurrences.append(Occurrence(line.kind, value, client.id, call_id))
-        for name, value in update.variables.items():
-            occurrences.append(
-                Occurrence("variable", name, client.id, call_id, {"name": name, "value": value})
-            )
-        await self.fire(occurrences)
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> ScenarioJobs:
+        """Store the jobs a call change triggers, in the transaction that applied it."""
+        matching = self._matching(_call_occurrences(update))
+        return ScenarioJobs(await self._store_all(session, matching) if matching else 0)
+
+    async def committed(self, update: CallUpdate, result: ScenarioJobs) -> None:
+        if result.stored:
+            self.wake()
 
     async def message_received(self, message: ClientMessage) -> None:
         command, args = parse_command(message.text)
@@ -181,8 +177,19 @@ class ScenarioEngine:
 
     async def fire(self, occurrences: Sequence[Occurrence]) -> int:
         """Store a job for every rule whose trigger matches and whose `if` holds."""
+        matching = self._matching(occurrences)
+        if not matching:
+            return 0
+        async with self.db.session() as session:
+            stored = await self._store_all(session, matching)
+        if stored:
+            self.wake()
+        return stored
+
+    def _matching(self, occurrences: Sequence[Occurrence]) -> list[tuple[Occurrence, list[Rule]]]:
+        """The occurrences some rule's trigger matches, each with those rules."""
         depth = _depth.get()
-        stored = 0
+        found: list[tuple[Occurrence, list[Rule]]] = []
         for occurrence in occurrences:
             rules = [
                 rule
@@ -199,42 +206,50 @@ class ScenarioEngine:
                     MAX_DEPTH,
                 )
                 continue
-            stored += await self._store(occurrence, rules, depth)
-        if stored:
-            self.wake()
+            found.append((occurrence, rules))
+        return found
+
+    async def _store_all(
+        self, session: AsyncSession, matching: list[tuple[Occurrence, list[Rule]]]
+    ) -> int:
+        depth = _depth.get()
+        stored = 0
+        for occurrence, rules in matching:
+            stored += await self._store(session, occurrence, rules, depth)
         return stored
 
-    async def _store(self, occurrence: Occurrence, rules: list[Rule], depth: int) -> int:
+    async def _store(
+        self, session: AsyncSession, occurrence: Occurrence, rules: list[Rule], depth: int
+    ) -> int:
         now = self.clock.now()
         stored = 0
-        async with self.db.session() as session:
-            mark = await marks(session, occurrence.client_id)
-            context = await build_context(
-                session,
-                occurrence,
-                now=now,
-                zone=self.zone,
-                duty_manager=self.scenarios.duty_manager,
-                mark=mark,
-                **self._channel_context(occurrence),
-            )
-            for rule in rules:
-                failing = first_failing(rule.if_, context, now, self.scenarios.hours)
-                if failing is not None:
-                    log.debug("scenarios: rule %r skipped: %s", rule.name, failing)
-                    continue
-                payload = {"occurrence": occurrence.to_json(), "mark": mark, "depth": depth}
-                session.add(
-                    ScenarioJob(
-                        rule=rule.name,
-                        client_id=occurrence.client_id,
-                        call_id=occurrence.call_id,
-                        payload=json.dumps(payload, ensure_ascii=False, default=str),
-                        due_at=now,
-                        created_at=now,
-                    )
+        mark = await marks(session, occurrence.client_id)
+        context = await build_context(
+            session,
+            occurrence,
+            now=now,
+            zone=self.zone,
+            duty_manager=self.scenarios.duty_manager,
+            mark=mark,
+            **self._channel_context(occurrence),
+        )
+        for rule in rules:
+            failing = first_failing(rule.if_, context, now, self.scenarios.hours)
+            if failing is not None:
+                log.debug("scenarios: rule %r skipped: %s", rule.name, failing)
+                continue
+            payload = {"occurrence": occurrence.to_json(), "mark": mark, "depth": depth}
+            session.add(
+                ScenarioJob(
+                    rule=rule.name,
+                    client_id=occurrence.client_id,
+                    call_id=occurrence.call_id,
+                    payload=json.dumps(payload, ensure_ascii=False, default=str),
+                    due_at=now,
+                    created_at=now,
                 )
-                stored += 1
+            )
+            stored += 1
         return stored
 
     # --- the scheduler -------------------------------------------------------------------
@@ -540,3 +555,21 @@ class ScenarioEngine:
         self.metrics.runs.labels(job.rule, "waiting").inc()
         assert job.id is not None
         await JOBS.release(self.db, job.id, job.claim_token, due=due, step=step)
+
+
+def _call_occurrences(update: CallUpdate) -> list[Occurrence]:
+    """A call change's triggers: its event and status lines, the variables it set."""
+    client = update.client
+    if client is None or client.id is None or update.call.internal:
+        return []
+    call_id = update.call.id
+    occurrences = []
+    for line in update.dialog:
+        if line.kind in ("call_event", "call_status"):
+            value = line.text.rpartition(" ")[2]
+            occurrences.append(Occurrence(line.kind, value, client.id, call_id))
+    for name, value in update.variables.items():
+        occurrences.append(
+            Occurrence("variable", name, client.id, call_id, {"name": name, "value": value})
+        )
+    return occurrences

@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.attribution_queries import leases_at
-from storage.db import Database
 from storage.models import Call, CallAttribution, Client
 from storage.tracking_models import TrackingNumber, TrackingVisit
 from storage.tracking_queries import insert_ignore
 from storage.types import utcnow
+from telephony.calls.pipeline import Attributed
 from telephony.clients import set_variables
 from telephony.events import CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
@@ -118,23 +118,19 @@ def client_variables(attribution: CallAttribution) -> dict[str, str | None]:
 
 
 class TrackingAttributor:
-    """A CallObserver: attributes an inbound call when it first shows the number it came in on."""
+    """The call pipeline's `tracking` step: attributes an inbound call when it first shows the
+    number it came in on."""
 
-    def __init__(self, db: Database, config: TrackingConfig) -> None:
-        self._db = db
+    def __init__(self, config: TrackingConfig) -> None:
         self._config = config
 
-    async def call_updated(self, update: CallUpdate) -> None:
-        if "tracking" in update.decided:
-            return
-        async with self._db.session() as session:
-            await self.decide(session, update)
-
-    async def decide(self, session: AsyncSession, update: CallUpdate) -> None:
-        """In the transaction that applied the push (the call inbox), or in its own."""
-        update.decided["tracking"] = True
+    async def decide(self, session: AsyncSession, update: CallUpdate) -> Attributed:
         call = update.call
         if call.id is None or not call.diversion or call.internal or call.direction == "out":
-            return
+            return Attributed()
         at = call.started_at or call.created_at
-        await attribute_call(session, self._config, call, call.diversion, at)
+        attribution = await attribute_call(session, self._config, call, call.diversion, at)
+        return Attributed(attribution is not None)
+
+    async def committed(self, update: CallUpdate, result: Attributed) -> None:
+        """Nothing to do after the commit: the attribution is the call's own columns."""

@@ -10,23 +10,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlmodel import col, func, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import Database
 from storage.models import Call
 from storage.tracking_models import TrackingNumber
+from telephony.calls.pipeline import FraudChecked
 from telephony.events import CallUpdate
 from telephony.phones import InvalidPhone, normalize_phone
 from telephony.tracking.config import TrackingConfig
 
 
 class ShortCallFlagger:
-    """A CallObserver: decides `suspected_fraud` once for every ended call to a tracking number."""
+    """The call pipeline's `fraud` step: decides `suspected_fraud` once for every ended call to
+    a tracking number."""
 
-    def __init__(self, db: Database, config: TrackingConfig) -> None:
-        self._db = db
+    def __init__(self, config: TrackingConfig) -> None:
         self._config = config
 
-    async def call_updated(self, update_: CallUpdate) -> None:
+    async def committed(self, update_: CallUpdate, result: FraudChecked) -> None:
+        """Nothing to do after the commit: the flag is the call's own column."""
+
+    async def decide(self, session: AsyncSession, update_: CallUpdate) -> FraudChecked:
         call = update_.call
         rule = self._config.short_calls
         if (
@@ -40,28 +44,28 @@ class ShortCallFlagger:
             or not call.phone
             or not call.diversion
         ):
-            return
+            return FraudChecked()
         try:
             dialled = normalize_phone(call.diversion)
         except InvalidPhone:
-            return
-        async with self._db.session() as session:
-            ours = self._config.pool_of_number(dialled) is not None
-            if not ours and await session.get(TrackingNumber, dialled) is None:
-                return
-            suspected = False
-            if call.duration < rule.seconds:
-                since = (call.started_at or call.created_at) - timedelta(hours=rule.window_hours)
-                recent = select(func.count()).where(
-                    Call.phone == call.phone,
-                    Call.direction == "in",
-                    col(Call.id) <= call.id,
-                    col(Call.created_at) >= since,
-                )
-                suspected = int((await session.exec(recent)).one()) >= rule.min_calls
-            # Decided once: a repeated push finds the flag set and changes nothing.
-            await session.exec(
-                update(Call)
-                .where(col(Call.id) == call.id, col(Call.suspected_fraud).is_(None))
-                .values(suspected_fraud=suspected)
+            return FraudChecked()
+        ours = self._config.pool_of_number(dialled) is not None
+        if not ours and await session.get(TrackingNumber, dialled) is None:
+            return FraudChecked()
+        suspected = False
+        if call.duration < rule.seconds:
+            since = (call.started_at or call.created_at) - timedelta(hours=rule.window_hours)
+            recent = select(func.count()).where(
+                Call.phone == call.phone,
+                Call.direction == "in",
+                col(Call.id) <= call.id,
+                col(Call.created_at) >= since,
             )
+            suspected = int((await session.exec(recent)).one()) >= rule.min_calls
+        # Decided once: a repeated push finds the flag set and changes nothing.
+        await session.exec(
+            update(Call)
+            .where(col(Call.id) == call.id, col(Call.suspected_fraud).is_(None))
+            .values(suspected_fraud=suspected)
+        )
+        return FraudChecked(suspected)

@@ -10,7 +10,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from handlers.web.auth import same_secret
-from handlers.web.context import CONTEXT
+from handlers.web.context import WEB
 from handlers.web.reports import session
 from telephony.infra.ratelimit import TokenBuckets
 
@@ -42,7 +42,7 @@ def _safe_next(value: str | None) -> str:
 async def require_login(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    token = request.config_dict[CONTEXT].api_token
+    token = request.config_dict[WEB].api_token
     if not session.valid(token, request.cookies.get(session.COOKIE)):
         target = request.path_qs if request.method == "GET" else HOME
         location = request.app.router["login"].url_for().with_query(next=target)
@@ -55,7 +55,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/login", name="login")
 async def login_form(request: web.Request) -> web.StreamResponse:
-    enabled = bool(request.config_dict[CONTEXT].api_token)
+    enabled = bool(request.config_dict[WEB].api_token)
     return aiohttp_jinja2.render_template(
         "login.html",
         request,
@@ -66,7 +66,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    token = request.config_dict[CONTEXT].api_token
+    token = request.config_dict[WEB].api_token
     limits = request.app[LOGIN_LIMITS]
     form = await request.post()
     target = _safe_next(str(form.get("next") or ""))
