@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.access import retention_config, setup_access
 from bot.calls import setup_calls
+from bot.channels import setup_channels
 from bot.leads import ScenarioLeads, leads_config, serve_leads, setup_leads
 from bot.ops import setup_ops
 from bot.reports import setup_reports, setup_rollup
@@ -79,6 +80,7 @@ async def build_app(
         pbx=calls.pbx,
         telegram=telegram,
     )
+    setup_channels(shell)  # SMS, WhatsApp, routing (issue 20): after Telegram and the scenarios
     return shell.app
 
 

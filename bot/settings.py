@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from telephony.channels.limits import parse_quiet_hours
 
 ENV_PREFIX = "TRUBKA_"
 ENV_FILE = ".env"
@@ -113,6 +116,18 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
 
+    # Channels (issue 20): what every SMS / WhatsApp send must pass, and the Telegram deep
+    # links (`https://t.me/<bot>?start=<token>`) that move a client from SMS to Telegram.
+    # Quiet hours in TRUBKA_TIMEZONE (`21:00-09:00`, `off`): sends wait for the morning.
+    channel_quiet_hours: str = "21:00-09:00"
+    # SMS + WhatsApp messages to one client a day (0 = no cap).
+    channel_client_daily_limit: int = Field(default=5, ge=0)
+    # The bot's username for deep links (without @); unset: no links.
+    telegram_bot_username: str | None = None
+    # Signs deep-link tokens; unset: derived from TRUBKA_TELEGRAM_TOKEN.
+    link_secret: SecretStr | None = None
+    link_ttl_days: int = Field(default=30, ge=1, le=3650)
+
     # /healthz answers 503 when the oldest unapplied PBX push waited longer than this (seconds),
     # or a durable queue's oldest due item did (the Telegram queue is paced, so it gets longer).
     inbox_stuck_after: float = Field(default=60.0, gt=0)
@@ -168,6 +183,22 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("unknown time zone") from exc
         return value
+
+    @field_validator("channel_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)  # ValueError names the format
+        return value
+
+    @field_validator("telegram_bot_username")
+    @classmethod
+    def _bot_username(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        name = value.strip().lstrip("@")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", name):
+            raise ValueError("a Telegram bot username such as trubka_bot")
+        return name
 
     @field_validator("telegram_admin_ids", mode="before")
     @classmethod

@@ -43,7 +43,8 @@ class Manager(SQLModel, table=True):
 
 
 class Client(SQLModel, table=True):
-    """A person the business talks to, reachable through one channel."""
+    """A person the business talks to. How they can be reached (Telegram, WhatsApp, SMS) are
+    their identities in `client_channels` (storage.channel_models.ClientChannel), any number."""
 
     __tablename__ = "clients"
     __table_args__ = (
@@ -53,9 +54,10 @@ class Client(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(default="", max_length=300)
     phone: str | None = Field(default=None, max_length=32, index=True)
-    # "telephony" (calls only) or a messenger such as "telegram".
+    # Deprecated (migration 0015 moved them to client_channels): neither read nor written any
+    # more; kept so the migration needs no rebuild of this table. A client's channel is
+    # telephony.clients.channel_of (the API's and scenarios' `channel`).
     channel: str = Field(default="telephony", max_length=32)
-    # The messenger's own id of the person (a Telegram user id), None for telephony clients.
     external_id: str | None = Field(default=None, max_length=64)
     responsible_manager_id: int | None = Field(
         default=None,

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.sql.schema import Column
 
+from storage.channel_models import ChannelDelivery
 from storage.db import Database
 from storage.leads_models import OutboxItem
 from storage.models import CallEvent
@@ -65,6 +66,12 @@ QUEUES: tuple[QueueShape, ...] = (
         _c(ScenarioJob, "status").in_(("pending", "running")),
         _c(ScenarioJob, "due_at"),
         _c(ScenarioJob, "status") == "failed",
+    ),
+    QueueShape(
+        "channels",  # SMS / WhatsApp sends (set aside: refused, out of tries, or uncertain)
+        _c(ChannelDelivery, "status").in_((Status.PENDING.value, Status.RUNNING.value)),
+        _c(ChannelDelivery, "next_attempt_at"),
+        _c(ChannelDelivery, "status") == Status.FAILED.value,
     ),
 )
 

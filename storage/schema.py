@@ -3,6 +3,7 @@ autogenerate check, tests that empty the tables)."""
 
 from storage import (
     access_models,
+    channel_models,
     leads_models,
     leases,
     models,
@@ -16,6 +17,7 @@ from storage.base import METADATA
 TABLE_MODULES = (
     models,
     access_models,
+    channel_models,
     leads_models,
     leases,
     report_models,

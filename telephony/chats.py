@@ -8,11 +8,17 @@ from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.channel_models import ChannelDelivery, ClientChannel
 from storage.models import Call, Client, ClientVariable, DialogMessage, PhoneIndexEntry
 from storage.scenario_models import ScenarioJob
 from storage.types import utcnow
 from telephony.calls.apply import append_dialog
-from telephony.clients import create_client, find_client_by_phone, set_client_phone
+from telephony.clients import (
+    client_by_identity,
+    create_client,
+    find_client_by_phone,
+    set_client_phone,
+)
 from telephony.phones import normalize_phone
 
 MESSAGE = "message"
@@ -23,12 +29,9 @@ BeforeMerge = Callable[[AsyncSession, int, int], Awaitable[None]]
 async def messenger_client(
     session: AsyncSession, channel: str, external_id: str, name: str = ""
 ) -> tuple[Client, bool]:
-    """The client behind a messenger account, created on first contact. (client, created)."""
-    found = (
-        await session.exec(
-            select(Client).where(Client.channel == channel, Client.external_id == external_id)
-        )
-    ).first()
+    """The client behind a messenger account (an identity), created on first contact.
+    (client, created)."""
+    found = await client_by_identity(session, channel, external_id)
     if found is not None:
         return found, False
     return await create_client(session, name=name, channel=channel, external_id=external_id), True
@@ -66,8 +69,9 @@ async def attach_phone(
 async def merge_clients(session: AsyncSession, *, survivor: Client, absorbed: Client) -> None:
     """Fold `absorbed` into `survivor`, keeping both histories (dialog, calls, variables)."""
     assert survivor.id is not None and absorbed.id is not None
-    # Pending scenario jobs follow the person too (a callback must not vanish in a merge).
-    for model in (DialogMessage, Call, ScenarioJob):
+    # Pending scenario jobs follow the person too (a callback must not vanish in a merge), and
+    # so do their identities (Telegram, WhatsApp, SMS) and channel sends.
+    for model in (DialogMessage, Call, ScenarioJob, ClientChannel, ChannelDelivery):
         await session.exec(
             update(model).where(col(model.client_id) == absorbed.id).values(client_id=survivor.id)
         )
@@ -79,11 +83,9 @@ async def merge_clients(session: AsyncSession, *, survivor: Client, absorbed: Cl
         .values(client_id=survivor.id)
     )
     await session.exec(delete(PhoneIndexEntry).where(col(PhoneIndexEntry.client_id) == absorbed.id))
-    channel, external_id, name = absorbed.channel, absorbed.external_id, absorbed.name
+    name = absorbed.name
     await session.delete(absorbed)
-    await session.flush()  # frees (channel, external_id) before the survivor takes it
-    survivor.channel = channel
-    survivor.external_id = external_id
+    await session.flush()
     survivor.name = survivor.name or name
     survivor.updated_at = utcnow()
     session.add(survivor)

@@ -1,21 +1,29 @@
-"""Finding and creating clients by phone, the Salebot way, and their variables.
+"""Finding and creating clients by phone, the Salebot way, their identities and variables.
 
-Matching order (DESIGN.md): 1. a telephony client with that phone; 2. else the first client
-(oldest) whose own phone or any variable holds that phone; 3. else a new client. Both lookups go
-through the phone index, never a scan of variables.
+Matching order (DESIGN.md): 1. the client whose own phone it is (Salebot's "telephony client":
+a caller, or a messenger client who shared the phone, merged into one); 2. else the first client
+(oldest) any of whose variables holds that phone; 3. else a new client, reachable by the
+channels addressed by phone that are configured (SMS, WhatsApp: identities for that phone),
+otherwise telephony-only (calls only). Both lookups go through the phone index, never a scan.
+
+Identities (`client_channels`): a client has any number, (kind, address) belongs to one client.
+A client's `channel` (the API, scenarios) is the channel they last wrote from, else their
+first identity in the order WhatsApp, Telegram, SMS, else "telephony".
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, delete
+from sqlalchemy import Row, bindparam, case, delete, func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.channel_models import ClientChannel
 from storage.models import Client, ClientVariable, Manager, PhoneIndexEntry
 from storage.queries import delete_variables, upsert_variables
 from storage.types import utcnow
@@ -31,14 +39,29 @@ _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 _INDEX = PhoneIndexEntry.__table__  # type: ignore[attr-defined]
 _MANAGERS = Manager.__table__  # type: ignore[attr-defined]
 _VARIABLES = ClientVariable.__table__  # type: ignore[attr-defined]
-# The Salebot order in one indexed lookup: a telephony client whose own phone it is, else the
-# oldest client whose phone or any variable holds it.
+_IDENTITIES = ClientChannel.__table__  # type: ignore[attr-defined]
+# The Salebot order in one indexed lookup: the client whose own phone it is, else the oldest
+# client whose phone or any variable holds it.
 _SALEBOT_ORDER = (
-    case(
-        (and_(_INDEX.c.variable == _OWN_PHONE, _CLIENTS.c.channel == TELEPHONY), 0),
-        else_=1,
-    ),
+    case((_INDEX.c.variable == _OWN_PHONE, 0), else_=1),
     _CLIENTS.c.id,
+)
+# Which identity names a client's channel when they never wrote: lower first.
+_KIND_ORDER = case(
+    (_IDENTITIES.c.kind == "whatsapp", 0), (_IDENTITIES.c.kind == "telegram", 1), else_=2
+)
+_CHANNEL_OF = (
+    core_select(_IDENTITIES.c.kind)
+    .where(_IDENTITIES.c.client_id == _CLIENTS.c.id)
+    .order_by(
+        _IDENTITIES.c.last_incoming_at.is_(None),
+        _IDENTITIES.c.last_incoming_at.desc(),
+        _KIND_ORDER,
+        _IDENTITIES.c.id,
+    )
+    .limit(1)
+    .correlate(_CLIENTS)
+    .scalar_subquery()
 )
 _BY_PHONE = (
     select(Client)
@@ -47,16 +70,14 @@ _BY_PHONE = (
     .order_by(col(Client.id))
     .limit(1)
 )
-_TELEPHONY_BY_PHONE = _BY_PHONE.where(
-    col(PhoneIndexEntry.variable) == _OWN_PHONE, col(Client.channel) == TELEPHONY
-)
+_OWN_BY_PHONE = _BY_PHONE.where(col(PhoneIndexEntry.variable) == _OWN_PHONE)
 # The hot read paths (the PBX's `contact` question, GET /api/v1/clients): Core statements built
 # once, on a read connection; the client with its responsible manager's identities.
 _CLIENT_VIEW = core_select(
     _CLIENTS.c.id,
     _CLIENTS.c.name,
     _CLIENTS.c.phone,
-    _CLIENTS.c.channel,
+    func.coalesce(_CHANNEL_OF, TELEPHONY).label("channel"),
     _CLIENTS.c.created_at,
     _MANAGERS.c.pbx_login,
     _MANAGERS.c.pbx_ext,
@@ -90,9 +111,9 @@ ClientView = Row[Any, Any, Any, Any, Any, Any, Any, Any]
 async def find_client_by_phone(session: AsyncSession, phone: str) -> Client | None:
     """The Salebot order over the index. `phone` is any written form."""
     params = {"phone": normalize_phone(phone)}
-    telephony_client = (await session.exec(_TELEPHONY_BY_PHONE, params=params)).first()
-    if telephony_client is not None:
-        return telephony_client
+    own = (await session.exec(_OWN_BY_PHONE, params=params)).first()
+    if own is not None:
+        return own
     return (await session.exec(_BY_PHONE, params=params)).first()
 
 
@@ -121,24 +142,104 @@ async def create_client(
     external_id: str | None = None,
 ) -> Client:
     normalized = normalize_phone(phone) if phone else None
-    client = Client(name=name, phone=normalized, channel=channel, external_id=external_id)
+    """A new client; `channel` + `external_id` (a messenger account) becomes its identity."""
+    normalized = normalize_phone(phone) if phone else None
+    client = Client(name=name, phone=normalized)
     session.add(client)
     await session.flush()
     if normalized:
         await _index(session, client, normalized, _OWN_PHONE)
+    if channel != TELEPHONY and external_id:
+        await add_identity(session, client, channel, external_id)
     return client
 
 
-async def match_or_create_client(session: AsyncSession, phone: str) -> tuple[Client, bool]:
+async def match_or_create_client(
+    session: AsyncSession, phone: str, *, reachable_by: Sequence[str] = ()
+) -> tuple[Client, bool]:
     """The client for a phone, created when nobody has it. Returns (client, created).
 
-    Step 3 of the Salebot order creates a messenger client when a messenger can reach a phone;
-    Telegram bots cannot start a chat from a phone number, so ours is a telephony client.
+    Step 3 of the Salebot order: `reachable_by` are the configured channels addressed by phone
+    (`sms`, `whatsapp`); a new client gets an identity in each (their address is the phone), so
+    scenarios can write to a caller who never wrote. Without any it is a telephony-only client
+    (Telegram bots cannot start a chat from a phone number).
     """
     found = await find_client_by_phone(session, phone)
     if found is not None:
         return found, False
-    return await create_client(session, phone=phone), True
+    client = await create_client(session, phone=phone)
+    assert client.phone is not None
+    for kind in reachable_by:
+        await add_identity(session, client, kind, client.phone)
+    return client, True
+
+
+# --- identities ---------------------------------------------------------------------------
+
+
+async def identities_of(session: AsyncSession, client_id: int) -> list[ClientChannel]:
+    rows = await session.exec(
+        select(ClientChannel)
+        .where(ClientChannel.client_id == client_id)
+        .order_by(col(ClientChannel.id))
+    )
+    return list(rows.all())
+
+
+async def identity(session: AsyncSession, kind: str, address: str) -> ClientChannel | None:
+    query = select(ClientChannel).where(
+        ClientChannel.kind == kind, ClientChannel.address == address
+    )
+    return (await session.exec(query)).first()
+
+
+async def client_by_identity(session: AsyncSession, kind: str, address: str) -> Client | None:
+    found = await identity(session, kind, address)
+    return await session.get(Client, found.client_id) if found is not None else None
+
+
+async def add_identity(
+    session: AsyncSession, client: Client, kind: str, address: str
+) -> ClientChannel:
+    """Give the client this identity (kept when they have it). An address another client holds
+    is the caller's to resolve first (a merge): here it raises ValueError."""
+    assert client.id is not None
+    found = await identity(session, kind, address)
+    if found is not None:
+        if found.client_id != client.id:
+            raise ValueError(f"{kind}:{address} belongs to client {found.client_id}")
+        return found
+    row = ClientChannel(client_id=client.id, kind=kind, address=address)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def wrote_from(session: AsyncSession, kind: str, address: str, at: datetime) -> None:
+    """The client wrote from this identity now (routing's first choice; WhatsApp's window)."""
+    await session.exec(
+        update(ClientChannel)
+        .where(col(ClientChannel.kind) == kind, col(ClientChannel.address) == address)
+        .values(last_incoming_at=at)
+    )
+
+
+def channel_of(identities: Sequence[ClientChannel]) -> str:
+    """The client's `channel`: the one they last wrote from, else the first identity in the
+    order WhatsApp, Telegram, SMS, else "telephony" (the same order as the API's view)."""
+    if not identities:
+        return TELEPHONY
+    preference = {"whatsapp": 0, "telegram": 1}
+    best = min(
+        identities,
+        key=lambda row: (
+            row.last_incoming_at is None,
+            -(row.last_incoming_at.timestamp() if row.last_incoming_at else 0.0),
+            preference.get(row.kind, 2),
+            row.id or 0,
+        ),
+    )
+    return best.kind
 
 
 async def set_client_phone(session: AsyncSession, client: Client, phone: str) -> None:

@@ -105,3 +105,20 @@ def format_phone(phone: str) -> str:
     except phonenumbers.NumberParseException:
         return phone
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+# Mobile or "fixed line or mobile" (some countries cannot tell them apart by the number).
+_MOBILE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+@lru_cache(maxsize=4096)
+def is_mobile(phone: str) -> bool:
+    """Whether a normalized phone can take an SMS: a mobile number by its number plan
+    (`phonenumbers`). A landline (`7495…`), a toll-free `8800…` or an unknown plan: False."""
+    try:
+        number = phonenumbers.parse("+" + phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) in _MOBILE_TYPES

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -12,8 +13,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.telegram.texts import CHANNELS, call_line, client_label, manager_html
+from storage.channel_models import ClientChannel
 from storage.models import Call, CallAttribution, Client, Manager
-from telephony.clients import get_variables
+from telephony.clients import channel_of, get_variables, identities_of
 from telephony.phones import format_phone
 
 LAST_CALLS = 5
@@ -94,6 +96,15 @@ async def client_source(session: AsyncSession, client: Client) -> str | None:
     return ", ".join(f"{name}={value}" for name, value in values.items())
 
 
+def channels_line(identities: Sequence[ClientChannel]) -> str:
+    """`WhatsApp, SMS` — the client's channels, the one they last wrote from first."""
+    if not identities:
+        return CHANNELS["telephony"]
+    first = channel_of(identities)
+    kinds = [first, *sorted({row.kind for row in identities} - {first})]
+    return ", ".join(CHANNELS.get(kind, kind) for kind in kinds)
+
+
 async def render_card(
     session: AsyncSession, client: Client, zone: ZoneInfo
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -106,7 +117,7 @@ async def render_card(
     lines = [
         f"👤 <b>{escape(client.name or client_label(client))}</b>",
         f"Телефон: {format_phone(client.phone) if client.phone else '—'}",
-        f"Канал: {CHANNELS.get(client.channel, escape(client.channel))}",
+        f"Канал: {escape(channels_line(await identities_of(session, client.id)))}",
         f"Ответственный: {manager_html(responsible)}",
     ]
     source = await client_source(session, client)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import CommandStart
+from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
+    User,
 )
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,8 +21,20 @@ from storage.models import Client, Manager
 from storage.telegram_models import TelegramTopic
 from storage.telegram_queries import move_client_rows, topic_of
 from storage.telegram_queue import Outgoing, enqueue
+from storage.types import utcnow
 from telephony.calls.apply import append_dialog
-from telephony.chats import attach_phone, messenger_client, record_message
+from telephony.channels.deeplink import looks_like_link_token
+from telephony.channels.limits import is_stop_word
+from telephony.channels.routing import Ask
+from telephony.channels.service import MANAGER, record_opt_out
+from telephony.chats import attach_phone, merge_clients, messenger_client, record_message
+from telephony.clients import (
+    add_identity,
+    channel_of,
+    client_by_identity,
+    identities_of,
+    wrote_from,
+)
 from telephony.events import ClientMessage
 from telephony.phones import InvalidPhone, format_phone
 
@@ -44,16 +57,63 @@ def share_phone_keyboard() -> ReplyKeyboardMarkup:
     )
 
 
-async def start(message: Message, tg: TelegramContext, manager: Manager | None) -> None:
+async def start(
+    message: Message, tg: TelegramContext, manager: Manager | None, command: CommandObject
+) -> None:
     if manager is not None:
         await message.answer(texts.MANAGER_HELP)
         return
-    await message.answer(texts.CLIENT_HELLO, reply_markup=share_phone_keyboard())
     user = message.from_user
-    if tg.messages is not None and user is not None and message.text:
+    token = (command.args or "").strip()
+    if user is not None and tg.channels is not None and looks_like_link_token(token):
+        await _linked(message, tg, user, token)
+        return
+    await message.answer(texts.CLIENT_HELLO, reply_markup=share_phone_keyboard())
+    if user is not None and message.text:
         async with tg.db.session() as session:
             client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+            await wrote_from(session, CHANNEL, str(user.id), utcnow())
         assert client.id is not None
+        if tg.messages is not None:
+            said = ClientMessage(client.id, message.text, CHANNEL)
+            await tg.messages.tell(lambda observer: observer.message_received(said))
+
+
+async def _linked(message: Message, tg: TelegramContext, user: User, token: str) -> None:
+    """`/start <token>` from a link in an SMS or WhatsApp message: this Telegram user is the
+    client the token names. An earlier Telegram-only client of this user merges into it."""
+    assert tg.channels is not None
+    links = tg.channels.links
+    client_id = links.client_of(token, utcnow()) if links is not None else None
+    old_thread: int | None = None
+    async with tg.db.session() as session:
+        client = await session.get(Client, client_id) if client_id is not None else None
+        if client is not None and client.id is not None:
+            address = str(user.id)
+            earlier = await client_by_identity(session, CHANNEL, address)
+            if earlier is None:
+                await add_identity(session, client, CHANNEL, address)
+            elif earlier.id != client.id:
+                assert earlier.id is not None
+                earlier_topic = await topic_of(session, earlier.id)
+                old_thread = earlier_topic.message_thread_id if earlier_topic else None
+                await move_client_rows(session, earlier.id, client.id)
+                await merge_clients(session, survivor=client, absorbed=earlier)
+            await wrote_from(session, CHANNEL, address, utcnow())
+            if not client.name:
+                client.name = user.full_name[:300]
+                session.add(client)
+            line = await append_dialog(session, client, None, "telegram_linked", texts.LINKED_NOTE)
+            _to_topic(session, tg, client.id, line.id, text=texts.LINKED_NOTE)
+    if client is None or client.id is None:
+        await message.answer(texts.LINK_EXPIRED, reply_markup=share_phone_keyboard())
+        return
+    tg.topics.wake()
+    await message.answer(texts.LINKED)
+    await tg.topics.refresh(client.id)
+    if old_thread is not None:
+        await tg.topics.retire(old_thread, client.id)
+    if tg.messages is not None and message.text:
         said = ClientMessage(client.id, message.text, CHANNEL)
         await tg.messages.tell(lambda observer: observer.message_received(said))
 
@@ -67,6 +127,7 @@ async def contact_shared(message: Message, tg: TelegramContext) -> None:
     # Answers go out after the session closes: no network wait holds a connection.
     async with tg.db.session() as session:
         client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+        await wrote_from(session, CHANNEL, str(user.id), utcnow())
         assert client.id is not None
         own_topic = await topic_of(session, client.id)
         old_thread = own_topic.message_thread_id if own_topic is not None else None
@@ -112,6 +173,7 @@ async def client_wrote(message: Message, tg: TelegramContext, manager: Manager |
         return
     async with tg.db.session() as session:
         client, _ = await messenger_client(session, CHANNEL, str(user.id), user.full_name)
+        await wrote_from(session, CHANNEL, str(user.id), utcnow())
         line = await record_message(session, client, _summary(message), "in")
         assert client.id is not None
         _to_topic(
@@ -122,6 +184,9 @@ async def client_wrote(message: Message, tg: TelegramContext, manager: Manager |
             from_chat_id=message.chat.id,
             from_message_id=message.message_id,
         )
+        if message.text and is_stop_word(message.text):
+            stop = await record_opt_out(session, client)
+            _to_topic(session, tg, client.id, stop.id, text=stop.text)
     tg.topics.wake()
     if tg.messages is not None:
         said = ClientMessage(client.id, _summary(message), CHANNEL, line.id)
@@ -179,26 +244,48 @@ async def manager_replied(
             )
         ).first()
         client = await session.get(Client, topic.client_id) if topic is not None else None
-        if client is None:
+        if client is None or client.id is None:
             return
-        reachable = client.channel == CHANNEL and bool(client.external_id)
-        if reachable:
-            await _reply_queued(session, client, message)
-    if not reachable:  # answered after the session closes
-        await message.reply(texts.CANNOT_REPLY)
-        return
+        identities = await identities_of(session, client.id)
+        telegram = next((row for row in identities if row.kind == CHANNEL), None)
+        # Another channel when the client last wrote there (WhatsApp), or has no Telegram.
+        routed = tg.channels is not None and (telegram is None or channel_of(identities) != CHANNEL)
+        answer: str | None = None
+        if routed and tg.channels is not None:
+            if not message.text:
+                answer = texts.TEXT_ONLY
+            else:
+                sent = await tg.channels.send(
+                    session,
+                    client,
+                    Ask(text=message.text),
+                    origin=MANAGER,
+                    urgent=True,
+                    transactional=True,
+                )
+                if sent.refusal is not None:
+                    answer = texts.NOT_SENT.format(reason=sent.refusal)
+        elif telegram is not None:
+            await _reply_queued(session, client, telegram.address, message)
+        else:
+            answer = texts.CANNOT_REPLY
+    if answer is not None:  # answered after the session closes
+        await message.reply(answer)
+    if tg.channels is not None:
+        tg.channels.wake()
     tg.topics.wake()
 
 
-async def _reply_queued(session: AsyncSession, client: Client, message: Message) -> None:
+async def _reply_queued(
+    session: AsyncSession, client: Client, chat_id: str, message: Message
+) -> None:
     """A manager's reply in the topic: a dialog line and a copy queued to the client."""
-    assert client.external_id is not None
     line = await record_message(session, client, _summary(message), "out")
     enqueue(
         session,
         Outgoing(
             target="chat",
-            chat_id=int(client.external_id),
+            chat_id=int(chat_id),
             client_id=client.id,
             dialog_message_id=line.id,
             method="copy",

@@ -13,6 +13,7 @@ from aiogram.types import TelegramObject, User
 from storage.db import Database
 from storage.models import Manager
 from telephony.calls.dialing import Dialers
+from telephony.channels.service import ClientChannels
 from telephony.events import CallObserver, FanOut, MessageObserver
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
 from telephony.managers import manager_by_telegram
@@ -51,6 +52,8 @@ class TelegramContext:
     pbx: MegafonClient | None = None
     # Told about every client message after it is stored (the scenarios' `message` trigger).
     messages: FanOut[MessageObserver] | None = None
+    # SMS / WhatsApp and the deep links (bot.channels.setup_channels); None: Telegram only.
+    channels: ClientChannels | None = None
     clock: Clock = SYSTEM_CLOCK  # "today" of /missed
 
     def is_admin(self, user: User | None) -> bool:

@@ -20,7 +20,7 @@ STATUS_WORDS: dict[str, str] = {
     CallStatus.NOT_FOUND: "номер не найден",
 }
 PBX_NAMES = {"megafon": "MegaFon", "novofon": "Novofon"}
-CHANNELS = {"telephony": "телефон", "telegram": "Telegram"}
+CHANNELS = {"telephony": "телефон", "telegram": "Telegram", "whatsapp": "WhatsApp", "sms": "SMS"}
 MODES = {
     "disabled": "звонки отключены",
     "app": "через приложение (номер текстом)",
@@ -39,6 +39,13 @@ NO_PHONE = "У клиента нет номера телефона."
 CLIENT_NOT_FOUND = "Клиент не найден."
 NO_TOPICS = "Группа менеджеров не настроена (TRUBKA_TELEGRAM_MANAGERS_CHAT_ID)."
 REFRESHED = "Карточка обновлена"
+LINKED = "Готово! Продолжим здесь: менеджер видит всю нашу переписку."
+LINK_EXPIRED = "Ссылка устарела или неверна. Просто напишите нам здесь — менеджер ответит."
+LINKED_NOTE = (
+    "🔗 Клиент перешёл в Telegram по ссылке и продолжает переписку здесь — это тот же клиент"
+)
+TEXT_ONLY = "В SMS и WhatsApp уходит только текст: напишите ответ текстом."
+NOT_SENT = "Ответ не отправлен: {reason}"
 CANNOT_REPLY = "Этот клиент не пишет в Telegram: ответ до него не дойдёт. Позвоните ему кнопкой 📞."
 CLIENT_HELLO = (
     "Здравствуйте! Напишите ваш вопрос — менеджер ответит здесь. "

@@ -108,8 +108,11 @@ class WhatsAppChannel:
                 json_body=payload,
                 headers={"Authorization": f"Bearer {self._token}"},
             )
-        except UpstreamError as exc:  # timeout or unreachable: the queue tries again
-            raise ChannelError(exc.message) from None
+        except UpstreamError as exc:
+            # Unreachable: the queue tries again. A timeout may have reached Meta (the message
+            # may be out): `timeout`, which the channel sender sets aside instead of resending.
+            code = "timeout" if isinstance(exc.__context__, TimeoutError) else None
+            raise ChannelError(exc.message, code=code) from None
         body = response.json()
         if 200 <= response.status < 300:
             wamid = _message_id(body)

@@ -13,6 +13,7 @@ from storage.models import Client
 from storage.telegram_queue import Outgoing, enqueue
 from telephony.calls.apply import append_dialog
 from telephony.chats import record_message
+from telephony.clients import identities_of
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +32,32 @@ class TelegramOutlet:
     wake: Callable[[], None]
 
 
-def can_message(client: Client) -> bool:
-    return client.channel == TELEGRAM and bool(client.external_id)
+async def telegram_chat(session: AsyncSession, client: Client) -> str | None:
+    """The client's Telegram user id (their private chat with the bot), None without one."""
+    if client.id is None:
+        return None
+    found = [row for row in await identities_of(session, client.id) if row.kind == TELEGRAM]
+    return found[-1].address if found else None
 
 
 async def queue_client_message(
-    session: AsyncSession, outlet: TelegramOutlet, client: Client, text: str, rule: str
+    session: AsyncSession,
+    outlet: TelegramOutlet,
+    client: Client,
+    chat: str,
+    text: str,
+    rule: str,
 ) -> None:
     """The same path as a manager's reply: the dialog line first, then the queued send.
-    Managers see in the client's topic what the bot sent."""
-    assert client.id is not None and client.external_id is not None
+    Managers see in the client's topic what the bot sent. (Without SMS / WhatsApp channels
+    configured; with them, telephony.channels.service routes every message.)"""
+    assert client.id is not None
     line = await record_message(session, client, text, "out")
     enqueue(
         session,
         Outgoing(
             target="chat",
-            chat_id=int(client.external_id),
+            chat_id=int(chat),
             client_id=client.id,
             dialog_message_id=line.id,
             text=html.escape(text, quote=False),

@@ -11,7 +11,19 @@ from telephony.scenarios.spec import Condition, Test
 
 # Top-level names of the context; any other name is a client variable.
 SECTIONS = frozenset(
-    {"client", "call", "lead", "message", "variable", "since", "trigger", "vars", "now"}
+    {
+        "client",
+        "call",
+        "lead",
+        "message",
+        "variable",
+        "delivery",
+        "since",
+        "trigger",
+        "vars",
+        "now",
+        "telegram_link",
+    }
 )
 
 

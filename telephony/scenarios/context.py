@@ -3,6 +3,7 @@ the lead or message, and what happened `since` the trigger (built afresh when a 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,10 +13,12 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.channel_models import ClientChannel
 from storage.models import Call, Client, DialogMessage, Manager
 from telephony.calls.dialing import pbx_identity
 from telephony.calls.outcome import CallOutcome
-from telephony.clients import get_variables
+from telephony.clients import channel_of, get_variables, identities_of
+from telephony.phones import is_mobile
 from telephony.scenarios.conditions import SECTIONS
 
 # `since.successful_calls`: the client's calls that were a conversation (CallOutcome's answered).
@@ -129,7 +132,26 @@ def call_fields(call: Call, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-async def client_fields(session: AsyncSession, client: Client) -> dict[str, Any]:
+def can_carry(
+    identities: Sequence[ClientChannel], phone: str | None, configured: Collection[str]
+) -> bool:
+    """Whether some configured channel can carry a message to this client now: a Telegram or
+    WhatsApp identity, or a phone WhatsApp (a template) or SMS (a mobile number) can reach."""
+    kinds = {row.kind for row in identities if row.kind in configured}
+    if kinds & {"telegram", "whatsapp"}:
+        return True
+    if phone and "whatsapp" in configured:
+        return True
+    return bool(phone) and ("sms" in kinds or "sms" in configured) and is_mobile(phone or "")
+
+
+async def client_fields(
+    session: AsyncSession, client: Client, configured: Collection[str] = ("telegram",)
+) -> dict[str, Any]:
+    """`channel`: the channel the client last wrote from, else their first identity (WhatsApp,
+    Telegram, SMS), else "telephony". `has_messenger`: some configured channel can carry a
+    message to them now (`configured`: the bot's channels; Telegram alone by default)."""
+    identities = await identities_of(session, client.id) if client.id is not None else []
     responsible = (
         await session.get(Manager, client.responsible_manager_id)
         if client.responsible_manager_id
@@ -139,8 +161,8 @@ async def client_fields(session: AsyncSession, client: Client) -> dict[str, Any]
         "id": client.id,
         "name": client.name,
         "phone": client.phone,
-        "channel": client.channel,
-        "has_messenger": client.channel != "telephony" and bool(client.external_id),
+        "channel": channel_of(identities),
+        "has_messenger": can_carry(identities, client.phone, configured),
         # What megafon_call accepts as `user` for the responsible manager (None: nobody).
         "responsible": pbx_identity(responsible) if responsible is not None else None,
         "responsible_name": responsible.name if responsible is not None else None,
@@ -155,7 +177,11 @@ async def build_context(
     zone: ZoneInfo,
     duty_manager: str | None,
     mark: dict[str, int] | None = None,
+    configured: Collection[str] = ("telegram",),
+    telegram_link: str = "",
 ) -> dict[str, Any]:
+    """`telegram_link`: the client's deep link to the bot ("" without one: templates can say
+    `{% if telegram_link %}…{% endif %}`)."""
     client = (
         await session.get(Client, occurrence.client_id, populate_existing=True)
         if occurrence.client_id is not None
@@ -174,12 +200,16 @@ async def build_context(
     context.update(
         {
             "trigger": {"kind": kind, "value": occurrence.value},
-            "client": await client_fields(session, client) if client is not None else {},
+            "client": (
+                await client_fields(session, client, configured) if client is not None else {}
+            ),
             "vars": variables,
             "call": call_fields(call, zone) if call is not None else {},
             "message": occurrence.fields if kind == "message" else {},
             "lead": occurrence.fields if kind == "lead" else {},
             "variable": occurrence.fields if kind == "variable" else {},
+            "delivery": occurrence.fields if kind == "delivery_status" else {},
+            "telegram_link": telegram_link,
             "since": (
                 await _since(session, client.id, mark or {})
                 if client is not None and client.id is not None

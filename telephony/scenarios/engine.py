@@ -31,17 +31,21 @@ from storage.scenario_queries import JOBS, claim_due, next_due
 from telephony.calls.apply import append_dialog
 from telephony.calls.dialing import CallRequestError, megafon_call
 from telephony.calls.pipeline import ScenarioJobs
+from telephony.channels.base import ChannelKind, TemplateRef
+from telephony.channels.routing import Ask
+from telephony.channels.service import ClientChannels, DeliveryUpdate
 from telephony.clients import set_variables
 from telephony.events import CallObserver, CallUpdate, ClientMessage, LeadInfo, LeadMaker
 from telephony.infra.clock import Clock
 from telephony.infra.worker import Worker
 from telephony.providers.megafon import MegafonClient, PbxError
 from telephony.scenarios.actions import (
+    TELEGRAM,
     ActionFailed,
     TelegramOutlet,
-    can_message,
     queue_client_message,
     queue_topic_note,
+    telegram_chat,
 )
 from telephony.scenarios.conditions import first_failing
 from telephony.scenarios.context import Occurrence, build_context, marks
@@ -136,6 +140,9 @@ class ScenarioEngine:
         self._lock = asyncio.Lock()
         self.worker = Worker("scenario-scheduler", self._step, idle_poll=IDLE_POLL)
         self.gate: Callable[[], bool] = lambda: True
+        # SMS / WhatsApp / Telegram by the routing order (set by bot.channels.setup_channels);
+        # None: `send_message` goes to Telegram clients only, as before channels existed.
+        self.channels: ClientChannels | None = None
 
     # --- triggers ------------------------------------------------------------------------
 
@@ -224,6 +231,7 @@ class ScenarioEngine:
             zone=self.zone,
             duty_manager=self.scenarios.duty_manager,
             mark=mark,
+            **self._channel_context(occurrence),
         )
         for rule in rules:
             failing = first_failing(rule.if_, context, now, self.scenarios.hours)
@@ -341,7 +349,19 @@ class ScenarioEngine:
                 zone=self.zone,
                 duty_manager=self.scenarios.duty_manager,
                 mark=mark,
+                **self._channel_context(occurrence),
             )
+
+    def _channel_context(self, occurrence: Occurrence) -> dict[str, Any]:
+        """What the context knows of channels: which are configured, the client's deep link."""
+        if self.channels is None:
+            return {"configured": (TELEGRAM,) if self.telegram is not None else ()}
+        link = (
+            self.channels.telegram_link(occurrence.client_id)
+            if occurrence.client_id is not None
+            else None
+        )
+        return {"configured": self.channels.configured, "telegram_link": link or ""}
 
     async def _still_applies(
         self, rule: Rule, step: int, occurrence: Occurrence, mark: dict[str, int]
@@ -368,8 +388,30 @@ class ScenarioEngine:
         where = f"do[{index}].{kind}"
         client_id = occurrence.client_id
         if action.send_message is not None:
-            text = render(action.send_message.text, context, f"{where}.text")
-            await self._send_message(rule, client_id, text)
+            message = action.send_message
+            text = render(message.text, context, f"{where}.text").strip()
+            if self.channels is None and message.via in (None, TELEGRAM):
+                await self._send_message(rule, client_id, text)
+            else:
+                via = ChannelKind(message.via) if message.via else None
+                await self._send_routed(
+                    rule, client_id, Ask(text=text, via=via), message.urgent, message.transactional
+                )
+        elif action.send_template is not None:
+            template = action.send_template
+            params = tuple(
+                render(param, context, f"{where}.params[{n}]")
+                for n, param in enumerate(template.params)
+            )
+            fallback = (
+                render(template.text, context, f"{where}.text").strip() if template.text else None
+            )
+            ask = Ask(
+                text=fallback,
+                template=TemplateRef(template.name, template.language, params),
+                via=ChannelKind(template.via) if template.via else None,
+            )
+            await self._send_routed(rule, client_id, ask, template.urgent, template.transactional)
         elif action.notify_managers is not None:
             text = render(action.notify_managers.text, context, f"{where}.text")
             async with self.db.session() as session:
@@ -422,10 +464,42 @@ class ScenarioEngine:
         assert isinstance(client, Client)
         return client
 
+    async def _send_routed(
+        self, rule: Rule, client_id: int | None, ask: Ask, urgent: bool, transactional: bool
+    ) -> None:
+        """Through the channels (routing, limits); a refusal is already in the dialog."""
+        if self.channels is None:
+            raise ActionFailed("no channel is configured for this message")
+        async with self.db.session() as session:
+            client = await self._client(session, client_id)
+            await self.channels.send(
+                session,
+                client,
+                ask,
+                origin=rule.name,
+                urgent=urgent,
+                transactional=transactional,
+            )
+        self.channels.wake()
+
+    async def delivery_status(self, update: DeliveryUpdate) -> None:
+        """A channel reported a message's fate: the `delivery_status` trigger."""
+        fields = {
+            "channel": update.kind,
+            "status": update.state,
+            "code": update.code,
+            "detail": update.detail,
+            "delivery_id": update.delivery_id,
+        }
+        await self.fire(
+            [Occurrence("delivery_status", update.state, update.client_id, None, fields)]
+        )
+
     async def _send_message(self, rule: Rule, client_id: int | None, text: str) -> None:
         async with self.db.session() as session:
             client = await self._client(session, client_id)
-            if not can_message(client):
+            chat = await telegram_chat(session, client)
+            if chat is None:
                 log.info(
                     "scenarios: rule %r: client %s has no messenger; message not sent",
                     rule.name,
@@ -435,7 +509,7 @@ class ScenarioEngine:
             if self.telegram is None:
                 log.warning("scenarios: rule %r: Telegram is not configured", rule.name)
                 return
-            await queue_client_message(session, self.telegram, client, text, rule.name)
+            await queue_client_message(session, self.telegram, client, chat, text, rule.name)
         self.telegram.wake()
 
     # --- job outcomes --------------------------------------------------------------------

@@ -26,7 +26,11 @@ from telephony.scenarios.hours import Span, parse_days, parse_spans
 from telephony.scenarios.templates import check_template
 
 LEAD_SOURCES = ("form", "call", "scenario")
-TRIGGERS = ("message", "call_event", "call_status", "lead", "variable")
+TRIGGERS = ("message", "call_event", "call_status", "lead", "variable", "delivery_status")
+# A message's fate as the channels report it (`sms_status delivered` …), and "uncertain": the
+# process died mid-send and it was not sent again (it may have gone out).
+DELIVERY_STATES = ("sent", "delivered", "read", "failed", "uncertain")
+VIA = ("telegram", "whatsapp", "sms")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 60, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -94,6 +98,7 @@ class Trigger(_Strict):
     call_status: list[Literal[CALL_STATUSES]] | None = None  # type: ignore[valid-type]
     lead: list[Literal[LEAD_SOURCES]] | None = None  # type: ignore[valid-type]
     variable: list[str] | None = None
+    delivery_status: list[Literal[DELIVERY_STATES]] | None = None  # type: ignore[valid-type]
 
     @model_validator(mode="before")
     @classmethod
@@ -177,7 +182,28 @@ class Condition(_Strict):
 
 
 class SendMessage(_Strict):
+    """A message to the client by the routing order (README "Routing"), or `via` one channel.
+    `urgent`: SMS / WhatsApp also at night; `transactional`: also to a client who opted out
+    (a reply about their own call or order, never marketing)."""
+
     text: Template
+    via: Literal[VIA] | None = None  # type: ignore[valid-type]
+    urgent: bool = False
+    transactional: bool = False
+
+
+class SendTemplate(_Strict):
+    """An approved WhatsApp template (`params`: its body parameters, templates themselves).
+    `text`: what SMS or Telegram get instead when WhatsApp cannot carry it (no WhatsApp, not
+    a WhatsApp user); without it the template goes to WhatsApp or nowhere."""
+
+    name: str = Field(min_length=1, max_length=512)
+    language: str = Field(default="ru", min_length=2, max_length=16)
+    params: list[Template] = Field(default_factory=list)
+    text: Template | None = None
+    via: Literal[VIA] | None = None  # type: ignore[valid-type]
+    urgent: bool = False
+    transactional: bool = False
 
 
 class NotifyManagers(_Strict):
@@ -236,6 +262,7 @@ class CreateLead(_Strict):
 
 ACTIONS = (
     "send_message",
+    "send_template",
     "notify_managers",
     "set_variable",
     "megafon_call",
@@ -246,6 +273,7 @@ ACTIONS = (
 
 class Action(_Strict):
     send_message: SendMessage | None = None
+    send_template: SendTemplate | None = None
     notify_managers: NotifyManagers | None = None
     set_variable: dict[str, Template | None] | None = None
     megafon_call: MegafonCall | None = None
@@ -260,6 +288,8 @@ class Action(_Strict):
             raise ValueError(f"unknown action {key!r}: use one of {', '.join(ACTIONS)}")
         if key in ("send_message", "notify_managers") and isinstance(inner, str):
             inner = {"text": inner}
+        if key == "send_template" and isinstance(inner, str):
+            inner = {"name": inner}
         if key == "create_lead" and inner is None:
             inner = {}
         return {key: inner}

@@ -1,7 +1,7 @@
 """access: named API tokens (hashed), the reports' login sessions, the audit log
 
 Revision ID: 0016_access
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-04 14:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import storage.types
 
 revision: str = "0016_access"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
