@@ -17,6 +17,7 @@ from sqlmodel import SQLModel, col, select
 
 import storage.schema  # noqa: F401  (every table)
 from bot.settings import ConfigurationError
+from storage.channel_models import ChannelDelivery, ClientChannel
 from storage.db import Database
 from storage.models import Call, CallAttribution, Client, ClientVariable, DialogMessage
 from storage.tracking_models import TrackingVisit
@@ -105,6 +106,13 @@ async def test_forget_leaves_no_trace_keeps_the_totals_and_a_new_call_is_a_new_c
         )
         await session.flush()
         session.add(CallAttribution(call_id=call.id, visit_id="v-secret"))
+        # Reached by SMS and WhatsApp: identities by the phone, a message sent with the text.
+        session.add(ClientChannel(client_id=client_id, kind="whatsapp", address=PHONE))
+        session.add(
+            ChannelDelivery(
+                delivery_id="d-secret", client_id=client_id, kind="sms", address=PHONE, text=SAID
+            )
+        )
     assert await _text_hits(any_db)  # the needles are there to be found
     before = await _totals(client, auth)
 

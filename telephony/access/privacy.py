@@ -20,6 +20,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+from storage.channel_models import ChannelDelivery, ClientChannel
 from storage.db import Database
 from storage.leads_models import Lead, OutboxItem
 from storage.models import (
@@ -223,6 +224,26 @@ async def forget_person(
         await change(
             "phone_index",
             delete(PhoneIndexEntry).where(col(PhoneIndexEntry.client_id).in_(client_ids)),
+        )
+        await change(
+            "client_channels",
+            delete(ClientChannel).where(col(ClientChannel.client_id).in_(client_ids)),
+        )
+        # SMS and WhatsApp sends: the address and text go; one not made yet is not made at all.
+        await change(
+            "channel_deliveries",
+            update(ChannelDelivery)
+            .where(col(ChannelDelivery.client_id).in_(client_ids))
+            .values(address=marker, text=None, template=None, last_error=None),
+        )
+        await change(
+            "channel_deliveries",
+            update(ChannelDelivery)
+            .where(
+                col(ChannelDelivery.client_id).in_(client_ids),
+                col(ChannelDelivery.status) == "pending",
+            )
+            .values(status="cancelled", last_error="client erased"),
         )
         await change(
             "clients",
