@@ -15,7 +15,7 @@ from bot.reports import setup_reports, setup_rollup
 from bot.roles import Role
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
-from bot.tracking import load_tracking, setup_tracking
+from bot.tracking import Widgets, load_tracking, setup_tracking
 from handlers.web import api, leads, managers_api, megafon, novofon, openapi, ops
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
@@ -176,7 +176,15 @@ async def build_app(
     leadership = singletons.Leadership(database)
     app[LEADERSHIP] = leadership
     app.cleanup_ctx.append(lambda _app: leadership.lifetime())
-    setup_tracking(app, settings, tracking, database, observers, http=role.http)
+    setup_tracking(
+        app,
+        settings,
+        tracking,
+        database,
+        observers,
+        http=role.http,
+        widgets=Widgets(leads_room.service, scenarios.hours, context.metrics.registry, clock),
+    )
     # After tracking's observer: a call is attributed to its visit before leads decide on it.
     observers.add(leads_room.service)
     if role.background:

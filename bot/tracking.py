@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from bot.config import load_file_config
 from bot.settings import ConfigurationError, Settings
 from handlers.web import tracking as tracking_web
+from handlers.web import widgets as widgets_web
 from storage.db import Database
 from telephony.events import CallObservers
+from telephony.infra.clock import Clock, SystemClock
+from telephony.leads.service import FormLead, LeadService
 from telephony.tracking import TrackingAttributor, TrackingConfig, check, sync_numbers
+from telephony.tracking.callback import (
+    CallbackCalls,
+    CallbackDesk,
+    CallbackMetrics,
+    OpenHours,
+    VisitLead,
+)
 from telephony.tracking.config import ConfigProblem
 from telephony.tracking.guard import RequestBudget
-from telephony.tracking.script import render_tracker
+from telephony.tracking.script import render_tracker, render_widget
 from telephony.tracking.short_calls import ShortCallFlagger
 
 
@@ -36,6 +48,7 @@ def setup_tracking(
     observers: CallObservers,
     *,
     http: bool = True,
+    widgets: Widgets | None = None,
 ) -> None:
     script = render_tracker(config, settings.public_url).encode("utf-8")
     app[tracking_web.TRACKING] = tracking_web.TrackingWeb(
@@ -44,10 +57,25 @@ def setup_tracking(
     if http:
         app.middlewares.append(tracking_web.cors)
         app.add_routes(tracking_web.routes)
+        app.add_routes(widgets_web.routes)
     if not config.enabled:
         return
     observers.add(TrackingAttributor(db, config))
     observers.add(ShortCallFlagger(db, config))
+    if config.widgets.enabled and widgets is not None:
+        # Before the leads' observer: a placed call joins its callback's lead first.
+        observers.add(CallbackCalls(db))
+        desk = CallbackDesk(
+            db,
+            config,
+            WidgetLeads(widgets.leads),
+            widgets.hours,
+            zone=settings.zone,
+            clock=widgets.clock or SystemClock(),
+            metrics=CallbackMetrics(widgets.registry),
+        )
+        widget_script = render_widget(config, settings.public_url).encode("utf-8")
+        app[widgets_web.WIDGETS] = widgets_web.Widgets(desk=desk, script=widget_script)
 
     async def numbers(_app: web.Application) -> AsyncIterator[None]:
         async with db.session() as session:
@@ -55,3 +83,43 @@ def setup_tracking(
         yield
 
     app.cleanup_ctx.append(numbers)
+
+
+@dataclass(frozen=True)
+class Widgets:
+    """What the site widgets need from the other rooms."""
+
+    leads: LeadService
+    hours: OpenHours
+    registry: CollectorRegistry
+    clock: Clock | None = None
+
+
+class WidgetLeads:
+    """A visit's lead through the leads room: stored, queued to Roistat with the visit's tags
+    and ids, told to the scenarios (`lead: callback`, `lead: chat`)."""
+
+    def __init__(self, service: LeadService) -> None:
+        self.service = service
+
+    async def visit_lead(self, lead: VisitLead) -> tuple[int, int | None]:
+        visit = lead.visit
+        created = await self.service.create_form_lead(
+            FormLead(
+                phone=lead.phone,
+                name=lead.name,
+                is_need_callback=lead.source == "callback" or None,
+                roistat_visit=visit.roistat_visit,
+                metrika_client_id=visit.metrika_client_id,
+                yclid=visit.yclid,
+                utm_source=visit.utm_source,
+                utm_medium=visit.utm_medium,
+                utm_campaign=visit.utm_campaign,
+                utm_content=visit.utm_content,
+                utm_term=visit.utm_term,
+                landing_url=visit.landing_url,
+                referrer=visit.referrer,
+            ),
+            source=lead.source,
+        )
+        return created.lead_id, created.client_id

@@ -9,6 +9,7 @@ from storage import (
     scenario_models,
     telegram_models,
     tracking_models,
+    widget_models,
 )
 from storage.base import METADATA
 
@@ -20,6 +21,7 @@ TABLE_MODULES = (
     scenario_models,
     telegram_models,
     tracking_models,
+    widget_models,
 )
 
 __all__ = ["METADATA", "TABLE_MODULES"]

@@ -39,6 +39,8 @@ from telephony.leads.templates import render
 from telephony.phones import format_phone
 
 log = logging.getLogger(__name__)
+# Leads made from a site visit by the widgets: a callback request, a chat from a messenger link.
+VISIT_SOURCES = ("callback", "chat")
 # Built once: the lead decision runs for every push of a call (statement building and cache
 # keys cost more than SQLite's work for them).
 _CALL_FOR_UPDATE = select(Call).where(col(Call.id) == bindparam("call")).with_for_update()
@@ -195,7 +197,9 @@ class LeadService:
         call = loaded if loaded is not None and loaded in session else None
         if call is None:
             call = (await session.exec(_CALL_FOR_UPDATE, params={"call": call_id})).first()
-        if call is None or call.direction != "in":
+        if call is None:
+            return False
+        if call.direction != "in" and not await self._answers_a_lead(session, call_id):
             return False
         if call.first_time_caller is None:
             call.first_time_caller = await is_first_time(session, call, self.config, now=now)
@@ -223,6 +227,11 @@ class LeadService:
         if ended:
             queued |= await self._ended(session, call, attribution, lead_made=lead is not None)
         return queued
+
+    async def _answers_a_lead(self, session: AsyncSession, call_id: int) -> bool:
+        """An outbound call made for a lead (a site callback: its call joins the lead), so its
+        status, record and end are reported like an inbound call's."""
+        return (await session.exec(_LEAD_OF_CALL, params={"call": call_id})).first() is not None
 
     async def _call_variables(
         self, session: AsyncSession, call: Call, attribution: Attribution
@@ -440,7 +449,9 @@ class LeadService:
             session.add(lead)
             await session.flush()
             assert lead.id is not None
-            self.metrics.leads.labels("form").inc()
+            # Site widgets' leads (callback, chat) are counted as themselves; the rest as forms.
+            kind = source if source in VISIT_SOURCES else "form"
+            self.metrics.leads.labels(kind).inc()
             queued = False
             if self.config.forms and self.sinks.roistat:
                 attribution = from_lead(lead)
@@ -451,7 +462,7 @@ class LeadService:
                     "name": lead.name,
                     "email": lead.email,
                     "comment": lead.comment,
-                    "leadSource": "form",
+                    "leadSource": kind,
                 }
                 params = roistat.lead_params(
                     self.config.roistat,

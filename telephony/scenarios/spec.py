@@ -25,7 +25,7 @@ from telephony.calls.outcome import CALL_EVENTS, CALL_STATUSES
 from telephony.scenarios.hours import Span, parse_days, parse_spans
 from telephony.scenarios.templates import check_template
 
-LEAD_SOURCES = ("form", "call", "scenario")
+LEAD_SOURCES = ("form", "call", "scenario", "callback", "chat")
 TRIGGERS = ("message", "call_event", "call_status", "lead", "variable")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNITS = {None: 60, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
