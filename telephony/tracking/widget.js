@@ -71,12 +71,13 @@
       '.f h2{margin:0 0 10px;font-size:17px}.f label{display:block;margin:8px 0 4px;font-size:13px}' +
       '.f input{box-sizing:border-box;width:100%;padding:10px;border:1px solid #8c959f;border-radius:8px;font:inherit;color:#1b1f24;background:#fff}' +
       '.f button{margin-top:12px;width:100%;border-radius:8px}.x{position:absolute;left:-10000px}' +
-      '.c{float:right;background:none;color:inherit;box-shadow:none;padding:0 4px;margin:0;width:auto}' +
+      '.f .c{float:right;background:none;color:inherit;box-shadow:none;padding:0 4px;margin:0;width:auto;font-size:20px;line-height:1}' +
       '.s{margin:10px 0 0;min-height:1em}[hidden]{display:none!important}';
   }
 
   function build() {
-    var host = el('div', { id: 'trubka-widget' }), root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
+    // The host takes no room in the page's flow: nothing on the page moves.
+    var host = el('div', { id: 'trubka-widget', style: 'position:fixed;width:0;height:0;margin:0;padding:0;border:0' }), root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
     var box = el('div', { 'class': 'b' }), style = el('style', {}, css());
     root.appendChild(style);
     root.appendChild(box);
