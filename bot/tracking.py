@@ -24,6 +24,7 @@ from telephony.tracking.callback import (
     OpenHours,
     VisitLead,
 )
+from telephony.tracking.chat_links import link_key
 from telephony.tracking.config import ConfigProblem
 from telephony.tracking.guard import RequestBudget
 from telephony.tracking.script import render_tracker, render_widget
@@ -75,7 +76,10 @@ def setup_tracking(
             metrics=CallbackMetrics(widgets.registry),
         )
         widget_script = render_widget(config, settings.public_url).encode("utf-8")
-        app[widgets_web.WIDGETS] = widgets_web.Widgets(desk=desk, script=widget_script)
+        token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
+        app[widgets_web.WIDGETS] = widgets_web.Widgets(
+            desk=desk, script=widget_script, link_key=link_key(token) if token else None
+        )
 
     async def numbers(_app: web.Application) -> AsyncIterator[None]:
         async with db.session() as session:

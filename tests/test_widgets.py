@@ -6,7 +6,10 @@ most the configured number."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -17,11 +20,14 @@ from storage.db import Database
 from storage.leads_models import Lead
 from storage.tracking_models import TrackingVisit
 from storage.widget_models import CallbackRequest
+from telephony.tracking.chat_links import link_key, visit_of, visit_token
 from tests.conftest import API_TOKEN
 from tests.fakes.megafon import FakePbx
+from tests.fakes.telegram import TOKEN as TELEGRAM_TOKEN
+from tests.fakes.telegram import FakeTelegram
 from tests.leads_harness import Harness, HarnessFactory
 from tests.megafon_replay import load, replay
-from tests.tracking_support import visit
+from tests.tracking_support import SITE, visit
 from tests.widgets_support import (
     AD,
     DUTY,
@@ -40,8 +46,10 @@ PHONE = "79004443322"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-async def _harness(make_harness: HarnessFactory, db: Database, extra: str = "") -> Harness:
-    return await make_harness(db, widget_toml(extra), scenarios=str(EXAMPLES))
+async def _harness(
+    make_harness: HarnessFactory, db: Database, extra: str = "", **settings: Any
+) -> Harness:
+    return await make_harness(db, widget_toml(extra), scenarios=str(EXAMPLES), **settings)
 
 
 async def _dialled(h: Harness, pbx: FakePbx, expected: int) -> int:
@@ -215,3 +223,43 @@ async def test_without_widgets_the_route_is_404(
     status, body = await ask_callback(h.client, "x", PHONE)
     assert status == 404 and "error" in body
     assert (await h.client.get("/ct/widget.js")).status == 404
+
+
+async def test_messenger_links_carry_a_signed_visit_token(
+    make_harness: HarnessFactory, any_db: Database, fake_telegram: FakeTelegram
+) -> None:
+    h = await _harness(
+        make_harness,
+        any_db,
+        'whatsapp_number = "+79001234567"\n',
+        telegram_token=TELEGRAM_TOKEN,
+        telegram_api_url=fake_telegram.url,
+    )
+    visit_id = await _ad_visit(h)
+    response = await h.client.post(
+        "/ct/v1/chat", data=json.dumps({"visit_id": visit_id}), headers={"Origin": SITE}
+    )
+    assert response.status == 200
+    links = await response.json()
+    assert links["telegram"].startswith("https://t.me/shop_bot?start=v")
+    token = links["telegram"].rpartition("=")[2]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", token)
+    assert visit_of(link_key(TELEGRAM_TOKEN), token) == visit_id
+    assert visit_of(link_key("another bot"), token) is None
+    assert links["whatsapp"].startswith("https://wa.me/79001234567?text=")
+    assert token in links["whatsapp"]
+    unknown = await h.client.post(
+        "/ct/v1/chat", data=json.dumps({"visit_id": "0" * 32}), headers={"Origin": SITE}
+    )
+    assert unknown.status == 404
+
+
+def test_a_forged_or_damaged_token_names_no_visit() -> None:
+    key = link_key("123:secret")
+    token = visit_token(key, "0123456789abcdef0123456789abcdef")
+    assert token is not None and len(token) == 39 and token.startswith("v")
+    assert visit_of(key, token) == "0123456789abcdef0123456789abcdef"
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    for bad in (flipped, token[:-1], token + "A", "x" + token[1:], "", "v" + "=" * 38):
+        assert visit_of(key, bad) is None
+    assert visit_token(key, "not-hex") is None and visit_token(key, "ab" * 20) is None

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from handlers.web.bodies import read_json_object
+from handlers.web.context import CONTEXT
 from handlers.web.errors import JsonError
 from handlers.web.serialize import iso
 from handlers.web.tracking import MAX_BODY, TRACKING
+from storage.tracking_models import TrackingVisit
 from telephony.tracking.callback import CallbackAsk, CallbackDesk, CallbackRefused
+from telephony.tracking.chat_links import telegram_link, visit_token, whatsapp_link
 from telephony.tracking.guard import holder_of
 from telephony.tracking.visitors import client_ip, excluded_address
 
@@ -28,6 +32,8 @@ HONEYPOT = "website"
 class Widgets:
     desk: CallbackDesk
     script: bytes
+    # Signs the messenger links' visit tokens (derived from the bot's token); None: no links.
+    link_key: bytes | None = None
 
 
 WIDGETS = web.AppKey("trubka_widgets", Widgets)
@@ -40,6 +46,24 @@ class CallbackBody(BaseModel):
     phone: str = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=200)
     website: str | None = Field(default=None, max_length=2000)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+class ChatBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    visit_id: str = Field(min_length=1, max_length=64)
+
+
+def _parse(model: type[_Body], body: dict[str, object]) -> _Body:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise JsonError(400, "Invalid parameters", field=field, detail=first["msg"]) from None
 
 
 def _widgets(request: web.Request) -> Widgets:
@@ -64,13 +88,7 @@ async def widget_js(request: web.Request) -> web.Response:
 @routes.post("/ct/v1/callback")
 async def callback(request: web.Request) -> web.Response:
     widgets = _widgets(request)
-    body = await read_json_object(request, max_bytes=MAX_BODY)
-    try:
-        parsed = CallbackBody.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise JsonError(400, "Invalid parameters", field=field, detail=first["msg"]) from None
+    parsed = _parse(CallbackBody, await read_json_object(request, max_bytes=MAX_BODY))
     config = request.app[TRACKING].config
     ip = client_ip(config, request.remote, request.headers.get("X-Forwarded-For"))
     origin = request.headers.get("Origin")
@@ -92,4 +110,23 @@ async def callback(request: web.Request) -> web.Response:
     answer: dict[str, str | None] = {"status": promise.status}
     if promise.at is not None:
         answer["at"] = iso(promise.at)
+    return web.json_response(answer)
+
+
+@routes.post("/ct/v1/chat")
+async def chat_links(request: web.Request) -> web.Response:
+    """The messenger links of a visit: `{"telegram"?, "whatsapp"?}` (each where configured)."""
+    widgets = _widgets(request)
+    parsed = _parse(ChatBody, await read_json_object(request, max_bytes=MAX_BODY))
+    config = request.app[TRACKING].config.widgets
+    async with request.app[CONTEXT].db.read() as session:
+        visit = await session.get(TrackingVisit, parsed.visit_id)
+    token = visit_token(widgets.link_key, parsed.visit_id) if widgets.link_key else None
+    if visit is None or token is None:
+        raise JsonError(404, "Unknown visit", visit_id=parsed.visit_id)
+    answer: dict[str, str] = {}
+    if config.telegram_bot:
+        answer["telegram"] = telegram_link(config.telegram_bot, token)
+    if config.whatsapp_number:
+        answer["whatsapp"] = whatsapp_link(config.whatsapp_number, token)
     return web.json_response(answer)
