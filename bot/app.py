@@ -15,7 +15,7 @@ from bot.reports import setup_reports, setup_rollup
 from bot.roles import Role
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
-from bot.tracking import Widgets, load_tracking, setup_tracking
+from bot.tracking import Widgets, load_tracking, setup_tracking, visit_chats
 from handlers.web import api, leads, managers_api, megafon, novofon, openapi, ops
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import CONTEXT, WebContext
@@ -220,6 +220,10 @@ async def build_app(
         if telegram is not None:
             app[TELEGRAM] = telegram
             telegram.register(app, role, leadership)
+            # `/start v<token>` from the site's messenger links (handlers/telegram/visit_start.py).
+            telegram.dispatcher["visit_chats"] = visit_chats(
+                settings, tracking, database, leads_room.service
+            )
     # Scenarios (issue 6): after Telegram, so the scheduler stops before the send queue.
     setup_scenarios(
         app,

@@ -25,6 +25,7 @@ from telephony.tracking.callback import (
     VisitLead,
 )
 from telephony.tracking.chat_links import link_key
+from telephony.tracking.chat_visits import VisitChats
 from telephony.tracking.config import ConfigProblem
 from telephony.tracking.guard import RequestBudget
 from telephony.tracking.script import render_tracker, render_widget
@@ -123,7 +124,19 @@ class WidgetLeads:
                 utm_term=visit.utm_term,
                 landing_url=visit.landing_url,
                 referrer=visit.referrer,
+                external_key=lead.external_key,
             ),
             source=lead.source,
+            client_id=lead.client_id,
         )
         return created.lead_id, created.client_id
+
+
+def visit_chats(
+    settings: Settings, config: TrackingConfig, db: Database, leads: LeadService
+) -> VisitChats | None:
+    """`/start v<token>` of the messenger links: on with the widgets and a Telegram bot."""
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else None
+    if not (config.enabled and config.widgets.enabled and token):
+        return None
+    return VisitChats(db, WidgetLeads(leads), link_key(token))

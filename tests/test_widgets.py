@@ -27,6 +27,7 @@ from tests.fakes.telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram import FakeTelegram
 from tests.leads_harness import Harness, HarnessFactory
 from tests.megafon_replay import load, replay
+from tests.telegram_updates import CLIENT_USER, feed, message
 from tests.tracking_support import SITE, visit
 from tests.widgets_support import (
     AD,
@@ -263,3 +264,42 @@ def test_a_forged_or_damaged_token_names_no_visit() -> None:
     for bad in (flipped, token[:-1], token + "A", "x" + token[1:], "", "v" + "=" * 38):
         assert visit_of(key, bad) is None
     assert visit_token(key, "not-hex") is None and visit_token(key, "ab" * 20) is None
+
+
+async def test_start_with_a_visit_token_binds_the_chat_and_delivers_a_chat_lead(
+    make_harness: HarnessFactory, any_db: Database, fake_telegram: FakeTelegram
+) -> None:
+    h = await _harness(
+        make_harness,
+        any_db,
+        telegram_token=TELEGRAM_TOKEN,
+        telegram_api_url=fake_telegram.url,
+        telegram_group_interval=0,
+        telegram_chat_interval=0,
+    )
+    visit_id = await _ad_visit(h)
+    link = await h.client.post(
+        "/ct/v1/chat", data=json.dumps({"visit_id": visit_id}), headers={"Origin": SITE}
+    )
+    token = (await link.json())["telegram"].rpartition("=")[2]
+    app = h.client.server.app
+
+    # A new Telegram user opens the link: /start <token>.
+    await feed(app, message(CLIENT_USER, f"/start {token}"))
+    await feed(app, message(CLIENT_USER, f"/start {token}"))  # twice: still one lead
+    assert fake_telegram.texts_in(CLIENT_USER, None)  # greeted as on any /start
+    [lead] = await h.leads_rows()
+    assert (lead.source, lead.utm_source, lead.utm_campaign) == ("chat", "yandex", "spring")
+    assert lead.metrika_client_id == METRIKA_ID and lead.client_id is not None
+    variables = await (await h.client.get(f"/api/v1/clients/{lead.client_id}", headers=AUTH)).json()
+    assert variables["variables"]["utm_source"] == "yandex"
+    assert variables["variables"]["tracking_visit_id"] == visit_id
+    await h.drain()
+    [sent] = h.roistat.leads()
+    assert sent.params["roistat"] == ROISTAT_VISIT
+    assert sent.params["fields[source]"] == "yandex"
+
+    # A forged token (another bot's key) is an ordinary /start: no lead.
+    forged = visit_token(link_key("another bot"), visit_id)
+    await feed(app, message(CLIENT_USER + 1, f"/start {forged}"))
+    assert len(await h.leads_rows()) == 1

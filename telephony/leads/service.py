@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.manager_queries import manager_by_login
-from storage.models import Call
+from storage.models import Call, Client
 from storage.queries import insert_or_ignore
 from telephony.clients import create_client, match_or_create_client
 from telephony.events import CallUpdate, LeadInfo, LeadObserver, LeadObservers
@@ -409,8 +409,11 @@ class LeadService:
 
     # -- site forms ------------------------------------------------------------------------------
 
-    async def create_form_lead(self, form: FormLead, *, source: str = "form") -> CreatedLead:
-        """A lead from a site form (or, with source "scenario", a scenario's create_lead)."""
+    async def create_form_lead(
+        self, form: FormLead, *, source: str = "form", client_id: int | None = None
+    ) -> CreatedLead:
+        """A lead from a site form (or, with source "scenario", a scenario's create_lead; with
+        `client_id`, of that client: a chat started from a site visit)."""
         async with self.db.session() as session:
             if form.external_key:
                 existing = (
@@ -418,7 +421,12 @@ class LeadService:
                 ).first()
                 if existing is not None and existing.id is not None:
                     return CreatedLead(existing.id, existing.client_id, created=False)
-            if form.phone:
+            if client_id is not None:
+                known = await session.get(Client, client_id)
+                if known is None:
+                    raise LookupError(f"client {client_id} no longer exists")
+                client = known
+            elif form.phone:
                 client, created = await match_or_create_client(session, form.phone)
                 if created and form.name:
                     client.name = form.name[:300]

@@ -110,6 +110,8 @@ class VisitLead:
     phone: str | None
     name: str | None
     visit: TrackingVisit
+    client_id: int | None = None  # the lead is this client's (a chat); else matched by phone
+    external_key: str | None = None  # the same key twice is one lead
 
 
 class VisitLeads(Protocol):
