@@ -66,14 +66,15 @@ def setup_tracking(
     observers.add(ShortCallFlagger(db, config))
     if config.widgets.enabled and widgets is not None:
         # Before the leads' observer: a placed call joins its callback's lead first.
-        observers.add(CallbackCalls(db))
+        clock = widgets.clock or SystemClock()
+        observers.add(CallbackCalls(db, clock))
         desk = CallbackDesk(
             db,
             config,
             WidgetLeads(widgets.leads),
             widgets.hours,
             zone=settings.zone,
-            clock=widgets.clock or SystemClock(),
+            clock=clock,
             metrics=CallbackMetrics(widgets.registry),
         )
         widget_script = render_widget(config, settings.public_url).encode("utf-8")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, update
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.leads_models import Lead
+from storage.models import Call
 from storage.tracking_queries import insert_ignore
 from storage.widget_models import CallbackRequest, WidgetCounter
 
@@ -52,3 +54,31 @@ async def open_request(
         .with_for_update()
     )
     return (await session.exec(query)).first()
+
+
+async def callback_rows(
+    session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime | None, bool | None]]:
+    """The callback requests of [start, end): when asked, when dialled, whether answered."""
+    query = (
+        select(
+            CallbackRequest.requested_at,
+            CallbackRequest.dialled_at,
+            Call.answered,
+        )
+        .select_from(CallbackRequest)
+        .outerjoin(Call, col(Call.id) == col(CallbackRequest.call_id))
+        .where(
+            col(CallbackRequest.requested_at) >= start,
+            col(CallbackRequest.requested_at) < end,
+        )
+    )
+    return [(row[0], row[1], row[2]) for row in (await session.exec(query)).all()]
+
+
+async def chat_lead_count(session: AsyncSession, start: datetime, end: datetime) -> int:
+    """Chats started from the site's messenger links in [start, end) (their `chat` leads)."""
+    query = select(func.count()).where(
+        Lead.source == "chat", col(Lead.created_at) >= start, col(Lead.created_at) < end
+    )
+    return int((await session.exec(query)).one())

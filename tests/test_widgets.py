@@ -118,6 +118,24 @@ async def test_a_callback_in_working_hours_rings_the_manager_and_carries_the_vis
     metrics = await h.metrics_text()
     assert 'trubka_callback_requests_total{outcome="calling"} 1.0' in metrics
 
+    # The calls report counts the callback beside calls, in the confidence bar as exact.
+    period = {"from": "2026-11-23", "to": "2026-11-23"}
+    report = await (await h.client.get("/api/v1/reports/calls", params=period, headers=AUTH)).json()
+    assert report["ways_in"] == {"calls": 0, "callbacks": 1, "chats": 0}
+    assert report["callback"] == {
+        "requested": 1,
+        "dialled": 1,
+        "answered": 1,
+        "median_seconds_to_ring": 0,  # the test's clock stands still
+    }
+    assert report["confidence_all"]["exact"] == report["confidence"]["exact"] + 1
+    login = await h.client.post(
+        "/reports/login", data={"token": API_TOKEN, "next": "/reports/calls"}
+    )
+    assert login.status == 200
+    page = await (await h.client.get("/reports/calls", params=period)).text()
+    assert "Обратный звонок" in page and "обратные звонки" in page
+
 
 async def test_after_hours_the_visitor_is_promised_the_next_working_time(
     make_harness: HarnessFactory, any_db: Database, fake_pbx: FakePbx
@@ -164,6 +182,7 @@ async def test_the_budget_per_phone_is_stored_so_another_process_sees_it(
     for i in range(2):
         assert (await ask_callback(first.client, visit_id, PHONE, address=f"8.8.{i}.1"))[0] == 200
     second = await _harness(make_harness, any_db)  # a restart, or a second web process
+    second.clock.set(MONDAY_10.astimezone(UTC))
     status, body = await ask_callback(second.client, visit_id, PHONE, address="9.9.9.9")
     assert (status, body["reason"]) == (429, "phone")
     # Another phone still may ask.
@@ -298,6 +317,10 @@ async def test_start_with_a_visit_token_binds_the_chat_and_delivers_a_chat_lead(
     [sent] = h.roistat.leads()
     assert sent.params["roistat"] == ROISTAT_VISIT
     assert sent.params["fields[source]"] == "yandex"
+
+    period = {"from": "2026-11-21", "to": "2026-11-21"}  # the harness clock's day
+    report = await (await h.client.get("/api/v1/reports/calls", params=period, headers=AUTH)).json()
+    assert report["ways_in"]["chats"] == 1
 
     # A forged token (another bot's key) is an ordinary /start: no lead.
     forged = visit_token(link_key("another bot"), visit_id)

@@ -201,19 +201,19 @@ class CallbackDesk:
             phone = dialable_phone(ask.phone, widgets.countries)
         except InvalidPhone:
             raise self._refuse(400, "phone_invalid", "Invalid phone") from None
-        now = utcnow()  # the visits' own clock
+        now = self.clock.now()  # the leads' and scenarios' clock: requests, budgets, reports
         max_age = timedelta(minutes=widgets.budgets.visit_max_age_minutes)
         async with self.db.session() as session:
             visit = await session.get(TrackingVisit, ask.visit_id)
             if visit is None:
                 raise self._refuse(400, "visit_unknown", "Unknown visit")
-            if now - visit.last_seen_at > max_age:
+            if utcnow() - visit.last_seen_at > max_age:  # the visits' own clock
                 raise self._refuse(400, "visit_stale", "Visit too old")
             refusal = await self._spend(session, phone, ask.site, now)
             if refusal is not None:
                 # The session rolls back: a refused request spends no other budget.
                 raise self._refuse(429, refusal, "Too many requests", 3600)
-            promise = self._promise()
+            promise = self._promise(now)
             request = CallbackRequest(
                 visit_id=visit.id,
                 site=ask.site,
@@ -237,8 +237,7 @@ class CallbackDesk:
         self.metrics.requests.labels(promise.status).inc()
         return Promise(promise.status, promise.at, request_id)
 
-    def _promise(self) -> Promise:
-        moment = self.clock.now()
+    def _promise(self, moment: datetime) -> Promise:
         if self.hours.is_open(moment):
             return Promise("calling")
         return Promise("scheduled", self.hours.next_open(moment))
@@ -268,14 +267,15 @@ class CallbackCalls:
     call is attributed to the request's visit (exact, matched by callback) and joins its lead,
     so its end reaches Roistat and Metrika with the visit."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
+        self._clock = clock
 
     async def call_updated(self, update: CallUpdate) -> None:
         call = update.call
         if update.trigger != "requested" or call.id is None or not call.phone:
             return
-        now = utcnow()
+        now = self._clock.now()
         async with self._db.session() as session:
             request = await open_request(session, call.phone, now - ANSWERS_WITHIN)
             if request is None:
