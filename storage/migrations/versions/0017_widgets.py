@@ -34,16 +34,22 @@ def upgrade() -> None:
         sa.Column("due_at", storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("dialled_at", storage.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["call_id"], ["calls.id"],
-            name=op.f("fk_callback_requests_call_id_calls"), ondelete="SET NULL",
+            ["call_id"],
+            ["calls.id"],
+            name=op.f("fk_callback_requests_call_id_calls"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["lead_id"], ["leads.id"],
-            name=op.f("fk_callback_requests_lead_id_leads"), ondelete="SET NULL",
+            ["lead_id"],
+            ["leads.id"],
+            name=op.f("fk_callback_requests_lead_id_leads"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["visit_id"], ["tracking_visits.id"],
-            name=op.f("fk_callback_requests_visit_id_tracking_visits"), ondelete="SET NULL",
+            ["visit_id"],
+            ["tracking_visits.id"],
+            name=op.f("fk_callback_requests_visit_id_tracking_visits"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_callback_requests")),
     )
