@@ -146,11 +146,16 @@ async def test_after_hours_the_visitor_is_promised_the_next_working_time(
     status, answer = await ask_callback(h.client, visit_id, "+7 495 123-45-67")
     assert status == 200
     assert answer == {"status": "scheduled", "at": "2026-11-23T06:00:00Z"}  # Monday 09:00 MSK
+    # Asking again before then: the same promise, still one call.
+    again = await ask_callback(h.client, visit_id, "8 495 123 45 67", address="8.8.8.8")
+    assert again == (200, answer)
     assert await _dialled(h, fake_pbx, 0) == 0
     h.clock.set(MONDAY_9.astimezone(UTC) + timedelta(seconds=1))
     assert await _dialled(h, fake_pbx, 1) == 1
     [makecall] = fake_pbx.makecalls()
     assert makecall.json == {"phone": "74951234567", "user": DUTY}
+    assert len(await h.leads_rows()) == 1
+    assert 'trubka_callback_requests_total{outcome="duplicate"} 1.0' in await h.metrics_text()
 
 
 async def test_callback_bombing_dials_at_most_the_budget_per_phone(

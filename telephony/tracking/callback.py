@@ -209,6 +209,11 @@ class CallbackDesk:
                 raise self._refuse(400, "visit_unknown", "Unknown visit")
             if utcnow() - visit.last_seen_at > max_age:  # the visits' own clock
                 raise self._refuse(400, "visit_stale", "Visit too old")
+            pending = await open_request(session, phone, now - ANSWERS_WITHIN)
+            if pending is not None and pending.due_at is not None and pending.due_at > now:
+                # Already promised for later: asking again changes nothing (one call, no budget).
+                self.metrics.requests.labels("duplicate").inc()
+                return Promise("scheduled", pending.due_at, pending.id)
             refusal = await self._spend(session, phone, ask.site, now)
             if refusal is not None:
                 # The session rolls back: a refused request spends no other budget.
