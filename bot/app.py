@@ -22,7 +22,7 @@ from bot.roles import Role
 from bot.scenarios.wiring import load_scenario_settings, setup_scenarios
 from bot.settings import Settings
 from bot.shell import Shell, new_shell, setup_database, setup_leadership
-from bot.tracking import load_tracking, setup_tracking
+from bot.tracking import Widgets, load_tracking, setup_tracking, visit_chats
 from handlers.web import openapi
 from storage.db import Database
 from telephony.calls.dialing import Dialers
@@ -62,7 +62,7 @@ async def build_app(
     leads = setup_leads(shell)
     calls = setup_calls(shell, leads)
     setup_leadership(shell)
-    setup_tracking(shell, tracking)
+    setup_tracking(shell, tracking, Widgets(leads.service, scenarios.hours))
     serve_leads(shell, leads)
     setup_rollup(shell)
     setup_reports(shell, scenarios.hours)
@@ -71,6 +71,11 @@ async def build_app(
     setup_ops(shell)
     messages = message_observers()
     telegram = setup_telegram(shell, calls.dialers, messages)
+    if telegram is not None:  # `/start v<token>` of the site's messenger links
+        from bot.telegram.wiring import TELEGRAM
+
+        bot = shell.app[TELEGRAM]
+        bot.dispatcher["visit_chats"] = visit_chats(settings, tracking, shell.db, leads.service)
     setup_scenarios(
         shell,
         scenarios,

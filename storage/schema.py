@@ -11,6 +11,7 @@ from storage import (
     scenario_models,
     telegram_models,
     tracking_models,
+    widget_models,
 )
 from storage.base import METADATA
 
@@ -24,6 +25,7 @@ TABLE_MODULES = (
     scenario_models,
     telegram_models,
     tracking_models,
+    widget_models,
 )
 
 __all__ = ["METADATA", "TABLE_MODULES"]

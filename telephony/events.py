@@ -73,7 +73,8 @@ class MessageObserver(Protocol):
 @dataclass
 class LeadInfo:
     """A new lead: `source` is "form" (a site form), "call" (the lead rules made one from a
-    call) or "scenario" (a scenario's create_lead). `fields` are the lead's own values
+    call), "scenario" (a scenario's create_lead), "callback" (the site's callback widget) or
+    "chat" (a chat started from the site's messenger link). `fields` are the lead's own values
     (name, email, comment, is_need_callback, utm_* …) as the lead code has them."""
 
     source: str

@@ -31,7 +31,7 @@ from storage.models import Call, CallEvent
 from telephony.providers.novofon import SIGNED_FIELDS, webhook_signature
 from tests.conftest import API_TOKEN, CRM_TOKEN, AppClient, AppFactory
 from tests.megafon_replay import load, replay
-from tests.tracking_support import CHROME, SITE, write_config
+from tests.tracking_support import CHROME, SITE, TOML, write_config
 
 NOVOFON_KEY, NOVOFON_SECRET = "fuzz-key", "fuzz-secret"
 FORM = "application/x-www-form-urlencoded"
@@ -73,7 +73,7 @@ FIELD_NAMES = [
     "cmd", "type", "phone", "user", "callid", "duration", "start", "status", "rating", "wait",
     "ext", "link", "event", "pbx_call_id", "call_start", "caller_id", "called_did", "internal",
     "disposition", "is_recorded", "call_id_with_rec", "client_phone", "manager_id", "url",
-    "visit_id", "name", "email", "comment", "is_need_callback", "limit", "after_id",
+    "visit_id", "name", "email", "comment", "is_need_callback", "limit", "after_id", "website",
 ]  # fmt: skip
 COMMANDS = ["history", "event", "contact", "rating", "", "HISTORY"]
 NOVOFON_EVENTS = sorted(SIGNED_FIELDS)
@@ -218,7 +218,8 @@ async def _send(client: AppClient, probe: Probe) -> tuple[int, str]:
 async def fuzzed_app(make_client: AppFactory, any_db: Database, tmp_path: Path) -> AppClient:
     return await make_client(
         any_db,
-        config=write_config(tmp_path),
+        # The site widgets on: /ct/v1/callback is fuzzed past its 404 too.
+        config=write_config(tmp_path, TOML + "\n[tracking.widgets]\nenabled = true\n"),
         novofon_key=NOVOFON_KEY,
         novofon_secret=NOVOFON_SECRET,
     )
@@ -231,6 +232,7 @@ async def test_no_route_answers_5xx_to_bad_input_and_calls_still_work(
     loop = asyncio.get_running_loop()
     routes = _routes(client.app)
     assert ("POST", "/megafon_webhook") in routes and ("POST", "/ct/v1/visit") in routes
+    assert ("POST", "/ct/v1/callback") in routes
     seen: dict[int, int] = {}
 
     @settings(max_examples=400, database=None)

@@ -21,6 +21,7 @@ from storage.channel_models import ChannelDelivery, ClientChannel
 from storage.db import Database
 from storage.models import Call, CallAttribution, Client, ClientVariable, DialogMessage
 from storage.tracking_models import TrackingVisit
+from storage.widget_models import CallbackRequest, WidgetCounter
 from telephony.access import audit
 from telephony.access.retention import RetentionConfig, RetentionSweep
 from telephony.infra.clock import FakeClock
@@ -108,6 +109,9 @@ async def test_forget_leaves_no_trace_keeps_the_totals_and_a_new_call_is_a_new_c
         session.add(CallAttribution(call_id=call.id, visit_id="v-secret"))
         # Reached by SMS and WhatsApp: identities by the phone, a message sent with the text.
         session.add(ClientChannel(client_id=client_id, kind="whatsapp", address=PHONE))
+        # A "Перезвоните мне" from the site, and its per-phone budget.
+        session.add(CallbackRequest(phone=PHONE, site="example.ru"))
+        session.add(WidgetCounter(key=f"phone:{PHONE}", window_start=call.created_at, count=1))
         session.add(
             ChannelDelivery(
                 delivery_id="d-secret", client_id=client_id, kind="sms", address=PHONE, text=SAID

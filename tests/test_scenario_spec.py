@@ -104,6 +104,7 @@ def test_the_shipped_examples_are_valid_and_the_docs_show_that_very_file() -> No
     assert [r.name for r in scenarios.rules] == [
         "missed call follow-up",
         "site form callback",
+        "site callback",
         "call-me request in chat",
     ]
     # The page includes the file itself (pymdownx.snippets), so there is no copy to drift.

@@ -32,7 +32,7 @@ from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import AlertRules, TopicNotifier
 from bot.telegram.sender import Sender
 from bot.telegram.status import SendStatus
-from handlers.telegram import alerts, calls, chats, managers
+from handlers.telegram import alerts, calls, chats, managers, visit_start
 from handlers.telegram.context import ManagerMiddleware, TelegramContext
 from storage.db import Database
 from storage.queue import RetryPolicy
@@ -58,6 +58,7 @@ def build_dispatcher(context: TelegramContext) -> Dispatcher:
         calls.build_router(),
         alerts.build_router(),
         chats.build_group_router(),
+        visit_start.build_router(),  # `/start v<token>` (site links) before the usual /start
         chats.build_private_router(),
     )
     return dispatcher

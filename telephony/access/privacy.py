@@ -36,6 +36,7 @@ from storage.scenario_models import ScenarioJob
 from storage.telegram_models import TelegramDelivery, TelegramTopic
 from storage.telegram_queue import CARD, Outgoing, enqueue
 from storage.tracking_models import TrackingLease, TrackingVisit
+from storage.widget_models import CallbackRequest, WidgetCounter
 from telephony.access.audit import Actor, record
 
 ERASED = "{}"  # what a raw payload (a push, an outbox or scenario payload) becomes
@@ -224,6 +225,20 @@ async def forget_person(
         await change(
             "phone_index",
             delete(PhoneIndexEntry).where(col(PhoneIndexEntry.client_id).in_(client_ids)),
+        )
+        # The site's callback requests stay counted (reports) under the anonymous marker; the
+        # per-phone budget's counter is keyed by the phone itself.
+        await change(
+            "callback_requests",
+            update(CallbackRequest)
+            .where(col(CallbackRequest.phone).in_(sorted(phones)))
+            .values(phone=marker),
+        )
+        await change(
+            "widget_counters",
+            delete(WidgetCounter).where(
+                col(WidgetCounter.key).in_([f"phone:{p}" for p in sorted(phones)])
+            ),
         )
         await change(
             "client_channels",

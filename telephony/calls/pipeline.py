@@ -59,6 +59,13 @@ class FraudChecked:
 
 
 @dataclass(frozen=True)
+class CallbackAnswered:
+    """A site's callback request this call answers (its id), if any."""
+
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
 class LeadDecision:
     """Leads: whether deliveries were queued, and the leads the call made."""
 
@@ -99,6 +106,7 @@ class CallSteps:
 
     tracking: CallStep[Attributed] | None = None
     fraud: CallStep[FraudChecked] | None = None
+    callback: CallStep[CallbackAnswered] | None = None
     leads: CallStep[LeadDecision] | None = None
     notes: CallStep[NotesQueued] | None = None
     scenarios: CallStep[ScenarioJobs] | None = None
@@ -107,6 +115,7 @@ class CallSteps:
         steps: tuple[CallStep[Any] | None, ...] = (
             self.tracking,
             self.fraud,
+            self.callback,
             self.leads,
             self.notes,
             self.scenarios,

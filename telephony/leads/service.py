@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.manager_queries import manager_by_login
-from storage.models import Call
+from storage.models import Call, Client
 from storage.queries import insert_or_ignore
 from telephony.calls.outcome import CallOutcome
 from telephony.calls.pipeline import LeadDecision
@@ -35,6 +35,8 @@ from telephony.leads.templates import render
 from telephony.phones import format_phone
 
 log = logging.getLogger(__name__)
+# Leads made from a site visit by the widgets: a callback request, a chat from a messenger link.
+VISIT_SOURCES = ("callback", "chat")
 # Built once: the lead decision runs for every push of a call (statement building and cache
 # keys cost more than SQLite's work for them).
 _CALL_FOR_UPDATE = select(Call).where(col(Call.id) == bindparam("call")).with_for_update()
@@ -186,7 +188,9 @@ class LeadService:
         call = loaded if loaded is not None and loaded in session else None
         if call is None:
             call = (await session.exec(_CALL_FOR_UPDATE, params={"call": call_id})).first()
-        if call is None or call.direction != "in":
+        if call is None:
+            return False
+        if call.direction != "in" and not await self._answers_a_lead(session, call_id):
             return False
         if call.first_time_caller is None:
             call.first_time_caller = await is_first_time(session, call, self.config, now=now)
@@ -214,6 +218,11 @@ class LeadService:
         if ended:
             queued |= await self._ended(session, call, attribution, lead_made=lead is not None)
         return queued
+
+    async def _answers_a_lead(self, session: AsyncSession, call_id: int) -> bool:
+        """An outbound call made for a lead (a site callback: its call joins the lead), so its
+        status, record and end are reported like an inbound call's."""
+        return (await session.exec(_LEAD_OF_CALL, params={"call": call_id})).first() is not None
 
     async def _call_variables(
         self, session: AsyncSession, call: Call, attribution: Attribution
@@ -395,8 +404,11 @@ class LeadService:
 
     # -- site forms ------------------------------------------------------------------------------
 
-    async def create_form_lead(self, form: FormLead, *, source: str = "form") -> CreatedLead:
-        """A lead from a site form (or, with source "scenario", a scenario's create_lead)."""
+    async def create_form_lead(
+        self, form: FormLead, *, source: str = "form", client_id: int | None = None
+    ) -> CreatedLead:
+        """A lead from a site form (or, with source "scenario", a scenario's create_lead; with
+        `client_id`, of that client: a chat started from a site visit)."""
         async with self.db.session() as session:
             if form.external_key:
                 existing = (
@@ -404,7 +416,12 @@ class LeadService:
                 ).first()
                 if existing is not None and existing.id is not None:
                     return CreatedLead(existing.id, existing.client_id, created=False)
-            if form.phone:
+            if client_id is not None:
+                known = await session.get(Client, client_id)
+                if known is None:
+                    raise LookupError(f"client {client_id} no longer exists")
+                client = known
+            elif form.phone:
                 client, created = await match_or_create_client(session, form.phone)
                 if created and form.name:
                     client.name = form.name[:300]
@@ -435,7 +452,9 @@ class LeadService:
             session.add(lead)
             await session.flush()
             assert lead.id is not None
-            self.metrics.leads.labels("form").inc()
+            # Site widgets' leads (callback, chat) are counted as themselves; the rest as forms.
+            kind = source if source in VISIT_SOURCES else "form"
+            self.metrics.leads.labels(kind).inc()
             queued = False
             if self.config.forms and self.sinks.roistat:
                 attribution = from_lead(lead)
@@ -446,7 +465,7 @@ class LeadService:
                     "name": lead.name,
                     "email": lead.email,
                     "comment": lead.comment,
-                    "leadSource": "form",
+                    "leadSource": kind,
                 }
                 params = roistat.lead_params(
                     self.config.roistat,

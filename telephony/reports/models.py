@@ -31,6 +31,23 @@ class CallFigures(BaseModel):
     missed: int
 
 
+class CallbackFigures(BaseModel):
+    """The site's "Перезвоните мне" requests of the period."""
+
+    requested: int = 0
+    dialled: int = 0  # the PBX was asked to ring
+    answered: int = 0  # the call was answered
+    median_seconds_to_ring: int | None = None  # from the request to the PBX asked (dialled ones)
+
+
+class WaysIn(BaseModel):
+    """Calls beside the site widgets' ways in, each tied to a visit."""
+
+    calls: int = 0  # inbound calls (the report's total)
+    callbacks: int = 0  # callback requests from the site
+    chats: int = 0  # chats started from the site's messenger links
+
+
 class CallsReport(BaseModel):
     period: PeriodInfo
     filters: Filters
@@ -38,7 +55,11 @@ class CallsReport(BaseModel):
     totals: CallFigures
     rows: list[CallFigures]
     series: list[CallFigures]  # by day (or by hour for one day): what the chart draws
-    confidence: dict[str, int]  # exact / probable / channel / none
+    confidence: dict[str, int]  # exact / probable / channel / none (inbound calls)
+    ways_in: WaysIn = WaysIn()
+    # `confidence` with callbacks and chats added as exact (tied to their visit by construction).
+    confidence_all: dict[str, int] = {}
+    callback: CallbackFigures = CallbackFigures()
 
 
 class RecoveryFigures(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -37,8 +38,10 @@ from storage.report_queries import (
     with_unattributed,
 )
 from storage.types import utcnow
+from storage.widget_queries import callback_rows, chat_lead_count
 from telephony.reports import recovery
 from telephony.reports.models import (
+    CallbackFigures,
     CallFigures,
     CallsReport,
     DeadDelivery,
@@ -54,6 +57,7 @@ from telephony.reports.models import (
     RecoveryFigures,
     SinkFigures,
     TrackingReport,
+    WaysIn,
 )
 from telephony.reports.periods import days_of, hours_of, local_period
 from telephony.reports.pool_series import HOURLY_UP_TO_DAYS, Point, PoolSeries
@@ -152,6 +156,14 @@ class ReportService:
             )
         total = totals[0] if totals else CallRow("total", 0, 0, 0, 0, 0)
         confidence = with_unattributed(attributed, total.total)
+        callback, chats = await asyncio.gather(
+            read(lambda session: callback_rows(session, period.start, period.end)),
+            read(lambda session: chat_lead_count(session, period.start, period.end)),
+        )
+        callback_figures = _callback_figures(callback)
+        confidence = {level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS}
+        confidence_all = dict(confidence)
+        confidence_all["exact"] += callback_figures.requested + chats
         return CallsReport(
             period=info,
             filters=_filters(flt),
@@ -159,7 +171,10 @@ class ReportService:
             totals=_figures(total, "total"),
             rows=rows_out,
             series=filled,
-            confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
+            confidence=confidence,
+            ways_in=WaysIn(calls=total.total, callbacks=callback_figures.requested, chats=chats),
+            confidence_all=confidence_all,
+            callback=callback_figures,
         )
 
     async def missed(self, info: PeriodInfo, period: Period, flt: CallFilter) -> MissedReport:
@@ -313,6 +328,20 @@ class ReportService:
             hours=points,
             confidence={level: confidence.get(level, 0) for level in CONFIDENCE_LEVELS},
         )
+
+
+def _callback_figures(
+    rows: Sequence[tuple[datetime, datetime | None, bool | None]],
+) -> CallbackFigures:
+    waits = sorted(
+        (dialled - requested).total_seconds() for requested, dialled, _ in rows if dialled
+    )
+    return CallbackFigures(
+        requested=len(rows),
+        dialled=len(waits),
+        answered=sum(1 for _, _, answered in rows if answered),
+        median_seconds_to_ring=round(statistics.median(waits)) if waits else None,
+    )
 
 
 def _pool_series(

@@ -25,7 +25,7 @@ from telephony.calls.outcome import CALL_EVENTS, CALL_STATUSES
 from telephony.scenarios.hours import Span, parse_days, parse_spans
 from telephony.scenarios.templates import check_template
 
-LEAD_SOURCES = ("form", "call", "scenario")
+LEAD_SOURCES = ("form", "call", "scenario", "callback", "chat")
 TRIGGERS = ("message", "call_event", "call_status", "lead", "variable", "delivery_status")
 # A message's fate as the channels report it (`sms_status delivered` …), and "uncertain": the
 # process died mid-send and it was not sent again (it may have gone out).

@@ -52,6 +52,8 @@ class MatchedBy(StrEnum):
     STATIC = "static"  # the pool's static number (the pool was full)
     POOL = "pool"  # nobody held the number
     PROVIDER = "provider"  # the telephony provider's own call tracking
+    CALLBACK = "callback"  # a callback the visit asked for on the site (exact by construction)
+    CHAT = "chat"  # a chat started from the visit's messenger link (exact by construction)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from telephony.phones import InvalidPhone, normalize_phone
+from telephony.tracking.widget_config import WidgetsConfig
 
 DEFAULT_MASK = "+7 (XXX) XXX-XX-XX"
 # Lower-case substrings of user agents that are robots, not people (plus an empty agent).
@@ -216,6 +217,7 @@ class TrackingConfig(_Strict):
     lease: LeasePolicy = Field(default_factory=LeasePolicy)
     limits: Limits = Field(default_factory=Limits)
     short_calls: ShortCalls = Field(default_factory=ShortCalls)
+    widgets: WidgetsConfig = Field(default_factory=WidgetsConfig)
     pools: list[Pool] = Field(default_factory=list)
 
     @field_validator("sites")

@@ -8,6 +8,7 @@ from importlib.resources import files
 from telephony.tracking.config import TrackingConfig
 
 _PLACEHOLDER = "/*CONFIG*/null"
+_WIDGET_PLACEHOLDER = "/*WIDGET*/null"
 
 
 def _compact(source: str) -> str:
@@ -19,7 +20,7 @@ def _compact(source: str) -> str:
         if in_block:
             in_block = "*/" not in line
             continue
-        if line.startswith("/*") and _PLACEHOLDER not in line:
+        if line.startswith("/*") and _PLACEHOLDER not in line and _WIDGET_PLACEHOLDER not in line:
             in_block = "*/" not in line
             continue
         if not line or line.startswith("//"):
@@ -42,10 +43,29 @@ def render_tracker(config: TrackingConfig, public_url: str) -> str:
             "d": config.cookie_days,
             "m": config.cookie_domain,
             "u": public_url.rstrip("/"),
+            # The widgets' script is fetched this many ms after the page's load (null: off).
+            "w": config.widgets.delay_ms if config.widgets.enabled else None,
         }
     # json.dumps of our own validated settings; "</" cannot occur, still escaped for safety.
     baked = json.dumps(settings, ensure_ascii=True).replace("</", "<\\/")
     return _compact(source).replace(_PLACEHOLDER, baked, 1)
+
+
+def render_widget(config: TrackingConfig, public_url: str) -> str:
+    """`widget.js` as served: the widgets' texts, colours and switches baked in."""
+    source = files("telephony.tracking").joinpath("widget.js").read_text(encoding="utf-8")
+    widgets = config.widgets
+    settings = {
+        "t": widgets.texts.model_dump(),
+        "c": widgets.colours.model_dump(),
+        "p": widgets.position,
+        "f": widgets.form_attribute,
+        "cb": widgets.callback,
+        "tg": widgets.telegram_bot is not None,
+        "wa": widgets.whatsapp_number is not None,
+    }
+    baked = json.dumps(settings, ensure_ascii=False).replace("</", "<\\/")
+    return _compact(source).replace(_WIDGET_PLACEHOLDER, baked, 1)
 
 
 def snippet(script_url: str, classes: list[str]) -> str:

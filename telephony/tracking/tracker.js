@@ -116,9 +116,26 @@
     }
   }
 
+  // The widgets (callback, messengers) come in a second script once the page has settled.
+  function widget() {
+    if (C.w == null || C.v) return;
+    C.v = vid;
+    C.b = base;
+    var go = function () {
+      setTimeout(function () {
+        var s = d.createElement('script');
+        s.async = true;
+        s.src = base + '/ct/widget.js';
+        d.head.appendChild(s);
+      }, C.w);
+    };
+    d.readyState == 'complete' ? go() : w.addEventListener('load', go);
+  }
+
   function visited(r) {
     if (r && r.visit_id) {
       vid = r.visit_id;
+      widget();
       d.cookie = C.k + '=' + vid + ';path=/;max-age=' + C.d * 86400 + ';SameSite=Lax' +
         (C.m ? ';domain=' + C.m : '');
     }

@@ -84,7 +84,8 @@ def _calls_charts(report: CallsReport) -> dict[str, Markup]:
             ],
             "Входящие звонки",
         ),
-        "confidence": _confidence_bar(report.confidence),
+        # Calls, callbacks and chats: the last two are tied to their visit by construction.
+        "confidence": _confidence_bar(report.confidence_all or report.confidence),
     }
 
 
