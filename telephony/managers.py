@@ -54,8 +54,9 @@ class ProviderNeeded(ValueError):
 def parse_pbx_identity(raw: str, configured: Sequence[str]) -> PbxIdentity:
     """`megafon andy`, `novofon 100`, or just `andy` / `100` when one PBX is configured.
 
-    Raises ProviderNeeded when both are configured and the input names neither, ValueError for
-    input no PBX accepts (empty, a login for Novofon, which has none).
+    Raises ProviderNeeded when both are configured, the input names neither and could be on
+    either (an extension or a number: a login can only be MegaFon's), ValueError for input no
+    PBX accepts (empty, a login for Novofon, which has none).
     """
     words = raw.split()
     if not words:
@@ -66,13 +67,18 @@ def parse_pbx_identity(raw: str, configured: Sequence[str]) -> PbxIdentity:
         if not words:
             raise ValueError(f"give a login, extension or number after {provider}")
     given = " ".join(words)
-    if provider is None:
-        if len(configured) > 1:
-            raise ProviderNeeded(given, [p for p in PROVIDERS if p in configured])
-        provider = configured[0] if configured else MEGAFON
     try:
-        party = parse_party(given)
+        party: str | Extension | None = parse_party(given)
     except InvalidPhone:
+        party = None  # a login: only MegaFon has them, so it names its PBX by itself
+    if provider is None:
+        if party is None and MEGAFON in configured:
+            provider = MEGAFON
+        elif len(configured) > 1:
+            raise ProviderNeeded(given, [p for p in PROVIDERS if p in configured])
+        else:
+            provider = configured[0] if configured else MEGAFON
+    if party is None:
         if provider == NOVOFON:
             raise ValueError("Novofon has no logins: give an extension (100) or a number") from None
         return PbxIdentity(provider, login=given)

@@ -75,6 +75,11 @@ async def test_pbx_with_both_providers_asks_which_and_the_call_goes_through_it(
 
     await feed(server, message(MANAGER, "/pbx megafon andy"))
     assert "АТС: MegaFon" in (fake_telegram.in_thread(MANAGER, None)[-1].text or "")
+    # A login can only be MegaFon's (Novofon has none): nothing to ask.
+    await feed(server, message(MANAGER, "/pbx andy"))
+    answer = fake_telegram.in_thread(MANAGER, None)[-1]
+    assert answer.text != texts.WHICH_PBX
+    assert "АТС: MegaFon" in (answer.text or "")
     await feed(server, message(MANAGER, "/pbx novofon andy"))
     assert "Novofon has no logins" in (fake_telegram.in_thread(MANAGER, None)[-1].text or "")
 
