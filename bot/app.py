@@ -29,6 +29,7 @@ from telephony.calls.dialing import Dialers
 from telephony.events import FanOut, MessageObserver, message_observers
 from telephony.infra.clock import Clock
 from telephony.scenarios.actions import TelegramOutlet
+from telephony.tracking.chat_visits import WhatsAppVisitCodes
 
 
 def check_files(settings: Settings) -> None:
@@ -71,11 +72,14 @@ async def build_app(
     setup_ops(shell)
     messages = message_observers()
     telegram = setup_telegram(shell, calls.dialers, messages)
-    if telegram is not None:  # `/start v<token>` of the site's messenger links
+    # The site's messenger links: `/start v<token>` in Telegram, the prefilled code in WhatsApp.
+    chats = visit_chats(settings, tracking, shell.db, leads.service)
+    if telegram is not None:
         from bot.telegram.wiring import TELEGRAM
 
-        bot = shell.app[TELEGRAM]
-        bot.dispatcher["visit_chats"] = visit_chats(settings, tracking, shell.db, leads.service)
+        shell.app[TELEGRAM].dispatcher["visit_chats"] = chats
+    if chats is not None:
+        messages.add(WhatsAppVisitCodes(chats))
     setup_scenarios(
         shell,
         scenarios,
@@ -85,7 +89,8 @@ async def build_app(
         pbx=calls.pbx,
         telegram=telegram,
     )
-    setup_channels(shell)  # SMS, WhatsApp, routing (issue 20): after Telegram and the scenarios
+    # SMS, WhatsApp, routing (issue 20): after Telegram and the scenarios.
+    setup_channels(shell, messages=messages)
     return shell.app
 
 

@@ -30,6 +30,7 @@ from telephony.channels.sender import ChannelSender
 from telephony.channels.service import ChannelMetrics, ClientChannels
 from telephony.channels.smsru import SmsRuChannel, sms_balance_problem
 from telephony.channels.whatsapp import WhatsAppChannel
+from telephony.events import FanOut, MessageObserver, message_observers
 from telephony.infra.clock import SystemClock
 from telephony.infra.ratelimit import TokenBuckets
 from telephony.scenarios.actions import TelegramOutlet
@@ -113,9 +114,15 @@ def links(settings: Settings) -> TelegramLinks | None:
     )
 
 
-def setup_channels(shell: Shell, channels: Mapping[str, Channel] | None = None) -> ClientChannels:
+def setup_channels(
+    shell: Shell,
+    channels: Mapping[str, Channel] | None = None,
+    *,
+    messages: FanOut[MessageObserver] | None = None,
+) -> ClientChannels:
     """After Telegram and the scenarios (it hands itself to both). `channels`: given by tests
-    (else built from the settings)."""
+    (else built from the settings); `messages`: the app's message fan-out (the scenarios are in
+    it), told about every incoming message."""
     app, settings, db = shell.app, shell.settings, shell.db
     built = dict(channels) if channels is not None else build_channels(settings)
     clock = shell.clock or SystemClock()
@@ -141,7 +148,9 @@ def setup_channels(shell: Shell, channels: Mapping[str, Channel] | None = None) 
         links=links(settings),
         clock=clock,
         metrics=ChannelMetrics(shell.web.metrics.registry),
-        messages=engine,
+        messages=messages
+        if messages is not None
+        else message_observers([engine] if engine is not None else []),
     )
     app[CHANNELS] = service
     if engine is not None:

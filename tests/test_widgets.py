@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
+import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -25,6 +29,7 @@ from tests.conftest import API_TOKEN
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import TOKEN as TELEGRAM_TOKEN
 from tests.fakes.telegram import FakeTelegram
+from tests.fakes.whatsapp import FakeWhatsApp
 from tests.leads_harness import Harness, HarnessFactory
 from tests.megafon_replay import load, replay
 from tests.telegram_updates import CLIENT_USER, feed, message
@@ -330,4 +335,55 @@ async def test_start_with_a_visit_token_binds_the_chat_and_delivers_a_chat_lead(
     # A forged token (another bot's key) is an ordinary /start: no lead.
     forged = visit_token(link_key("another bot"), visit_id)
     await feed(app, message(CLIENT_USER + 1, f"/start {forged}"))
+    assert len(await h.leads_rows()) == 1
+
+
+@pytest.fixture
+async def fake_whatsapp() -> AsyncIterator[FakeWhatsApp]:
+    fake = FakeWhatsApp()
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+async def test_the_whatsapp_link_code_binds_the_chat_to_the_visit(
+    make_harness: HarnessFactory,
+    any_db: Database,
+    fake_telegram: FakeTelegram,
+    fake_whatsapp: FakeWhatsApp,
+) -> None:
+    """WhatsApp has no start parameter: the site's link prefills the visit's code, and the
+    first message carrying it (signed webhook from the fake Cloud API) makes the `chat` lead."""
+    h = await _harness(
+        make_harness,
+        any_db,
+        'whatsapp_number = "+79001234567"\n',
+        telegram_token=TELEGRAM_TOKEN,
+        telegram_api_url=fake_telegram.url,
+        whatsapp_token=fake_whatsapp.token,
+        whatsapp_url=fake_whatsapp.url,
+        whatsapp_phone_number_id=fake_whatsapp.phone_number_id,
+        whatsapp_app_secret=fake_whatsapp.app_secret,
+        whatsapp_verify_token="widgets-verify",
+    )
+    visit_id = await _ad_visit(h)
+    link = await h.client.post(
+        "/ct/v1/chat", data=json.dumps({"visit_id": visit_id}), headers={"Origin": SITE}
+    )
+    prefilled = unquote((await link.json())["whatsapp"].partition("?text=")[2])
+    webhook = str(h.client.make_url("/whatsapp_webhook"))
+
+    written = await fake_whatsapp.client_writes(webhook, "79161112233", prefilled, "Ольга")
+    assert written.status == 200
+    again = await fake_whatsapp.client_writes(webhook, "79161112233", prefilled, "Ольга")
+    assert again.status == 200  # a second message with the code: still one lead
+    [lead] = await h.leads_rows()
+    assert (lead.source, lead.utm_source, lead.utm_campaign) == ("chat", "yandex", "spring")
+    assert lead.metrika_client_id == METRIKA_ID
+
+    # A code signed with another key binds nothing.
+    forged = visit_token(link_key("another bot"), visit_id)
+    await fake_whatsapp.client_writes(webhook, "79161112244", f"Код обращения: {forged}", "Иван")
     assert len(await h.leads_rows()) == 1

@@ -64,7 +64,7 @@ from telephony.clients import (
     set_variables,
     wrote_from,
 )
-from telephony.events import ClientMessage, MessageObserver
+from telephony.events import ClientMessage, FanOut, MessageObserver
 from telephony.infra.clock import Clock, SystemClock
 from telephony.phones import InvalidPhone, is_mobile, normalize_phone
 from telephony.scenarios.actions import TelegramOutlet
@@ -144,7 +144,9 @@ class ClientChannels:
     links: TelegramLinks | None = None
     clock: Clock = field(default_factory=SystemClock)
     metrics: ChannelMetrics = field(default_factory=ChannelMetrics)
-    messages: MessageObserver | None = None
+    # Told about every incoming client message (the scenarios' `message` trigger, a site
+    # link's visit code): the app's one message fan-out.
+    messages: FanOut[MessageObserver] | None = None
     observers: list[DeliveryObserver] = field(default_factory=list)
     wake_sender: Any = None  # Callable[[], None]: the channel sender's wake
 
@@ -317,7 +319,11 @@ class ClientChannels:
                 continue
             self.wake()
             if self.messages is not None:
-                await self.messages.message_received(taken)
+                await self._tell(self.messages, taken)
+
+    @staticmethod
+    async def _tell(observers: FanOut[MessageObserver], message: ClientMessage) -> None:
+        await observers.tell(lambda observer: observer.message_received(message))
 
     async def _take_message(self, message: IncomingMessage) -> ClientMessage | None:
         kind = str(message.kind)

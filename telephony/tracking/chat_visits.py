@@ -13,8 +13,9 @@ from storage.db import Database
 from storage.models import Client
 from storage.tracking_models import TrackingVisit
 from telephony.clients import set_variables
+from telephony.events import ClientMessage
 from telephony.tracking.callback import VisitLead, VisitLeads, visit_variables
-from telephony.tracking.chat_links import visit_of
+from telephony.tracking.chat_links import WHATSAPP_CODE, visit_of
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +53,21 @@ class VisitChats:
         )
         log.info("chat of client %s started from visit %s: lead %s", client_id, visit_id, lead_id)
         return lead_id
+
+
+class WhatsAppVisitCodes:
+    """A MessageObserver: WhatsApp has no start parameter, so the site's WhatsApp link prefills
+    the visit's code in the first message; a message carrying a valid code binds the chat to
+    that visit like `/start v…` does in Telegram (a `chat` lead with the visit's source, once
+    per client and visit)."""
+
+    def __init__(self, chats: VisitChats) -> None:
+        self._chats = chats
+
+    async def message_received(self, message: ClientMessage) -> None:
+        if message.channel != "whatsapp":
+            return
+        found = WHATSAPP_CODE.search(message.text)
+        visit_id = self._chats.visit_of(found.group(1)) if found is not None else None
+        if visit_id is not None:
+            await self._chats.chat_started(message.client_id, visit_id)
