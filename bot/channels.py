@@ -126,9 +126,12 @@ def setup_channels(
     app, settings, db = shell.app, shell.settings, shell.db
     built = dict(channels) if channels is not None else build_channels(settings)
     clock = shell.clock or SystemClock()
-    from bot.telegram.wiring import TELEGRAM
+    telegram = None
+    if settings.telegram_token is not None:
+        # Imported only when used: aiogram's types take seconds to load.
+        from bot.telegram.wiring import TELEGRAM
 
-    telegram = app.get(TELEGRAM) if settings.telegram_token is not None else None
+        telegram = app.get(TELEGRAM)
     outlet = (
         TelegramOutlet(settings.telegram_managers_chat_id, telegram.sender.wake)
         if telegram is not None
