@@ -11,6 +11,13 @@ the call in the manager's private chat and in the group, the 429s received, and 
 group needs to catch up (the last ringing message after the first push). Then a single call
 from a brand-new client (topic and card first). `--scale` < 1 shrinks every Telegram window
 on both sides (quick runs); figures are then in scaled seconds, not Telegram's.
+
+    .venv/bin/python bench/telegram_latency.py --backlog 10000 [--rings 5] [--spacing 0.2]
+        [--database-url URL] [--patience 60] [--scale 1.0]
+
+runs the other question instead (bench/telegram_backlog.py): with N pushes of finished calls
+stored and `trubka serve` applying them, K calls of known clients ring; seconds from each
+INCOMING push to the first group message about the call, against the same with no backlog.
 """
 
 from __future__ import annotations
@@ -97,7 +104,7 @@ async def run(calls: int, scale: float, *, fresh: bool = False) -> dict[str, flo
     fake.url = str(telegram.make_url("")).rstrip("/")
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
             database_url=f"sqlite+aiosqlite:///{folder}/bench.db",
             megafon_crm_token=CRM,
             telegram_token=TOKEN,
@@ -188,5 +195,21 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", default="1,10,30")
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument(
+        "--backlog", type=int, help="pushes waiting when the calls ring (bench/telegram_backlog.py)"
+    )
+    parser.add_argument("--rings", type=int, default=5, help="with --backlog: calls that ring")
+    parser.add_argument("--spacing", type=float, default=0.2, help="with --backlog: seconds apart")
+    parser.add_argument("--patience", type=float, default=60.0, help="with --backlog: seconds")
+    parser.add_argument("--database-url", help="with --backlog: PostgreSQL (default SQLite)")
     args = parser.parse_args()
-    asyncio.run(main([int(n) for n in args.calls.split(",")], args.scale))
+    if args.backlog is not None:
+        import telegram_backlog  # bench/ is the script's folder
+
+        asyncio.run(
+            telegram_backlog.main(
+                args.database_url, args.backlog, args.rings, args.spacing, args.patience, args.scale
+            )
+        )
+    else:
+        asyncio.run(main([int(n) for n in args.calls.split(",")], args.scale))
