@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -323,6 +324,10 @@ async def main(
     patience: float,
     scale: float,
 ) -> None:
+    # SIGTERM ends the run as Ctrl-C does: the servers started are stopped, not left behind.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     if serve_cpu() is not None:
         os.sched_setaffinity(0, {1})  # this process (the fake Bot API, the pushes) off serve's core
     backend = (database_url or "sqlite").split(":", 1)[0].split("+", 1)[0]

@@ -206,10 +206,18 @@ if __name__ == "__main__":
     if args.backlog is not None:
         import telegram_backlog  # bench/ is the script's folder
 
-        asyncio.run(
-            telegram_backlog.main(
-                args.database_url, args.backlog, args.rings, args.spacing, args.patience, args.scale
+        try:
+            asyncio.run(
+                telegram_backlog.main(
+                    args.database_url,
+                    args.backlog,
+                    args.rings,
+                    args.spacing,
+                    args.patience,
+                    args.scale,
+                )
             )
-        )
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            sys.exit("interrupted: the servers were stopped")
     else:
         asyncio.run(main([int(n) for n in args.calls.split(",")], args.scale))

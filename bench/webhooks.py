@@ -38,6 +38,7 @@ import asyncio
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -335,6 +336,10 @@ async def fixed_rate(url: str, rate: float, seconds: float, tag: str) -> Result:
 
 
 async def main() -> None:
+    # SIGTERM ends the run as Ctrl-C does: the servers started are stopped, not left behind.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"parts to run, of {','.join(PARTS)} (all)"
@@ -440,18 +445,19 @@ async def main() -> None:
         async with server(pinned(serve, server_cpu), env, port) as trubka:
             url = trubka.url
             if "saturation" in parts:
-                print(f"1. saturation, {load}:")
+                print(f"Trubka saturation, {load}:")
                 accepted = await saturation(url, "trubka")
                 print(
                     f"  ratio: {accepted / bare_rate:.1%} of bare aiohttp "
                     f"(goal >= {RATIO_GOAL:.0%})"
                 )
-                left = await backlog.wait_empty(300)
-                print(f"  (the saturation run's backlog took {left:.1f} s to apply)")
+                if parts & {"rates", "drain"}:  # the next part starts with nothing waiting
+                    left = await backlog.wait_empty(300)
+                    print(f"  (the saturation run's backlog took {left:.1f} s to apply)")
 
             if "rates" in parts:
-                print(f"2. fixed rate, {args.duration:g} s each (Python generator, open loop):")
-                for rate in rates:
+                print(f"Trubka fixed rate, {args.duration:g} s each (open loop):")
+                for n, rate in enumerate(rates):
                     result = await fixed_rate(url, rate, args.duration, f"r{rate:.0f}")
                     pending, _ = await backlog.counts()
                     p99 = result.quantile(0.99)
@@ -464,10 +470,11 @@ async def main() -> None:
                         f"{bare_p99[rate]:.2f} ms"
                         + (f"; goal p99 <= {goal:g} ms, backlog not growing" if goal else "")
                     )
-                    await backlog.wait_empty(300)
+                    if n + 1 < len(rates) or "drain" in parts:
+                        await backlog.wait_empty(300)
 
             if "drain" in parts:
-                print(f"3. applying inside serve (every observer on), {args.backlog} pushes:")
+                print(f"Trubka applying inside serve (every observer on), {args.backlog} pushes:")
                 _, applied_before = await backlog.counts()
                 began = time.perf_counter()
                 posting = await submit_backlog(url, args.backlog, args.connections)
@@ -495,4 +502,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        sys.exit("interrupted: the servers were stopped")
