@@ -228,13 +228,13 @@ async def wait_ready(base: str) -> None:
     raise RuntimeError(f"{base} did not start")
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The process's peak resident set (VmHWM) in MB; nan where /proc is not there."""
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak resident set (VmHWM; VmRSS: now) in MB; nan without /proc."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return float("nan")
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    found = re.search(rf"^{field}:\s+(\d+) kB", status, re.MULTILINE)
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
@@ -242,6 +242,7 @@ def peak_rss_mb(pid: int) -> float:
 class Served:
     url: str
     pid: int
+    ready_rss: float = float("nan")  # MB, once it answered /healthz
     peak_rss: float = float("nan")  # MB, read just before the server is stopped
 
 
@@ -254,6 +255,7 @@ async def server(argv: list[str], env: dict[str, str], port: int) -> AsyncIterat
     served = Served(f"http://127.0.0.1:{port}/megafon_webhook", process.pid)
     try:
         await wait_ready(f"http://127.0.0.1:{port}")
+        served.ready_rss = peak_rss_mb(process.pid, "VmRSS")
         yield served
     finally:
         served.peak_rss = peak_rss_mb(process.pid)
@@ -491,9 +493,10 @@ async def main() -> None:
                     f"  applied {applied} pushes in {total:.1f} s: {applied / total:.0f} pushes/s "
                     f"in one serve process"
                 )
+        bare_part = f"; bare aiohttp {bare_rss:.0f} MB" if bare_rss == bare_rss else ""
         print(
-            f"peak RSS (VmHWM): serve {trubka.peak_rss:.0f} MB (goal <= {RSS_GOAL_MB:.0f} MB); "
-            f"bare aiohttp {bare_rss:.0f} MB"
+            f"peak RSS (VmHWM): serve {trubka.peak_rss:.0f} MB (goal <= {RSS_GOAL_MB:.0f} MB; "
+            f"{trubka.ready_rss:.0f} MB once it answered)" + bare_part
         )
     finally:
         await backlog.close()
