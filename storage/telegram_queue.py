@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal_column
+from sqlalchemy import func, literal_column, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database
 from storage.models import Call
@@ -99,18 +100,59 @@ def enqueue(session: AsyncSession, outgoing: Outgoing) -> TelegramDelivery:
     return row
 
 
-async def candidates(db: Database, limit: int) -> list[TelegramDelivery]:
+async def candidates(db: Database, limit: int, *, urgent: int = 50) -> list[TelegramDelivery]:
     """Deliveries not settled yet, oldest first: pending ones (due or not: the scheduler keeps
     each chat in order) and claimed ones (`held` while their lease runs; after it, their sender
-    died and they are due again). A read only: `claim` decides who sends."""
+    died and they are due again). A read only: `claim` decides who sends.
+
+    Behind a backlog longer than `limit`, the oldest `urgent` alerts past it (a ringing or
+    missed call) come too, each with its chat's earlier rows, so they are not left waiting
+    for thousands of older notes while their chat's order is kept."""
     async with db.read() as session:
-        query = (
-            select(TelegramDelivery)
-            .where(col(TelegramDelivery.status).in_(UNSETTLED))
-            .order_by(col(TelegramDelivery.id))
-            .limit(limit)
+        rows = list((await session.exec(_unsettled().limit(limit))).all())
+        if len(rows) < limit:
+            return rows
+        last = rows[-1].id
+        alerts = list(
+            (
+                await session.exec(
+                    _unsettled()
+                    .where(col(TelegramDelivery.lane) == ALERT, col(TelegramDelivery.id) > last)
+                    .limit(urgent)
+                )
+            ).all()
         )
-        return list((await session.exec(query)).all())
+        if not alerts:
+            return rows
+        topics = {r.client_id for r in alerts if r.target == "topic" and r.client_id is not None}
+        chats = {r.chat_id for r in alerts if r.target != "topic" or r.client_id is None}
+        topic_row = (col(TelegramDelivery.target) == "topic") & col(
+            TelegramDelivery.client_id
+        ).is_not(None)
+        same_line = or_(
+            topic_row & col(TelegramDelivery.client_id).in_(topics),
+            ~topic_row & col(TelegramDelivery.chat_id).in_(chats),
+        )
+        earlier = (
+            await session.exec(
+                _unsettled()
+                .where(
+                    col(TelegramDelivery.id) > last,
+                    col(TelegramDelivery.id) <= alerts[-1].id,
+                    same_line,
+                )
+                .limit(limit)
+            )
+        ).all()
+        return rows + list(earlier)
+
+
+def _unsettled() -> SelectOfScalar[TelegramDelivery]:
+    return (
+        select(TelegramDelivery)
+        .where(col(TelegramDelivery.status).in_(UNSETTLED))
+        .order_by(col(TelegramDelivery.id))
+    )
 
 
 # What a claim refreshes on the rows the scheduler read (with id, claim_token and attempts).

@@ -107,3 +107,22 @@ def test_a_long_live_message_keeps_its_opening_and_latest_lines() -> None:
     text = live_text([opening, *rest])
     assert len(text) <= 4096
     assert text.startswith("📞 opening\n…\n") and text.endswith(rest[-1].text)
+
+
+def test_other_lanes_leave_a_group_token_for_a_ringing_call() -> None:
+    """A backlog of notes spends the group's budget down to its reserve, not to zero: a call
+    that starts ringing then goes at once instead of a whole refill (4 s) later."""
+    clock = FakeClock(NOW)
+    budgets = Budgets(BudgetRates(group_per_minute=20, group_burst=5), clock=clock)
+    backlog = [row(GROUP, MESSAGE, client_id=2) for _ in range(10)]  # a standing topic
+    sent = 0
+    while True:
+        chosen, _ = choose(lines(*backlog[sent:]), budgets, clock)
+        if chosen is None:
+            break
+        assert budgets.take(GROUP)
+        sent += 1
+    assert sent == 4  # burst 5, one kept
+    ringing = row(GROUP, ALERT, client_id=1)
+    chosen, _ = choose(lines(*backlog[sent:], ringing), budgets, clock)
+    assert chosen == (("topic", 1), [ringing])

@@ -25,6 +25,7 @@ from bot.telegram.sender import Sender
 from bot.telegram.status import SendStatus
 from storage import telegram_queue
 from storage.db import Database
+from storage.models import Client
 from storage.queue import Status
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import MAX_ATTEMPTS, Outgoing
@@ -253,3 +254,63 @@ async def test_wakes_over_a_waiting_backlog_are_coalesced_but_a_short_queue_is_l
     assert passes == 1  # one look, then the wakes wait
     assert all(wait is not None and 0 < wait <= 1.0 for wait in waits)
     assert not fake_telegram.called("sendMessage")
+
+
+async def test_an_alert_behind_a_long_backlog_is_read_with_its_chat_s_earlier_rows(
+    any_db: Database, clock: FakeClock
+) -> None:
+    """A ringing call queued behind more notes than a pass reads is still among the candidates
+    (the scheduler sends the most urgent lane first), and so are the earlier rows of its own
+    topic (its chat's order is kept); other chats' later rows are not."""
+    async with any_db.session() as session:
+        for client_id in (7, *range(100, 110), 200, 201):
+            session.add(Client(id=client_id, phone=f"7900{client_id:07d}"))
+        await session.flush()
+
+        def note(client_id: int, lane: int = telegram_queue.MESSAGE, text: str = "…") -> None:
+            telegram_queue.enqueue(
+                session,
+                Outgoing(
+                    target="topic", chat_id=GROUP, client_id=client_id, lane=lane, text=text
+                ),
+            )
+
+        for n in range(10):
+            note(100 + n)  # the backlog: ten clients' notes
+        note(7, text="earlier note of client 7")
+        note(200)
+        note(7, telegram_queue.ALERT, text="📞 client 7 rings")
+        note(201)
+        await session.flush()
+
+    rows = await telegram_queue.candidates(any_db, 5)
+    texts = [row.text for row in rows]
+    assert len(rows) == 7  # the five oldest, then client 7's line up to its alert
+    assert texts[-2:] == ["earlier note of client 7", "📞 client 7 rings"]
+    assert [row.id for row in rows] == sorted(row.id for row in rows)
+    assert {row.client_id for row in rows[5:]} == {7}
+    assert len(await telegram_queue.candidates(any_db, 20)) == 14  # a short queue: all of it
+
+
+async def test_an_urgent_wake_ends_the_coalescing_of_a_backlog_s_wakes(
+    any_db: Database, sender: Sender
+) -> None:
+    """While a backlog waits for its budget, wakes are coalesced — but not the wake of a
+    ringing or missed call: its pass happens at once."""
+    passes = 0
+    real_pass = sender._pass
+
+    async def counted(*, include_scheduled: bool = True) -> float | None:
+        nonlocal passes
+        passes += 1
+        return await real_pass(include_scheduled=include_scheduled)
+
+    sender._pass = counted  # type: ignore[method-assign]
+    sender.budgets.cool_off(CHAT, 60)
+    await _enqueue(any_db, sender.clock, *(f"note {n}" for n in range(120)))
+    await sender._step()
+    await sender._step()
+    assert passes == 1  # coalesced
+    sender.wake(urgent=True)
+    await sender._step()
+    assert passes == 2

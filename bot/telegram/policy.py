@@ -25,6 +25,10 @@ from storage.telegram_queue import ALERT, ESCALATE
 
 MAX_TEXT = 4096
 MAX_MERGED = 20  # alerts merged into one private message
+# Sends a chat's budget keeps for a ringing or missed call: other lanes leave this many tokens
+# in the bucket (up to its burst), so an alert arriving behind a backlog finds one at once
+# instead of waiting a whole refill (a group's is 4 s).
+ALERT_RESERVE = 1
 
 Fifo = tuple[str, int]  # ("topic", client id) or ("chat", chat id)
 
@@ -43,6 +47,13 @@ def cost(row: TelegramDelivery, ready: set[int]) -> int:
         return 1
     extra = 0 if row.client_id in ready else 2
     return extra + (2 if row.method == "card" else 1)
+
+
+def needed(row: TelegramDelivery, ready: set[int], budgets: Budgets) -> float:
+    """Tokens the chat's bucket must hold for the row to go now: its cost (up to a burst),
+    plus the alerts' reserve for any other lane."""
+    reserve = 0 if row.lane == ALERT else ALERT_RESERVE
+    return min(cost(row, ready) + reserve, burst(row, budgets))
 
 
 def burst(row: TelegramDelivery, budgets: Budgets) -> float:
@@ -76,7 +87,7 @@ def most_urgent(
             continue
         if head.chat_id in saving:
             continue
-        wait = budgets.wait_for(head.chat_id, min(cost(head, ready), burst(head, budgets)))
+        wait = budgets.wait_for(head.chat_id, needed(head, ready, budgets))
         if wait > 0:
             saving.add(head.chat_id)  # less urgent lines must not spend what this one needs
         if head.lane == ALERT and head.target == "chat":

@@ -132,7 +132,11 @@ class Sender:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, *, urgent: bool = False) -> None:
+        """Look at the queue soon; `urgent` (a ringing or missed call was queued): at once,
+        even while a backlog's wakes are being coalesced."""
+        if urgent:
+            self._quiet_until = float("-inf")
         self.worker.wake()
 
     async def stop(self, task: asyncio.Task[None], grace: float = 5.0) -> None:
