@@ -174,9 +174,9 @@ async def match_or_create_client(
     return client, True
 
 
-_PHONE_HOLDERS = core_select(_INDEX.c.phone, _INDEX.c.variable, _INDEX.c.client_id).where(
-    _INDEX.c.phone.in_(bindparam("phones", expanding=True))
-)
+_PHONE_HOLDERS = select(
+    PhoneIndexEntry.phone, PhoneIndexEntry.variable, PhoneIndexEntry.client_id
+).where(col(PhoneIndexEntry.phone).in_(bindparam("phones", expanding=True)))
 _NEW_CLIENTS = insert(_CLIENTS).returning(_CLIENTS.c.id, _CLIENTS.c.phone)
 _NEW_INDEX_ENTRIES = insert(_INDEX)
 

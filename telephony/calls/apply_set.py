@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, update
-from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -62,7 +61,6 @@ SlicePush = tuple[int, str, CallPush]
 
 _CALLS = Call.__table__  # type: ignore[attr-defined]
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
-_VARIABLES = ClientVariable.__table__  # type: ignore[attr-defined]
 
 # The columns the state machine changes: written back in one statement per slice.
 _CHANGED = (
@@ -95,11 +93,11 @@ _KNOWN_CALLS = (
     )
     .with_for_update(of=Call)
 )
-_REQUESTS = core_select(_CALLS.c.phone).where(
-    _CALLS.c.provider == bindparam("provider"),
-    _CALLS.c.awaiting_pbx.is_(True),
-    _CALLS.c.phone.in_(bindparam("phones", expanding=True)),
-    _CALLS.c.created_at >= bindparam("since"),
+_REQUESTS = select(Call.phone).where(
+    col(Call.provider) == bindparam("provider"),
+    col(Call.awaiting_pbx).is_(True),
+    col(Call.phone).in_(bindparam("phones", expanding=True)),
+    col(Call.created_at) >= bindparam("since"),
 )
 _NEW_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.callid)
 _DROP_CALLS = delete(_CALLS).where(_CALLS.c.id.in_(bindparam("ids", expanding=True)))
@@ -114,9 +112,9 @@ _WRITE_RESPONSIBLE = (
     .where(_CLIENTS.c.id == bindparam("_id"))
     .values(responsible_manager_id=bindparam("_manager"))
 )
-_VARIABLES_OF = core_select(_VARIABLES.c.client_id, _VARIABLES.c.name, _VARIABLES.c.value).where(
-    _VARIABLES.c.client_id.in_(bindparam("clients", expanding=True)),
-    _VARIABLES.c.name.in_(bindparam("names", expanding=True)),
+_VARIABLES_OF = select(ClientVariable.client_id, ClientVariable.name, ClientVariable.value).where(
+    col(ClientVariable.client_id).in_(bindparam("clients", expanding=True)),
+    col(ClientVariable.name).in_(bindparam("names", expanding=True)),
 )
 _MANAGERS_BY_LOGIN = select(Manager).where(
     col(Manager.pbx_login).in_(bindparam("logins", expanding=True))
@@ -223,7 +221,7 @@ async def _requested_first(
     for provider, numbers in phones.items():
         params = {"provider": provider, "phones": numbers, "since": since}
         rows = await session.exec(_REQUESTS, params=params)
-        waiting.update((provider, phone) for (phone,) in rows.all())
+        waiting.update((provider, phone) for phone in rows.all() if phone is not None)
     if not waiting:
         return None
     seen: set[tuple[str, str]] = set()
