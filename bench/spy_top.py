@@ -12,8 +12,12 @@ from __future__ import annotations
 import collections
 import sys
 
-# Leaves where a thread waits (the loop's select, aiosqlite's queue): idle, not counted.
-_IDLE = ("EpollSelector.select (selectors.py)", "_connection_worker_thread (core.py)")
+# Leaves where a thread waits (the loop's select, aiosqlite's queue, a child): not counted.
+_IDLE = (
+    "EpollSelector.select (selectors.py)",
+    "_connection_worker_thread (core.py)",
+    "ThreadedChildWatcher._do_waitpid (unix_events.py)",  # py-spy's own process, waited for
+)
 
 
 def _name(frame: str) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, update
@@ -91,6 +92,7 @@ _KNOWN_CALLS = (
         col(CallRef.provider) == bindparam("provider"),
         col(CallRef.external_id).in_(bindparam("callids", expanding=True)),
     )
+    .order_by(col(Call.id))  # locked in one order by every process: no deadlock between two
     .with_for_update(of=Call)
 )
 _REQUESTS = select(Call.phone).where(
@@ -146,8 +148,9 @@ async def apply_slice(session: AsyncSession, pushes: Sequence[SlicePush]) -> lis
 class _Run:
     """What a run of pushes reads and writes."""
 
-    now: Any
+    now: datetime
     calls: dict[tuple[str, str], Call] = field(default_factory=dict)
+    touched: dict[int, Call] = field(default_factory=dict)  # by id: the calls to write
     clients: dict[int, Client] = field(default_factory=dict)
     by_phone: dict[str, int] = field(default_factory=dict)  # a phone's client, the Salebot way
     created: set[int] = field(default_factory=set)  # clients this run created (not yet told)
@@ -322,6 +325,7 @@ def _step(run: _Run, event_id: int, provider: str, push: CallPush) -> CallUpdate
     if call.phone is None and isinstance(push.phone, str):  # first seen by a phoneless push
         call.phone = push.phone
     assert call.id is not None
+    run.touched[call.id] = call
     run.marks.append({"event": event_id, "call": call.id, "at": run.now})
     client, created = _client_of(run, call)
     trigger, line, kind = transition(call, push, provider)
@@ -377,7 +381,7 @@ def _set_variables(run: _Run, client_id: int, values: dict[str, str | None]) -> 
 
 
 async def _write(session: AsyncSession, run: _Run) -> None:
-    calls = {id(call): call for call in run.calls.values()}.values()
+    calls = run.touched.values()
     params = [
         {"_id": call.id, **{f"_{name}": getattr(call, name) for name in _CHANGED}} for call in calls
     ]
