@@ -4,6 +4,7 @@ merging a leg seen before, a requested call attached by phone, a client found by
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from telephony.calls.pushes import EventPush, HistoryPush, RatingPush, RecordPus
 from telephony.clients import create_client, match_or_create_client, set_variables
 from telephony.events import CallUpdate
 from telephony.phones import Extension
+from tests.conftest import _truncate_all
 
 MEGAFON, NOVOFON = "megafon", "novofon"
 KNOWN, BY_VARIABLE, REQUESTED, NEW = "79000000001", "79000000002", "79000000003", "79000000006"
@@ -72,6 +74,7 @@ SLICE: list[tuple[str, CallPush]] = [
     (NOVOFON, RecordPush("NV1", "https://rec/nv1.mp3")),
     (NOVOFON, history("NV1", RECORDED, "Missed", "pbx", status_line_once=True)),
     (NOVOFON, history("NV1", RECORDED, "Missed", "pbx", status_line_once=True)),
+    (MEGAFON, event("INCOMING", "NV1", "79000000009")),  # another PBX's id, another call
     (MEGAFON, event("INCOMING", "INT1", Extension("702"))),
     (MEGAFON, event("INCOMING", "N5", NEW)),
     (MEGAFON, event("CANCELLED", "N5", NEW, user="erin")),
@@ -224,7 +227,11 @@ async def test_a_mixed_slice_applied_set_wise_equals_it_applied_one_by_one(
     assert calls["N2"]["client_id"] == 1  # the client holding the phone in a variable
     assert calls["N3"]["client_id"] == calls["N5"]["client_id"]
     assert calls["N6"]["client_id"] == calls["N7"]["client_id"]
-    assert [told[5] for told in told_one_by_one].count(True) == 3  # NEW, RECORDED, N6's
+    assert [told[5] for told in told_one_by_one].count(True) == 4  # NEW, RECORDED, …09, …08
+    assert sorted(row["provider"] for row in one_by_one["calls"] if row["callid"] == "NV1") == [
+        MEGAFON,
+        NOVOFON,
+    ]
     assert all(row["applied"] for row in one_by_one["call_events"])
 
 
@@ -249,3 +256,38 @@ async def test_a_slice_applied_set_wise_commits_what_the_updates_hold(any_db: Da
         stored = (await session.exec(select(Call).where(Call.callid == "N3"))).one()[0]
         assert (stored.targeted, stored.status, stored.rating) == (True, "Success", 5)
         assert stored.updated_at <= utcnow()
+
+
+async def test_a_call_another_process_creates_meanwhile_is_the_one_applied_to(
+    postgres_url: str,
+) -> None:
+    """Two processes see a new call at once (PostgreSQL): the one whose ref is second drops
+    the call it made and applies its pushes to the other's call."""
+    db = Database(postgres_url)
+    await _truncate_all(db)
+    try:
+        async with db.session() as first:
+            call = Call(provider=MEGAFON, callid="RACE", phone=NEW, direction="in")
+            first.add(call)
+            await first.flush()
+            first.add(CallRef(provider=MEGAFON, external_id="RACE", call_id=call.id or 0))
+            await first.flush()
+
+            async def second() -> list[CallUpdate]:
+                async with db.session() as session:
+                    event_id = await _stored(session, MEGAFON, "race")
+                    return await apply_slice(
+                        session, [(event_id, MEGAFON, event("ACCEPTED", "RACE", NEW))]
+                    )
+
+            applying = asyncio.create_task(second())
+            await asyncio.sleep(0.5)  # it waits for this transaction's ref
+            assert not applying.done()
+        [update] = await applying
+        assert update.call.id == call.id and update.call.answered
+        async with db.session() as session:
+            calls = (await session.exec(select(Call.id, Call.answered))).all()
+            [(marked,)] = (await session.exec(select(CallEvent.call_id))).all()
+        assert [tuple(row) for row in calls] == [(call.id, True)] and marked == call.id
+    finally:
+        await db.dispose()

@@ -101,7 +101,7 @@ _REQUESTS = select(Call.phone).where(
     col(Call.phone).in_(bindparam("phones", expanding=True)),
     col(Call.created_at) >= bindparam("since"),
 )
-_NEW_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.callid)
+_NEW_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.provider, _CALLS.c.callid)
 _DROP_CALLS = delete(_CALLS).where(_CALLS.c.id.in_(bindparam("ids", expanding=True)))
 _CLIENTS_BY_ID = select(Client).where(col(Client.id).in_(bindparam("ids", expanding=True)))
 _WRITE_CALLS = (
@@ -257,14 +257,13 @@ async def _create_calls(
         for (provider, callid), party in unknown.items()
     ]
     created = (await session.exec(_NEW_CALLS, params=rows)).all()
-    ids = {callid: call_id for call_id, callid in created}
-    # One provider's call ids are unique in a run; created ids follow the rows' order.
+    ids = {(provider, callid): call_id for call_id, provider, callid in created}
     refs = [
-        {"provider": provider, "external_id": callid, "call_id": ids[callid]}
+        {"provider": provider, "external_id": callid, "call_id": ids[(provider, callid)]}
         for provider, callid in unknown
     ]
     inserted = await insert_many_or_ignore(session, CallRef, refs, ("provider", "external_id"))
-    lost = [ids[callid] for provider, callid in unknown if (provider, callid) not in inserted]
+    lost = [ids[key] for key in unknown if key not in inserted]
     if lost:
         await session.exec(_DROP_CALLS, params={"ids": lost})
     by_provider: dict[str, list[str]] = {}
