@@ -358,7 +358,9 @@ def _client_of(run: _Run, call: Call) -> tuple[Client | None, bool]:
         known = run.clients.get(call.client_id)
         if known is not None:
             return known, False
-    client_id = run.by_phone[call.phone]
+    client_id = run.by_phone.get(call.phone)
+    if client_id is None:  # its client is gone (not possible with the foreign keys on)
+        raise RuntimeError(f"call {call.id}: client {call.client_id} not found")
     call.client_id = client_id
     created = client_id in run.created
     run.created.discard(client_id)  # told once: with the first push that needed the client
