@@ -68,6 +68,7 @@ SLICE: list[tuple[str, CallPush]] = [
     (MEGAFON, event("INCOMING", "T1", TRANSFERRED)),
     (MEGAFON, event("TRANSFERRED", "T1", TRANSFERRED, second_callid="LEG2")),
     (MEGAFON, event("COMPLETED", "LEG2", TRANSFERRED, user="bob")),
+    (MEGAFON, history("T1", TRANSFERRED, "Success", "bob")),  # one call under both legs' ids
     (MEGAFON, history("K1", KNOWN, "Success", "andy")),
     (MEGAFON, history("N3", NEW, "Success", "carol", rating=5)),
     (MEGAFON, event("INCOMING", "R-PBX", REQUESTED, user="dan")),

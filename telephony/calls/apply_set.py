@@ -280,14 +280,14 @@ async def _resolve_clients(session: AsyncSession, pushes: Sequence[SlicePush], r
     of their phones (created when nobody has the phone), in the order the pushes need them."""
     have: set[int] = set()
     phones: list[str] = []
-    phoned: dict[tuple[str, str], str | None] = {}
+    phoned: dict[int, str | None] = {}  # by call id: two legs' ids may name one call
     for _, provider, push in pushes:
-        key = (provider, push.callid)
-        call = run.calls[key]
-        phone = phoned.get(key, call.phone)
+        call = run.calls[(provider, push.callid)]
+        assert call.id is not None
+        phone = phoned.get(call.id, call.phone)
         if phone is None and isinstance(push.phone, str):
             phone = push.phone
-        phoned[key] = phone
+        phoned[call.id] = phone
         if call.internal or not phone:
             continue
         if call.client_id is not None:
