@@ -7,7 +7,9 @@ two commits can be compared in the same run of a noisy machine:
 
     .venv/bin/python bench/apply.py [--calls 400] [--database-url URL] [--bare]
 
-`--bare` applies with no observers (the call state machine alone).
+`--bare` applies with no observers (the call state machine alone). `--py-spy FILE` samples the
+timed part alone with py-spy (raw collapsed stacks, one frame per function) into FILE;
+`bench/spy_top.py FILE` lists its top functions.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -40,6 +43,7 @@ async def main() -> None:
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--bare", action="store_true", help="no observers")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
+    parser.add_argument("--py-spy", dest="py_spy", help="sample the timed part into this file")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -87,12 +91,16 @@ async def main() -> None:
     from sqlalchemy import event
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    spy = await _start_py_spy(args.py_spy) if args.py_spy else None
     began, cpu_began = time.perf_counter(), time.process_time()
     while await inbox.process_once():
         pass
     seconds = time.perf_counter() - began
     cpu = time.process_time() - cpu_began  # all threads: the loop and aiosqlite's
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        await spy.wait()
     if args.statements:
         from collections import Counter
 
@@ -110,6 +118,17 @@ async def main() -> None:
         f"= {len(pushes) / cpu:.0f} pushes per CPU-second; "
         f"{len(statements) / len(pushes):.1f} statements per push"
     )
+
+
+async def _start_py_spy(output: str) -> asyncio.subprocess.Process:
+    """py-spy attached to this process (the setup above is not sampled)."""
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    command = [str(spy_bin), "record", "--pid", str(os.getpid()), "--rate", "250"]
+    spy = await asyncio.create_subprocess_exec(
+        *command, "--function", "--format", "raw", "--output", output
+    )
+    await asyncio.sleep(1.0)  # py-spy attaches before the timed part begins
+    return spy
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,3 +25,11 @@ async def manager_by_login(session: AsyncSession, login: str) -> Manager | None:
         if manager is not None:
             seen[login] = manager
     return manager
+
+
+def remember_managers(session: AsyncSession, managers: Iterable[Manager]) -> None:
+    """Managers read by login elsewhere in this transaction (the set-wise apply path's)."""
+    seen: dict[str, Manager] = session.info.setdefault(_SEEN, {})
+    for manager in managers:
+        if manager.pbx_login is not None:
+            seen[manager.pbx_login] = manager

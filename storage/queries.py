@@ -85,6 +85,19 @@ async def upsert_variables(
     return {name: value for name, value in result.all()}
 
 
+async def upsert_many_variables(
+    session: AsyncSession, values: dict[tuple[int, str], str], now: datetime
+) -> None:
+    """Set the variables of several clients ((client id, name) → value) in one statement."""
+    if not values:
+        return
+    rows = [
+        {"client_id": client_id, "name": name, "value": value, "updated_at": now}
+        for (client_id, name), value in values.items()
+    ]
+    await session.exec(_upsert_variables(_dialect(session)), params=rows)
+
+
 async def delete_variables(session: AsyncSession, client_id: int, names: list[str]) -> list[str]:
     """Delete client variables; returns the names that existed."""
     if not names:

@@ -58,7 +58,7 @@ async def apply_push(
     call = await _resolve_call(session, provider, push.callid, push.phone)
     if call.phone is None and isinstance(push.phone, str):  # first seen by a phoneless push
         call.phone = push.phone
-    if isinstance(push, EventPush) and push.type == "TRANSFERRED" and push.second_callid:
+    if isinstance(push, EventPush) and joins_a_leg(push) and push.second_callid:
         await _join_leg(session, provider, call, push.second_callid)
     deferred = session.info.get(_DEFERRED)
     if deferred is not None:  # written by write_deferred() with the other pushes of the slice
@@ -71,25 +71,7 @@ async def apply_push(
         )
 
     client, created = await _client_of(session, call)
-    prefix = provider
-    if isinstance(push, EventPush):
-        _apply_event(call, push)
-        trigger: str = push.type
-        line, kind = f"{prefix}_call_event {push.type}", "call_event"
-    elif isinstance(push, HistoryPush):
-        status_before = call.status
-        _apply_history(call, push)
-        trigger, line, kind = "history", f"{prefix}_call_status {call.status}", "call_status"
-        if not push.status_line_once:
-            line = f"{prefix}_call_status {push.status}"
-        elif status_before == call.status:
-            line = None  # the same outcome reported again (another leg of one callback)
-    elif isinstance(push, RecordPush):
-        call.record_link = push.link or call.record_link
-        trigger, line, kind = "record", None, ""
-    else:
-        call.rating = push.rating
-        trigger, line, kind = "rating", None, ""
+    trigger, line, kind = transition(call, push, provider)
     call.updated_at = utcnow()
     session.add(call)
 
@@ -99,7 +81,7 @@ async def apply_push(
             update_.dialog.append(
                 await append_dialog(session, client, call, kind, line, flush=deferred is None)
             )
-        update_.variables = await set_variables(session, client, call_variables(call, prefix))
+        update_.variables = await set_variables(session, client, call_variables(call, provider))
         await _assign_responsible(session, client, call)
     if deferred is None:
         await session.flush()
@@ -160,6 +142,59 @@ async def append_dialog(
     if flush:
         await session.flush()
     return message
+
+
+def transition(call: Call, push: CallPush, prefix: str) -> tuple[str, str | None, str]:
+    """The state machine's step for one push (pure: the call object only). Returns the
+    update's trigger and the dialog line to append (None: none) with its kind."""
+    if isinstance(push, EventPush):
+        _apply_event(call, push)
+        return push.type, f"{prefix}_call_event {push.type}", "call_event"
+    if isinstance(push, HistoryPush):
+        status_before = call.status
+        _apply_history(call, push)
+        if not push.status_line_once:
+            return "history", f"{prefix}_call_status {push.status}", "call_status"
+        if status_before == call.status:
+            # the same outcome reported again (another leg of one callback)
+            return "history", None, "call_status"
+        return "history", f"{prefix}_call_status {call.status}", "call_status"
+    if isinstance(push, RecordPush):
+        call.record_link = push.link or call.record_link
+        return "record", None, ""
+    call.rating = push.rating
+    return "rating", None, ""
+
+
+def joins_a_leg(push: CallPush) -> bool:
+    """A transfer naming the other leg: both legs become one call (maybe a merge)."""
+    return isinstance(push, EventPush) and push.type == "TRANSFERRED" and bool(push.second_callid)
+
+
+def responsible_login(client: Client, call: Call) -> str | None:
+    """The login to make responsible for the client after this push, if any: the first
+    manager who talks to a client becomes responsible for them (Salebot-like)."""
+    login = call.manager_user
+    if client.responsible_manager_id is not None or not login:
+        return None
+    if not CallOutcome.of(call).answered:  # a voicemail that picked up is nobody's talk
+        return None
+    if login.lower() in _NOT_A_PERSON:
+        return None
+    return login
+
+
+def manager_row(login: str, call: Call) -> dict[str, object]:
+    """The manager a responsible login makes (when no manager has the login yet)."""
+    return {
+        "pbx_login": login,
+        "pbx_ext": call.manager_ext,
+        "pbx_telnum": call.manager_telnum,
+        "name": login,
+        "call_mode": "api",
+        "call_provider": call.provider,  # the PBX the extension belongs to
+        "created_at": utcnow(),
+    }
 
 
 def call_variables(call: Call, prefix: str) -> dict[str, str | None]:
@@ -384,27 +419,10 @@ async def _client_of(session: AsyncSession, call: Call) -> tuple[Client | None, 
 
 
 async def _assign_responsible(session: AsyncSession, client: Client, call: Call) -> None:
-    """The first manager who talks to a client becomes responsible for them (Salebot-like)."""
-    login = call.manager_user
-    if client.responsible_manager_id is not None or not login:
+    login = responsible_login(client, call)
+    if login is None:
         return
-    if not CallOutcome.of(call).answered:  # a voicemail that picked up is nobody's talk
-        return
-    if login.lower() in _NOT_A_PERSON:
-        return
-    await insert_or_ignore(
-        session,
-        Manager,
-        {
-            "pbx_login": login,
-            "pbx_ext": call.manager_ext,
-            "pbx_telnum": call.manager_telnum,
-            "name": login,
-            "call_mode": "api",
-            "call_provider": call.provider,  # the PBX the extension belongs to
-            "created_at": utcnow(),
-        },
-    )
+    await insert_or_ignore(session, Manager, manager_row(login, call))
     manager = await manager_by_login(session, login)
     assert manager is not None  # inserted above, or there already
     client.responsible_manager_id = manager.id

@@ -25,7 +25,6 @@ import contextlib
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,8 @@ from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
 from storage.queue import RetryPolicy
 from storage.types import utcnow
-from telephony.calls.apply import CallPush, apply_push, deferred_writes
+from telephony.calls.apply import CallPush, apply_push
+from telephony.calls.apply_set import SlicePush, apply_slice
 from telephony.calls.pipeline import CallPipeline, Decided
 from telephony.events import CallUpdate
 from telephony.infra.worker import Worker
@@ -247,14 +247,9 @@ class CallInbox:
         self._reached = 1
         async with self._db.session() as session:
             events = list((await session.exec(self._pending(self._fetch))).all())
-            deadline = time.monotonic() + self._slice
-            async with deferred_writes(session):
-                for event in events:
-                    handled += 1
-                    self._reached = handled
-                    updates.extend(await self._apply(session, event))
-                    if time.monotonic() >= deadline or self._give_way(handled):
-                        break
+            # Applied set-wise (telephony/calls/apply_set.py): a few statements for the slice.
+            handled = self._reached = len(events)
+            updates = await apply_slice(session, self._parse(events))
             # The pipeline's steps in the slice's transaction: no transaction of their own.
             decided = [await self.pipeline.decide(session, update_) for update_ in updates]
         self._fetch = max(2, min(self._batch_limit, handled * 2))
@@ -317,6 +312,16 @@ class CallInbox:
         self._attempts = {event_id: attempts}  # only the oldest push is ever retried
         self._retry_in = (next_at - now).total_seconds()
         return True
+
+    def _parse(self, events: Sequence[CallEvent]) -> list[SlicePush]:
+        pushes: list[SlicePush] = []
+        for event in events:
+            assert event.id is not None
+            parser = self._parsers[event.provider]
+            pushes.extend(
+                (event.id, event.provider, push) for push in parser(json.loads(event.payload))
+            )
+        return pushes
 
     async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
         assert event.id is not None
