@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import CallEvent
 
 _PENDING = col(CallEvent.processed_at).is_(None)
-# A separate key space from other advisory locks (migrations use a fixed 64-bit key).
+# Call keys are hashed with a prefix of their own (migrations lock one fixed 64-bit key).
 _TRY_LOCK_CALLS = text(
     "SELECT k FROM unnest(CAST(:keys AS text[])) AS k "
     "WHERE pg_try_advisory_xact_lock(hashtextextended('trubka-inbox|' || k, 0))"
