@@ -22,6 +22,7 @@ def queue_health(db: Database, shape: QueueShape, stuck_after: float) -> HealthC
 def setup_ops(shell: Shell) -> None:
     core = shell.web
     core.scrape_hooks.append(ops.queue_gauges(core))
+    core.scrape_hooks.append(ops.inbox_lane_gauges(core))
     for shape in QUEUES[1:]:  # the inbox has its own check (it knows its loops)
         core.health.add(shape.name, queue_health(shell.db, shape, shell.settings.queue_stuck_after))
     shell.app.add_routes(ops.routes)

@@ -7,10 +7,14 @@ a reason retrying cannot fix). `revive` puts dead pushes back in line, as `Queue
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
+from storage.lanes import Lane
 from storage.models import CallEvent
 from storage.queue import Status
 from storage.types import utcnow
@@ -55,3 +59,35 @@ async def revive(db: Database, event_id: int | None = None) -> int:
     async with db.session() as session:
         result = await session.exec(statement.values(processed_at=None, error=None))
         return int(result.rowcount)
+
+
+async def demote(session: AsyncSession, call_keys: Collection[str]) -> None:
+    """The pending live pushes of these calls go to the history lane (the call ended long ago:
+    telephony/calls/lanes.py). Rows an applier holds are being applied: skipped, not waited for
+    (on SQLite there is no row lock to skip)."""
+    live = (
+        select(CallEvent.id)
+        .where(
+            col(CallEvent.processed_at).is_(None),
+            col(CallEvent.call_key).in_(call_keys),
+            col(CallEvent.lane) == int(Lane.LIVE),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    await session.exec(
+        update(CallEvent)
+        .where(col(CallEvent.id).in_(live.scalar_subquery()))
+        .values(lane=int(Lane.HISTORY))
+    )
+
+
+async def lane_backlog(db: Database) -> dict[Lane, int]:
+    """Pending pushes per lane (/metrics); every lane listed, 0 when empty."""
+    async with db.read() as session:
+        query = (
+            select(CallEvent.lane, func.count())
+            .where(col(CallEvent.processed_at).is_(None))
+            .group_by(col(CallEvent.lane))
+        )
+        counts = {Lane(lane): int(count) for lane, count in (await session.exec(query)).all()}
+    return {lane: counts.get(lane, 0) for lane in Lane}

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     Text,
     UniqueConstraint,
     text,
@@ -18,6 +19,7 @@ from sqlmodel import Field, SQLModel, col
 
 import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.base import created_now as _created
+from storage.lanes import Lane
 from storage.outcome import CallEventString, CallEventType, CallStatus, CallStatusString
 from storage.types import UTCDateTime
 
@@ -209,6 +211,22 @@ class CallEvent(SQLModel, table=True):
             sqlite_where=text("processed_at IS NULL"),
             postgresql_where=text("processed_at IS NULL"),
         ),
+        # The claim reads pending pushes live lane first (storage/inbox_claim.py), and then the
+        # earlier pending pushes of the calls it took: both walk pending rows only.
+        Index(
+            "ix_call_events_pending_lane",
+            "lane",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+        Index(
+            "ix_call_events_pending_call",
+            "call_key",
+            "id",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
         # Set-aside pushes are few: `trubka inbox` and /metrics find them without a scan.
         Index(
             "ix_call_events_set_aside",
@@ -233,6 +251,13 @@ class CallEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=Text)
+    # Set when stored (telephony/calls/lanes.py): the lane (storage/lanes.py `Lane`), and the
+    # call the push belongs to (provider and its call id; NULL: the push is its own call).
+    lane: int = Field(
+        default=int(Lane.HISTORY),
+        sa_column=Column(SmallInteger, nullable=False, server_default=text("1")),
+    )
+    call_key: str | None = Field(default=None, max_length=96)
 
 
 class DialogMessage(SQLModel, table=True):

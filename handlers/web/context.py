@@ -51,6 +51,12 @@ class WebMetrics:
             ["queue"],
             registry=self.registry,
         )
+        self.inbox_backlog = Gauge(
+            "trubka_inbox_backlog",
+            "Stored pushes not applied yet, per lane (live: a person waits; history: the rest)",
+            ["lane"],
+            registry=self.registry,
+        )
         self.queue_set_aside = Gauge(
             "trubka_queue_set_aside",
             "Items a queue gave up on (set-aside pushes, dead leads, failed sends and jobs)",

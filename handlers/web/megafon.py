@@ -46,6 +46,7 @@ async def megafon_webhook(request: web.Request) -> web.Response:
         command=command,
         event_type=push.type if isinstance(push, EventPush) else None,
         secret_field="crm_token",
+        push=push,
     )
     count.labels(PROVIDER, command, "ok" if new else "duplicate").inc()
     return web.json_response({})

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from handlers.web.context import WEB, WebCore
+from storage.inbox_queries import lane_backlog
 from storage.queue_stats import QUEUES, queue_stats
 
 log = logging.getLogger(__name__)
@@ -53,5 +54,16 @@ def queue_gauges(context: WebCore) -> Callable[[], Awaitable[None]]:
             context.metrics.queue_backlog.labels(stats.name).set(stats.backlog)
             context.metrics.queue_oldest.labels(stats.name).set(stats.oldest_due_seconds)
             context.metrics.queue_set_aside.labels(stats.name).set(stats.set_aside)
+
+    return refresh
+
+
+def inbox_lane_gauges(context: WebCore) -> Callable[[], Awaitable[None]]:
+    """A scrape hook: the inbox's backlog per lane (a replay fills `history`; `live` should
+    stay near 0 while it drains)."""
+
+    async def refresh() -> None:
+        for lane, count in (await lane_backlog(context.db)).items():
+            context.metrics.inbox_backlog.labels(lane.label).set(count)
 
     return refresh

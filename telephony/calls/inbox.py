@@ -6,11 +6,15 @@ pushes not yet applied when the process stops are applied after the next start.
 
 - `submit()` adds the raw push to a group commit: concurrent pushes share one INSERT and one
   transaction. A repeated push (same dedup key) is recognized there and changes nothing.
-- the processor applies stored pushes oldest first, in short transactions (a time slice), so
-  new pushes are never stuck behind a long batch; each push in a savepoint, so a push that
-  fails is marked with its error without holding back the others. The call pipeline
-  (telephony/calls/pipeline.py) decides in the same transaction and finishes after the commit.
-  On PostgreSQL several processes may share the inbox (rows claimed with SKIP LOCKED).
+- each push is stored with its lane and call (telephony/calls/lanes.py): the processor applies
+  the live lane (what a person waits for) before the history lane, and one call's pushes always
+  in stored order, in short transactions (a time slice), so new pushes are never stuck behind
+  a long batch or a replayed backlog; a push that fails is marked with its error without
+  holding back the others. The call pipeline (telephony/calls/pipeline.py) decides in the same
+  transaction and finishes after the commit.
+- On PostgreSQL every process applies: a slice claims whole calls (storage/inbox_claim.py:
+  `SKIP LOCKED` rows, an advisory lock per call), so two processes never apply one call at
+  once or out of order. SQLite has one writer, hence one applier at a time.
 - A push's lifecycle uses the queue engine's words (storage/queue.py `Status`): pending
   (`processed_at` unset), done (applied), dead (set aside with its `error`: its content cannot
   be applied); `revive` puts a dead push back in line. An operational error (lock timeout,
@@ -25,6 +29,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +37,10 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.db import Database
-from storage.inbox_queries import mark_dead
+from storage.inbox_claim import Claim, claim
+from storage.inbox_queries import demote, mark_dead
 from storage.inbox_queries import revive as revive_pushes
 from storage.models import CallEvent
 from storage.queries import insert_many_or_ignore
@@ -43,6 +48,7 @@ from storage.queue import RetryPolicy
 from storage.types import utcnow
 from telephony.calls.apply import CallPush, apply_push
 from telephony.calls.apply_set import SlicePush, apply_slice
+from telephony.calls.lanes import route
 from telephony.calls.pipeline import CallPipeline, Decided
 from telephony.events import CallUpdate
 from telephony.infra.worker import Worker
@@ -58,6 +64,7 @@ PushParser = Callable[[Mapping[str, str]], Sequence[CallPush]]
 class _Submitted:
     values: dict[str, Any]
     done: asyncio.Future[bool]
+    late_end: bool = False  # its call ended long ago: the call's pending live pushes are history
 
 
 class CallInbox:
@@ -102,6 +109,7 @@ class CallInbox:
         self._retry_in: float | None = None
         self.dead_total = 0
         self._reached = 1  # pushes the current slice has started on (to replay one by one)
+        self._busy = False  # the last claim found only calls another process was applying
         # /healthz calls the inbox stuck when its oldest unapplied push is older than this.
         self.stuck_after = stuck_after
 
@@ -117,19 +125,27 @@ class CallInbox:
         command: str,
         event_type: str | None = None,
         secret_field: str | None = None,
+        push: CallPush | None = None,
     ) -> bool:
-        """Store a push durably; True if new, False if it was a duplicate (nothing changes)."""
+        """Store a push durably; True if new, False if it was a duplicate (nothing changes).
+
+        `push` is the parsed push the row holds: it decides the lane and the call (without it
+        the row is history, its own call)."""
         payload = {k: v for k, v in fields.items() if k != secret_field}
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        received = utcnow()
+        routing = route(provider, push, received)
         values = {
             "provider": provider,
             "dedup_key": key,
             "command": command[:32],
             "event_type": event_type[:32] if event_type else None,
             "payload": json.dumps(payload, ensure_ascii=False),
-            "received_at": utcnow(),
+            "received_at": received,
+            "lane": int(routing.lane),
+            "call_key": routing.call_key,
         }
-        self._queue.append(_Submitted(values, done))
+        self._queue.append(_Submitted(values, done, late_end=routing.late_end))
         self._queued.set()
         return await done
 
@@ -176,11 +192,14 @@ class CallInbox:
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for item in batch:  # one row per key: a push repeated within the batch is a duplicate
             rows.setdefault(_key(item), item.values)
+        ended = {i.values["call_key"] for i in batch if i.late_end and i.values["call_key"]}
         try:
             async with self._db.session() as session:
                 inserted = await insert_many_or_ignore(
                     session, CallEvent, list(rows.values()), ("provider", "dedup_key")
                 )
+                if ended:  # in the same commit: a replayed call never looks live
+                    await demote(session, ended)
         except Exception as exc:
             log.exception("inbox: storing %d pushes failed", len(batch))
             for item in batch:
@@ -197,9 +216,12 @@ class CallInbox:
                 item.done.set_result(new)
 
     async def _process_step(self) -> float | None:
-        """One slice; at once again while there is work, else at the next wake or poll."""
+        """One slice; at once again while there is work, else at the next wake or poll. Work
+        held by another process (PostgreSQL) is looked at again after a slice's length."""
         try:
-            return 0 if await self.process_once() else None
+            if await self.process_once():
+                return 0
+            return self._slice if self._busy else None
         except Exception as exc:  # the database is away: the pushes wait, /healthz tells
             log.warning("inbox: processing failed (%s); retrying shortly", _describe(exc))
             pause, self._retry_in = self._retry_in, None
@@ -230,37 +252,40 @@ class CallInbox:
                 await self.pipeline.committed(each)
             return handled
 
-    def _pending(self, limit: int) -> SelectOfScalar[CallEvent]:
-        query = (
-            select(CallEvent)
-            .where(col(CallEvent.processed_at).is_(None))
-            .order_by(col(CallEvent.id))
-            .limit(limit)
-        )
-        if self._db.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return query
+    async def _claim(self, session: AsyncSession, limit: int) -> list[CallEvent]:
+        """The pushes this slice may apply, in order (live lane first, a call's pushes in
+        stored order, calls another process applies left out): storage/inbox_claim.py."""
+        claimed: Claim = await claim(session, limit, postgres=self._db.dialect == "postgresql")
+        self._busy = claimed.busy > 0 and not claimed.events
+        return claimed.events
 
     async def _apply_slice(self) -> tuple[int, list[Decided]]:
-        updates: list[CallUpdate] = []
-        handled = 0
         self._reached = 1
+        began = time.monotonic()
         async with self._db.session() as session:
-            events = list((await session.exec(self._pending(self._fetch))).all())
+            events = await self._claim(session, self._claim_size())
             # Applied set-wise (telephony/calls/apply_set.py): a few statements for the slice.
             handled = self._reached = len(events)
-            updates = await apply_slice(session, self._parse(events))
+            updates = await apply_slice(session, self._parse(events)) if events else []
             # The pipeline's steps in the slice's transaction: no transaction of their own.
             decided = [await self.pipeline.decide(session, update_) for update_ in updates]
-        self._fetch = max(2, min(self._batch_limit, handled * 2))
+        if handled:
+            # The next slice claims what fits in a slice's time at this slice's pace.
+            per_push = max(time.monotonic() - began, 1e-6) / handled
+            self._fetch = max(2, min(self._batch_limit, int(self._slice / per_push)))
         return handled, decided
 
-    def _give_way(self, handled: int) -> bool:
-        """New pushes waiting to be stored go first: the PBX waits for our answer. Under steady
-        load (a few waiting) a slice applies a few pushes first: a slice per push would spend
-        its time on its own transaction and fall behind; a burst (many waiting) goes first."""
+    def _claim_size(self) -> int:
+        """A set-wise slice does not stop half-way, so its size is chosen before it starts. New
+        pushes waiting to be stored go first (the PBX waits for our answer): while a few wait,
+        a slice takes a few pushes (a slice per push would spend its time on its own
+        transaction and fall behind); while a burst waits, fewer still."""
         waiting = len(self._queue)
-        return waiting >= _BURST or (waiting > 0 and handled >= _MIN_SLICE)
+        if waiting >= _BURST:
+            return 1
+        if waiting:
+            return min(self._fetch, _MIN_SLICE)
+        return self._fetch
 
     async def _apply_oldest_alone(self) -> tuple[int, list[Decided]]:
         """Apply the oldest push in its own transaction; if it fails, mark it dead in another
@@ -271,7 +296,7 @@ class CallInbox:
         provider = ""
         try:
             async with self._db.session() as session:
-                events = list((await session.exec(self._pending(1))).all())
+                events = (await self._claim(session, 1))[:1]
                 if not events:
                     return 0, []
                 event = events[0]
@@ -349,8 +374,7 @@ class CallInbox:
         return None
 
 
-# Pushes a slice applies before it gives way to pushes waiting to be stored, unless a burst
-# of this many waits.
+# Pushes a slice claims while pushes wait to be stored, unless a burst of this many waits.
 _MIN_SLICE = 4
 _BURST = 4
 

@@ -85,6 +85,7 @@ async def accept_notification(
             key,
             command=notification.event,
             event_type=push.type if isinstance(push, EventPush) else None,
+            push=push,
         )
         accepted.new = accepted.new or new
     if notification.event == "NOTIFY_START" and isinstance(notification.phone, str):
@@ -137,7 +138,11 @@ async def _recording(
     if jobs is None:  # no API keys: the recording is noted, its link cannot be asked for
         pending = dedup_key(pbx_call_id, notification.event, record_id + "|pending")
         return await inbox.submit(
-            PROVIDER, {**fields, RECORD_LINK: ""}, pending, command=notification.event
+            PROVIDER,
+            {**fields, RECORD_LINK: ""},
+            pending,
+            command=notification.event,
+            push=RecordPush(pbx_call_id, None),
         )
     async with db.session() as session:  # the job is as durable as a stored push
         job = await enqueue(
@@ -169,6 +174,10 @@ class RecordingFetcher:
             raise DeliveryError(exc.message) from None
         key = dedup_key(pbx_call_id, "NOTIFY_RECORD", fields.get("call_id_with_rec", ""))
         await self.inbox.submit(
-            PROVIDER, {**fields, RECORD_LINK: link or ""}, key, command="NOTIFY_RECORD"
+            PROVIDER,
+            {**fields, RECORD_LINK: link or ""},
+            key,
+            command="NOTIFY_RECORD",
+            push=RecordPush(pbx_call_id, link),
         )
         return link
