@@ -36,14 +36,31 @@ PHONE_TEXT: dict[str, Any] = {
     "pattern": PHONE_PATTERN,
     "examples": ["8 (900) 444-33-22"],
 }
-# A phone sent as a JSON number: a mobile number without (9…) or with its country code (79…).
+# A phone sent as a JSON number: the digits PHONE_PATTERN allows, so 10 digits from a 3-7 or 9
+# (`9004443322`), or 11 with 7 or 8 first (`79004443322`); other numbers go as text.
+PHONE_DIGITS = r"(7|8)?[3-79][0-9]{9}"
 PHONE_NUMBERS: list[dict[str, Any]] = [
-    {"type": "integer", "minimum": 9_000_000_000, "maximum": 9_999_999_999},
-    {"type": "integer", "minimum": 79_000_000_000, "maximum": 79_999_999_999},
+    {"type": "integer", "minimum": low, "maximum": high}
+    for low, high in [
+        (3_000_000_000, 7_999_999_999),
+        (9_000_000_000, 9_999_999_999),
+        (73_000_000_000, 77_999_999_999),
+        (79_000_000_000, 79_999_999_999),
+        (83_000_000_000, 87_999_999_999),
+        (89_000_000_000, 89_999_999_999),
+    ]
 ]
 # Text a database can keep (handlers/web/bodies.py refuses the rest): no NUL, no lone surrogate.
 STORABLE = r"^[^\u0000\ud800-\udfff]*$"
-NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
+# A number sent for a text field is taken as its text: bounded, so its text is short.
+TEXT_NUMBER = 10**15
+# What Python's str.strip() and str.split() take for blanks, spelled out: `\s` means other sets
+# in other regex engines (ECMA's lacks \x1c-\x1f, Rust's \ufeff...), and the server strips.
+BLANKS = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+NOT_BLANK_PATTERN = f"[^{BLANKS}]"  # somewhere a character that is not a blank
+NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": NOT_BLANK_PATTERN}
 PHONE_HELP = "any written form; stored as digits, country code first"
 ROW_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}
 DATE_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
@@ -62,8 +79,12 @@ def _phone(value: object, kind: str = "invalid_phone") -> str:
     value = integral(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PydanticCustomError(kind, "must be a string")
-    if isinstance(value, int) and not 0 <= value < 10**20:
-        raise PydanticCustomError(kind, "not a phone number")
+    if isinstance(value, int) and not (
+        0 < value < 10**11 and re.fullmatch(PHONE_DIGITS, str(value))
+    ):
+        raise PydanticCustomError(
+            kind, "a phone as a JSON number is a Russian one (79004443322); send others as text"
+        )
     try:
         return normalize_phone(str(value))
     except InvalidPhone as exc:
@@ -125,8 +146,9 @@ def _flag(value: object) -> bool | None:
 
 @dataclass(frozen=True)
 class Text(GroupedMetadata):
-    """A free-text field of a site form: a number is taken as its text, blanks are trimmed,
-    an empty value is absent; at most `limit` characters."""
+    """A free-text field of a site form: a number (up to TEXT_NUMBER either way) is taken as
+    its text, blanks are trimmed, an empty value is absent; at most `limit` characters as
+    sent (the schema's maxLength)."""
 
     limit: int
 
@@ -134,13 +156,14 @@ class Text(GroupedMetadata):
         if value is None or value == "":
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not -TEXT_NUMBER <= value <= TEXT_NUMBER:
+                raise PydanticCustomError("text", "a number past {most}", {"most": TEXT_NUMBER})
             value = str(value)
         if not isinstance(value, str):
             raise PydanticCustomError("text", "must be a string")
-        value = value.strip()
         if len(value) > self.limit:
             raise PydanticCustomError("text", "longer than {limit}", {"limit": self.limit})
-        return value or None
+        return value.strip() or None
 
     def __iter__(self) -> Iterator[Any]:
         yield PlainValidator(self._check)
@@ -148,7 +171,7 @@ class Text(GroupedMetadata):
             {
                 "anyOf": [
                     {"type": "string", "maxLength": self.limit, "pattern": STORABLE},
-                    {"type": "number"},
+                    {"type": "number", "minimum": -TEXT_NUMBER, "maximum": TEXT_NUMBER},
                     {"type": "null"},
                 ]
             }
