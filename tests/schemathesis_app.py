@@ -63,7 +63,7 @@ class Served:
             "--checks", "all",
             "--baseline", str(BASELINE),
             "--max-examples", str(MAX_EXAMPLES),
-            "--generation-deterministic",
+            "--generation-deterministic",  # (no example database either)
             "--workers", "1",
             "--no-color",
         ]  # fmt: skip

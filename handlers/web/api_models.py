@@ -54,8 +54,8 @@ PHONE_NUMBERS: list[dict[str, Any]] = [
 STORABLE = r"^[^\u0000\ud800-\udfff]*$"
 # A number sent for a text field is taken as its text: bounded, so its text is short.
 TEXT_NUMBER = 10**15
-# What Python's str.strip() and str.split() take for blanks, spelled out: `\s` means other sets
-# in other regex engines (ECMA's lacks \x1c-\x1f, Rust's \ufeff...), and the server strips.
+# The blanks Python's str.strip() and str.split() take (what the handlers trim), spelled out:
+# `\s` is another set in each regex engine (ECMA's has \ufeff and lacks \x1c-\x1f).
 BLANKS = (
     r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 )
