@@ -6,10 +6,10 @@ import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from handlers.web.api_models import DATE_PATTERN
+from handlers.web.api_models import DATE_PATTERN, wire_int
 from telephony.access.scopes import SCOPES
 
 
@@ -106,7 +106,7 @@ class AuditQuery(BaseModel):
     since: Since | None = Field(
         default=None, description="a date (from midnight UTC) or a date-time with its offset"
     )
-    limit: int | None = Field(default=None, ge=1, le=1000)
+    limit: Annotated[int, Field(ge=1, le=1000), BeforeValidator(wire_int)] | None = None
 
 
 class AuditEntryAnswer(_Answer):

@@ -16,7 +16,15 @@ from datetime import date
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from telephony.phones import InvalidPhone, normalize_phone
@@ -28,9 +36,7 @@ MAX_BIGINT = 2**63 - 1
 # Russian numbers as people write them (`8 (900) 444-33-22`, `+7 900 444 33 22`, `9004443322`):
 # every string it matches is a phone the API accepts (tests/test_api_models.py checks that
 # with generated strings). Other countries' full international numbers are accepted too.
-PHONE_PATTERN = (
-    r"^(\+7|7|8)?[ (-]{0,2}[3-79][0-9]{2}[ )-]{0,2}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
-)
+PHONE_PATTERN = r"^(\+7|7|8)?[ (-]{0,2}[3-79][0-9]{2}[ )-]{0,2}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
 PHONE_TEXT: dict[str, Any] = {
     "type": "string",
     "pattern": PHONE_PATTERN,
@@ -56,9 +62,7 @@ STORABLE = r"^[^\u0000\ud800-\udfff]*$"
 TEXT_NUMBER = 10**15
 # The blanks Python's str.strip() and str.split() take (what the handlers trim), spelled out:
 # `\s` is another set in each regex engine (ECMA's has \ufeff and lacks \x1c-\x1f).
-BLANKS = (
-    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-)
+BLANKS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_BLANK_PATTERN = f"[^{BLANKS}]"  # somewhere a character that is not a blank
 NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": NOT_BLANK_PATTERN}
 PHONE_HELP = "any written form; stored as digits, country code first"
@@ -109,9 +113,7 @@ def _user(value: object) -> str:
     if len(text) > 200:
         raise PydanticCustomError("user", "longer than 200 characters")
     if not text.strip():
-        raise PydanticCustomError(
-            "user", "is empty: give a PBX login, extension or direct number"
-        )
+        raise PydanticCustomError("user", "is empty: give a PBX login, extension or direct number")
     return text.strip()
 
 
@@ -131,6 +133,19 @@ def _day(value: object) -> str:
         except ValueError:
             pass
     raise PydanticCustomError("date", "must be a date like 2026-12-01 (years 2000 to 2999)")
+
+
+def wire_int(value: object) -> object:
+    """An integer query parameter as its text: the digits `int()` reads, nothing around them
+    (no blanks, no `_`, no other scripts' digits), as OpenAPI tools write and read it."""
+    if not isinstance(value, str):
+        return value
+    if value.isascii() and "_" not in value and value == value.strip():
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("int", "must be an integer")
 
 
 def _flag(value: object) -> bool | None:
@@ -208,6 +223,8 @@ PbxUser = Annotated[
         }
     ),
 ]
+# An integer query parameter (bounds go on the field, or before the validator when optional).
+WireInt = Annotated[int, BeforeValidator(wire_int)]
 RowId = Annotated[int, PlainValidator(_row_id), WithJsonSchema(ROW_ID)]
 Day = Annotated[
     str,
@@ -301,7 +318,7 @@ class CallAnswer(Answer):
 
 class CallsQuery(BaseModel):
     phone: PhoneText | None = Field(default=None, description=PHONE_HELP)
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: WireInt = Field(default=50, ge=1, le=500)
 
 
 class CallsAnswer(Answer):
@@ -351,10 +368,10 @@ class ClientAnswer(Answer):
 
 
 class DialogQuery(BaseModel):
-    after_id: int | None = Field(
-        default=None, ge=1, le=MAX_BIGINT, description="only messages after this id"
+    after_id: Annotated[int, Field(ge=1, le=MAX_BIGINT), BeforeValidator(wire_int)] | None = Field(
+        default=None, description="only messages after this id"
     )
-    limit: int = Field(default=500, ge=1, le=500)
+    limit: WireInt = Field(default=500, ge=1, le=500)
 
 
 class DialogMessageAnswer(Answer):
