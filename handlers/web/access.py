@@ -25,6 +25,7 @@ from handlers.web.bodies import read_json_object
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
 from handlers.web.scopes import API, PUBLIC, scope_of
+from handlers.web.validation import parse_query
 from storage.db import Database
 from telephony.access import audit, privacy, tokens
 from telephony.access.audit import Actor
@@ -210,7 +211,8 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 
 def parse_since(raw: str) -> datetime:
-    """`2026-12-01` (midnight UTC) or an ISO date-time (UTC when it has no offset)."""
+    """`2026-12-01` (midnight UTC) or an ISO date-time (UTC when it has no offset): the
+    command line's `--since` (the API's `since` is its model's, handlers/web/access_models.py)."""
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), time(), tzinfo=UTC)
@@ -228,16 +230,9 @@ def parse_since(raw: str) -> datetime:
     tag="access",
 )
 async def audit_log(request: web.Request) -> web.Response:
-    raw_since = request.query.get("since", "")
-    raw_limit = request.query.get("limit", "")
-    try:
-        since = parse_since(raw_since) if raw_since else None
-    except ValueError as exc:
-        raise JsonError(400, "Invalid parameters", field="since", detail=str(exc)) from None
-    if raw_limit and not (raw_limit.isdigit() and 1 <= int(raw_limit) <= 1000):
-        raise JsonError(400, "Invalid parameters", field="limit", detail="must be 1..1000")
+    query = parse_query(request, AuditQuery)
     found = await audit.entries(
-        request.config_dict[ACCESS].db, since=since, limit=int(raw_limit or 1000)
+        request.config_dict[ACCESS].db, since=query.since, limit=query.limit or 1000
     )
     return web.json_response({"entries": [audit.entry_json(entry) for entry in found]})
 
@@ -247,6 +242,8 @@ async def audit_log(request: web.Request) -> web.Response:
     "Erase a client's personal data (calls stay, anonymous, for the reports)",
     answers={200: ForgottenAnswer, 404: None},
     tag="clients",
+    description="The client's row stays, anonymous, for its calls: its id still answers, "
+    "with no name, phone or variables and a dialog of blank texts. Its phone finds nobody.",
 )
 async def forget_client(request: web.Request) -> web.Response:
     access = request.config_dict[ACCESS]

@@ -16,7 +16,15 @@ from datetime import date
 from typing import Annotated, Any
 
 from annotated_types import GroupedMetadata
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from telephony.phones import InvalidPhone, normalize_phone
@@ -28,22 +36,35 @@ MAX_BIGINT = 2**63 - 1
 # Russian numbers as people write them (`8 (900) 444-33-22`, `+7 900 444 33 22`, `9004443322`):
 # every string it matches is a phone the API accepts (tests/test_api_models.py checks that
 # with generated strings). Other countries' full international numbers are accepted too.
-PHONE_PATTERN = (
-    r"^(\+7|7|8)?[ (-]{0,2}[3-79][0-9]{2}[ )-]{0,2}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
-)
+PHONE_PATTERN = r"^(\+7|7|8)?[ (-]{0,2}[3-79][0-9]{2}[ )-]{0,2}[0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{2}$"
 PHONE_TEXT: dict[str, Any] = {
     "type": "string",
     "pattern": PHONE_PATTERN,
     "examples": ["8 (900) 444-33-22"],
 }
-# A phone sent as a JSON number: a mobile number without (9…) or with its country code (79…).
+# A phone sent as a JSON number: the digits PHONE_PATTERN allows, so 10 digits from a 3-7 or 9
+# (`9004443322`), or 11 with 7 or 8 first (`79004443322`); other numbers go as text.
+PHONE_DIGITS = r"(7|8)?[3-79][0-9]{9}"
 PHONE_NUMBERS: list[dict[str, Any]] = [
-    {"type": "integer", "minimum": 9_000_000_000, "maximum": 9_999_999_999},
-    {"type": "integer", "minimum": 79_000_000_000, "maximum": 79_999_999_999},
+    {"type": "integer", "minimum": low, "maximum": high}
+    for low, high in [
+        (3_000_000_000, 7_999_999_999),
+        (9_000_000_000, 9_999_999_999),
+        (73_000_000_000, 77_999_999_999),
+        (79_000_000_000, 79_999_999_999),
+        (83_000_000_000, 87_999_999_999),
+        (89_000_000_000, 89_999_999_999),
+    ]
 ]
 # Text a database can keep (handlers/web/bodies.py refuses the rest): no NUL, no lone surrogate.
 STORABLE = r"^[^\u0000\ud800-\udfff]*$"
-NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": r"\S"}
+# A number sent for a text field is taken as its text: bounded, so its text is short.
+TEXT_NUMBER = 10**15
+# The blanks Python's str.strip() and str.split() take (what the handlers trim), spelled out:
+# `\s` is another set in each regex engine (ECMA's has \ufeff and lacks \x1c-\x1f).
+BLANKS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_PATTERN = f"[^{BLANKS}]"  # somewhere a character that is not a blank
+NOT_BLANK: dict[str, Any] = {"type": "string", "pattern": NOT_BLANK_PATTERN}
 PHONE_HELP = "any written form; stored as digits, country code first"
 ROW_ID: dict[str, Any] = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_BIGINT}
 DATE_PATTERN = r"^2[0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
@@ -62,8 +83,12 @@ def _phone(value: object, kind: str = "invalid_phone") -> str:
     value = integral(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PydanticCustomError(kind, "must be a string")
-    if isinstance(value, int) and not 0 <= value < 10**20:
-        raise PydanticCustomError(kind, "not a phone number")
+    if isinstance(value, int) and not (
+        0 < value < 10**11 and re.fullmatch(PHONE_DIGITS, str(value))
+    ):
+        raise PydanticCustomError(
+            kind, "a phone as a JSON number is a Russian one (79004443322); send others as text"
+        )
     try:
         return normalize_phone(str(value))
     except InvalidPhone as exc:
@@ -88,9 +113,7 @@ def _user(value: object) -> str:
     if len(text) > 200:
         raise PydanticCustomError("user", "longer than 200 characters")
     if not text.strip():
-        raise PydanticCustomError(
-            "user", "is empty: give a PBX login, extension or direct number"
-        )
+        raise PydanticCustomError("user", "is empty: give a PBX login, extension or direct number")
     return text.strip()
 
 
@@ -112,6 +135,19 @@ def _day(value: object) -> str:
     raise PydanticCustomError("date", "must be a date like 2026-12-01 (years 2000 to 2999)")
 
 
+def wire_int(value: object) -> object:
+    """An integer query parameter as its text: the digits `int()` reads, nothing around them
+    (no blanks, no `_`, no other scripts' digits), as OpenAPI tools write and read it."""
+    if not isinstance(value, str):
+        return value
+    if value.isascii() and "_" not in value and value == value.strip():
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("int", "must be an integer")
+
+
 def _flag(value: object) -> bool | None:
     value = integral(value)
     if value is None or value == "":
@@ -125,8 +161,9 @@ def _flag(value: object) -> bool | None:
 
 @dataclass(frozen=True)
 class Text(GroupedMetadata):
-    """A free-text field of a site form: a number is taken as its text, blanks are trimmed,
-    an empty value is absent; at most `limit` characters."""
+    """A free-text field of a site form: a number (up to TEXT_NUMBER either way) is taken as
+    its text, blanks are trimmed, an empty value is absent; at most `limit` characters as
+    sent (the schema's maxLength)."""
 
     limit: int
 
@@ -134,13 +171,14 @@ class Text(GroupedMetadata):
         if value is None or value == "":
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not -TEXT_NUMBER <= value <= TEXT_NUMBER:
+                raise PydanticCustomError("text", "a number past {most}", {"most": TEXT_NUMBER})
             value = str(value)
         if not isinstance(value, str):
             raise PydanticCustomError("text", "must be a string")
-        value = value.strip()
         if len(value) > self.limit:
             raise PydanticCustomError("text", "longer than {limit}", {"limit": self.limit})
-        return value or None
+        return value.strip() or None
 
     def __iter__(self) -> Iterator[Any]:
         yield PlainValidator(self._check)
@@ -148,7 +186,7 @@ class Text(GroupedMetadata):
             {
                 "anyOf": [
                     {"type": "string", "maxLength": self.limit, "pattern": STORABLE},
-                    {"type": "number"},
+                    {"type": "number", "minimum": -TEXT_NUMBER, "maximum": TEXT_NUMBER},
                     {"type": "null"},
                 ]
             }
@@ -185,6 +223,8 @@ PbxUser = Annotated[
         }
     ),
 ]
+# An integer query parameter (bounds go on the field, or before the validator when optional).
+WireInt = Annotated[int, BeforeValidator(wire_int)]
 RowId = Annotated[int, PlainValidator(_row_id), WithJsonSchema(ROW_ID)]
 Day = Annotated[
     str,
@@ -278,7 +318,7 @@ class CallAnswer(Answer):
 
 class CallsQuery(BaseModel):
     phone: PhoneText | None = Field(default=None, description=PHONE_HELP)
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: WireInt = Field(default=50, ge=1, le=500)
 
 
 class CallsAnswer(Answer):
@@ -328,10 +368,10 @@ class ClientAnswer(Answer):
 
 
 class DialogQuery(BaseModel):
-    after_id: int | None = Field(
-        default=None, ge=1, le=MAX_BIGINT, description="only messages after this id"
+    after_id: Annotated[int, Field(ge=1, le=MAX_BIGINT), BeforeValidator(wire_int)] | None = Field(
+        default=None, description="only messages after this id"
     )
-    limit: int = Field(default=500, ge=1, le=500)
+    limit: WireInt = Field(default=500, ge=1, le=500)
 
 
 class DialogMessageAnswer(Answer):

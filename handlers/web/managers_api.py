@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers.web.api_models import MAX_BIGINT, integral
+from handlers.web.api_models import MAX_BIGINT, NOT_BLANK_PATTERN, integral
 from handlers.web.context import CALLS, WEB, CallsWeb
 from handlers.web.errors import JsonError
 from handlers.web.openapi import operation
@@ -36,6 +36,13 @@ PATH = "/api/v1/managers"
 
 Provider = Literal["megafon", "novofon"]
 Mode = Literal["disabled", "app", "api"]
+# What `pbx` may be depends on the provider (Novofon has no logins) and on phonenumbers (a
+# number must be a real one): rules JSON Schema cannot say, answered 400 naming `pbx`.
+PBX_HELP = (
+    "a MegaFon login, an extension (up to 6 digits) or a phone number, optionally after the "
+    "provider's name (`novofon 100`); Novofon has no logins. Not by these rules: 400."
+)
+PBX_RULES = "`pbx` is checked against `provider` and the number plan: 400 naming it when not."
 
 
 class ManagerAnswer(BaseModel):
@@ -80,12 +87,16 @@ class ManagerCreate(BaseModel):
         },
     )
 
-    telegram_user_id: Annotated[int, BeforeValidator(integral)] | None = Field(
-        default=None, ge=1, le=MAX_BIGINT
-    )
+    # The bounds before the validator: after it, pydantic writes them into the schema as
+    # `ge`/`le`, which JSON Schema does not know (the bound was lost from the description).
+    telegram_user_id: (
+        Annotated[int, Field(ge=1, le=MAX_BIGINT), BeforeValidator(integral)] | None
+    ) = None
     name: str = Field(default="", max_length=200)
     provider: Provider | None = None
-    pbx: str | None = Field(default=None, min_length=1, max_length=200)
+    pbx: str | None = Field(
+        default=None, max_length=200, pattern=NOT_BLANK_PATTERN, description=PBX_HELP
+    )
     call_mode: Mode | None = None
     on_duty: bool = False
 
@@ -97,7 +108,9 @@ class ManagerChange(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     provider: Provider | None = None
-    pbx: str | None = Field(default=None, min_length=1, max_length=200)
+    pbx: str | None = Field(
+        default=None, max_length=200, pattern=NOT_BLANK_PATTERN, description=PBX_HELP
+    )
     call_mode: Mode | None = None
     on_duty: bool | None = None
 
@@ -173,6 +186,7 @@ async def show(request: web.Request) -> web.Response:
     body=ManagerCreate,
     answers={201: ManagerAnswer, 400: None, 409: None},
     tag="managers",
+    description=PBX_RULES,
 )
 async def create(request: web.Request) -> web.Response:
     ctx = request.app[CALLS]
@@ -204,6 +218,7 @@ async def create(request: web.Request) -> web.Response:
     body=ManagerChange,
     answers={200: ManagerAnswer, 400: None, 404: None, 409: None},
     tag="managers",
+    description=PBX_RULES,
 )
 async def change(request: web.Request) -> web.Response:
     ctx = request.app[CALLS]
@@ -228,7 +243,14 @@ async def change(request: web.Request) -> web.Response:
 
 
 @routes.delete(PATH + r"/{manager_id:\d+}")
-@operation("Remove a manager", answers={204: None, 404: None}, tag="managers")
+@operation(
+    "Remove a manager",
+    answers={204: None, 404: None},
+    tag="managers",
+    description="Like `/delmanager`: Telegram is unbound. A manager the PBX knows (a login, "
+    "extension or number) stays for its calls, readable here with `telegram_user_id` null; "
+    "any other is deleted (404 after).",
+)
 async def remove(request: web.Request) -> web.Response:
     """Like `/delmanager`: Telegram is unbound; a manager the PBX knows stays for its calls."""
     async with request.app[WEB].db.session() as session:

@@ -37,6 +37,7 @@ PUBLIC_PATHS = frozenset({SPEC_PATH, DOCS_PATH})
 _ATTRIBUTE = "__trubka_operation__"
 _REF = "#/components/schemas/{model}"
 JSON = "application/json"
+TEXT = "text/plain"
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -174,7 +175,12 @@ def _parameters(route: Route, op: Operation) -> list[dict[str, Any]]:
 def _content(op: Operation, status: int, model: type[BaseModel] | None) -> dict[str, Any]:
     if 200 <= status < 300 and op.media != JSON:
         return {op.media: {"schema": {"type": "string"}}}
-    return {JSON: {"schema": _ref(model or ErrorAnswer)}}
+    content: dict[str, Any] = {JSON: {"schema": _ref(model or ErrorAnswer)}}
+    if status == 400 and op.query is not None:
+        # A request line past aiohttp's 8190 bytes (a long query) is refused by the HTTP server
+        # itself, before any handler, in plain text.
+        content[TEXT] = {"schema": {"type": "string"}}
+    return content
 
 
 def build_spec(app: web.Application, *, version: str = "1") -> dict[str, Any]:
@@ -255,7 +261,7 @@ def _operation_id(route: Route) -> str:
 _STATUS = {
     200: "OK",
     201: "created",
-    400: "bad input (the field is named)",
+    400: "bad input (the field is named; a request line over 8 KB: plain text)",
     204: "done, nothing to show",
     401: "no or wrong bearer token",
     404: "not found",

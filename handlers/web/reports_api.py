@@ -20,6 +20,7 @@ from handlers.web.validation import parse_query as read_query
 from storage.report_queries import DIMENSIONS
 from telephony.reports import BadPeriod, ReportService
 from telephony.reports.models import CallsReport, LeadsReport, MissedReport, TrackingReport
+from telephony.reports.periods import MAX_DAYS
 
 log = logging.getLogger(__name__)
 REPORTS = web.AppKey("trubka_reports", ReportService)
@@ -57,8 +58,22 @@ class ReportParams(BaseModel):
     by: By | None = Field(default=None, description="what the calls report groups by (source)")
 
 
+# Rules across two parameters, which JSON Schema cannot say: a request valid by the schema
+# may still be refused by them (400, the parameter named).
+PERIOD_RULES = (
+    f"The period is at most {MAX_DAYS} days (`from` defaults to 6 days before `to`, `to` to "
+    "today) and `to` is not before `from`; otherwise 400 naming the parameter."
+)
+
+
 def _described(summary: str, answer: type[BaseModel]) -> Callable[[Handler], Handler]:
-    return operation(summary, query=ReportParams, answers={200: answer, 400: None}, tag="reports")
+    return operation(
+        summary,
+        query=ReportParams,
+        answers={200: answer, 400: None},
+        tag="reports",
+        description=PERIOD_RULES,
+    )
 
 
 def _query(request: web.Request) -> tuple[ReportService, ReportQuery]:

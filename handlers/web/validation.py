@@ -59,12 +59,16 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
-    """The query string as `model`. An empty value counts as absent (`?phone=&limit=`);
-    a repeated parameter takes its first value."""
+    """The query string as `model`. An empty value counts as absent (`?phone=&limit=`); a
+    parameter of the model given twice is refused (the description has no lists)."""
+    names = {info.alias or name for name, info in model.model_fields.items()}
     values: dict[str, str] = {}
-    for key, value in request.query.items():
-        if value != "" and key not in values:
-            values[key] = value
+    for key in names & set(request.query):
+        given = [value for value in request.query.getall(key) if value != ""]
+        if len(given) > 1:
+            raise JsonError(400, "Invalid parameters", field=key, detail="given more than once")
+        if given:
+            values[key] = given[0]
     return validated(request, model, values)
 
 
