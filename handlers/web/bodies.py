@@ -14,7 +14,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from handlers.web.errors import JsonError
 
@@ -132,10 +132,34 @@ def _scalar(name: str, value: Any) -> str:
 
 
 async def _multipart(request: web.Request) -> dict[str, str]:
+    """The text fields of a multipart form, read part by part (not `request.post()`: it spools
+    file parts to temporary files and leaves them open when a later part is broken). A file
+    part is refused as soon as it starts; the whole body stays within MAX_BODY_BYTES."""
+    fields: dict[str, str] = {}
+    budget = MAX_BODY_BYTES
     try:
-        form = await request.post()
-    except web.HTTPException:
-        raise  # 413 from aiohttp's own limit
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
+                raise ValueError("a nested or unnamed part")
+            if part.filename:
+                detail = "files are not accepted"
+                raise _refuse(request, 400, "Invalid parameters", field=part.name, detail=detail)
+            if len(fields) >= MAX_FIELDS:
+                raise _refuse(
+                    request, 400, "Invalid parameters", detail=f"more than {MAX_FIELDS} fields"
+                )
+            raw = bytearray()
+            while chunk := await part.read_chunk():
+                budget -= len(chunk)
+                if budget < 0:
+                    raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, MAX_BODY_BYTES - budget)
+                raw.extend(chunk)
+            data = part.decode(bytes(raw))
+            charset = part.get_charset(default="utf-8")
+            fields[part.name] = data.decode(charset)  # a repeated field: the last one
+    except (web.HTTPException, JsonError):
+        raise
     except Exception as exc:  # aiohttp's multipart reader raises many kinds on broken parts
         raise _refuse(
             request,
@@ -143,14 +167,7 @@ async def _multipart(request: web.Request) -> dict[str, str]:
             "Invalid parameters",
             detail=f"body is not a valid multipart form ({exc.__class__.__name__})",
         ) from None
-    files = [value for value in form.values() if isinstance(value, web.FileField)]
-    for upload in files:  # aiohttp spooled them to temporary files: we take none
-        upload.file.close()
-    if files:
-        raise _refuse(
-            request, 400, "Invalid parameters", field=files[0].name, detail="files are not accepted"
-        )
-    return _checked(request, {key: str(value) for key, value in form.items()})
+    return _checked(request, fields)
 
 
 def _checked(request: web.Request, fields: dict[str, str]) -> dict[str, str]:

@@ -132,6 +132,8 @@ async def list_tokens(db: Database) -> list[TokenInfo]:
 async def revoke_token(db: Database, name: str, *, actor: Actor, now: datetime) -> TokenInfo:
     """Revokes the token and ends its reports sessions; its row stays (the name stays taken
     until then, so old audit rows keep meaning one holder) — it is renamed to free it."""
+    if not NAME.match(name):  # no token has such a name (and PostgreSQL refuses a NUL in it)
+        raise TokenError(f"no active token named {name[:80]!r}")
     async with db.session() as session:
         row = (await session.exec(select(ApiToken).where(ApiToken.name == name))).first()
         if row is None or row.revoked_at is not None:
