@@ -7,6 +7,7 @@ Answered, missed and the talk are CallOutcome's (telephony.calls.outcome), as ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam
@@ -52,6 +53,32 @@ async def is_first_time(
         query = _EARLIER_CALLS_SINCE
         params["since"] = now - timedelta(days=config.first_time_window_days)
     return int((await session.exec(query, params=params)).one()) == 0
+
+
+async def first_time_many(
+    session: AsyncSession, calls: Sequence[Call], config: LeadsConfig, *, now: datetime
+) -> dict[int, bool]:
+    """`is_first_time` for several calls in one query: the oldest counting inbound call of each
+    phone; a call is the first when there is none older than itself."""
+    phones = sorted({call.phone for call in calls if call.phone})
+    oldest: dict[str, int] = {}
+    if phones:
+        query = select(Call.phone, func.min(Call.id)).where(
+            col(Call.phone).in_(phones),
+            col(Call.direction) == "in",
+            col(Call.internal).is_(False),
+        )
+        if config.first_time_window_days:
+            since = now - timedelta(days=config.first_time_window_days)
+            query = query.where(col(Call.created_at) >= since)
+        rows = await session.exec(query.group_by(col(Call.phone)))
+        oldest = {phone: int(first) for phone, first in rows.all() if phone and first is not None}
+    found: dict[int, bool] = {}
+    for call in calls:
+        assert call.id is not None
+        first = oldest.get(call.phone) if call.phone else None
+        found[call.id] = bool(call.phone) and (first is None or first >= call.id)
+    return found
 
 
 def rejection(
