@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Manager
 
 _BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
+_BY_LOGINS = select(Manager).where(col(Manager.pbx_login).in_(bindparam("logins", expanding=True)))
 _SEEN = "trubka.managers_by_login"
 
 
@@ -41,7 +42,7 @@ async def managers_by_login(session: AsyncSession, logins: Iterable[str]) -> dic
     seen: dict[str, Manager] = session.info.setdefault(_SEEN, {})
     missing = sorted({login for login in logins if login and login not in seen})
     if missing:
-        rows = await session.exec(select(Manager).where(col(Manager.pbx_login).in_(missing)))
+        rows = await session.exec(_BY_LOGINS, params={"logins": missing})
         for manager in rows.all():
             if manager.pbx_login is not None and manager.pbx_login not in seen:
                 seen[manager.pbx_login] = manager

@@ -196,7 +196,7 @@ class TopicNotifier:
         alerting = [plan for plan in wanted if self._alerting(plan)]
         on_duty: list[Manager] = []
         if any(self._needs_on_duty(plan) for plan in alerting):
-            on_duty = await _on_duty(session)
+            on_duty = await _on_duty_once(session)
         ringing = [plan.client.id for plan in alerting if plan.ringing and plan.client.id]
         sources = await client_sources(session, ringing)
         counts: dict[int, int] = {}
@@ -320,7 +320,18 @@ async def _on_duty(session: AsyncSession) -> list[Manager]:
     return list((await session.exec(_ON_DUTY)).all())
 
 
+async def _on_duty_once(session: AsyncSession) -> list[Manager]:
+    """The on-duty managers, read once per transaction (a slice of the call inbox: the steps
+    never change who is on duty, and the slice's pushes are applied before its steps)."""
+    found: list[Manager] | None = session.info.get(_ON_DUTY_SEEN)
+    if found is None:
+        found = session.info[_ON_DUTY_SEEN] = await _on_duty(session)
+    return found
+
+
+_ON_DUTY_SEEN = "trubka.managers_on_duty"
 # Built once: every push of a call asks (statement building costs more than the query).
+_MANAGERS_BY_ID = select(Manager).where(col(Manager.id).in_(bindparam("ids", expanding=True)))
 _MANAGER_BY_EXT = select(Manager).where(col(Manager.pbx_ext) == bindparam("ext"))
 _ON_DUTY = (
     select(Manager)
@@ -345,7 +356,7 @@ async def _people_many(
             responsible[manager_id] = known
     missing = sorted(manager_id for manager_id in wanted if manager_id not in responsible)
     if missing:
-        rows = await session.exec(select(Manager).where(col(Manager.id).in_(missing)))
+        rows = await session.exec(_MANAGERS_BY_ID, params={"ids": missing})
         responsible.update({row.id: row for row in rows.all() if row.id is not None})
     found: list[People] = []
     for call, client in pairs:

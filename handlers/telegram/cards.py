@@ -90,6 +90,9 @@ _LATEST_CALLS = (
     .where(col(Call.client_id).in_(bindparam("clients", expanding=True)))
     .group_by(col(Call.client_id))
 )
+_ATTRIBUTIONS_OF = select(CallAttribution).where(
+    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+)
 _VARIABLES_OF = select(
     col(ClientVariable.client_id), col(ClientVariable.name), col(ClientVariable.value)
 ).where(
@@ -110,9 +113,7 @@ async def client_sources(session: AsyncSession, client_ids: Sequence[int]) -> di
     }
     attributions: dict[int, CallAttribution] = {}
     if latest:
-        rows = await session.exec(
-            select(CallAttribution).where(col(CallAttribution.call_id).in_(latest.values()))
-        )
+        rows = await session.exec(_ATTRIBUTIONS_OF, params={"calls": list(latest.values())})
         by_call = {row.call_id: row for row in rows.all() if row.call_id is not None}
         attributions = {
             client: by_call[call] for client, call in latest.items() if call in by_call

@@ -236,7 +236,7 @@ async def _decide_round(
     step: CallStep[R], session: AsyncSession, updates: list[CallUpdate]
 ) -> list[R]:
     many = getattr(step, "decide_many", None)
-    if many is not None and len(updates) > 1:
+    if many is not None:
         results: list[R] = await many(session, updates)
         return results
     return [await step.decide(session, update) for update in updates]

@@ -103,6 +103,9 @@ _FORM_LEADS = (
     .order_by(col(Lead.id).desc())
 )
 _LATEST_FORM_LEAD = _FORM_LEADS.where(col(Lead.client_id) == bindparam("client")).limit(1)
+_ATTRIBUTIONS_OF = select(CallAttribution).where(
+    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+)
 _FORM_LEADS_OF = _FORM_LEADS.where(col(Lead.client_id).in_(bindparam("clients", expanding=True)))
 
 
@@ -127,9 +130,7 @@ async def call_attributions(
     ids = [call.id for call in calls if call.id is not None]
     found: dict[int, Attribution] = {}
     if ids:
-        rows = await session.exec(
-            select(CallAttribution).where(col(CallAttribution.call_id).in_(ids))
-        )
+        rows = await session.exec(_ATTRIBUTIONS_OF, params={"calls": ids})
         found = {row.call_id: from_row(row) for row in rows.all()}
     clients = sorted(
         {call.client_id for call in calls if call.id not in found and call.client_id is not None}

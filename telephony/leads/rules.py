@@ -55,6 +55,20 @@ async def is_first_time(
     return int((await session.exec(query, params=params)).one()) == 0
 
 
+# The oldest counting inbound call of each phone (built once: asked for every slice).
+_OLDEST_WHERE = (
+    col(Call.phone).in_(bindparam("phones", expanding=True)),
+    col(Call.direction) == "in",
+    col(Call.internal).is_(False),
+)
+_OLDEST_CALLS = select(Call.phone, func.min(Call.id)).where(*_OLDEST_WHERE).group_by(Call.phone)
+_OLDEST_CALLS_SINCE = (
+    select(Call.phone, func.min(Call.id))
+    .where(*_OLDEST_WHERE, col(Call.created_at) >= bindparam("since"))
+    .group_by(Call.phone)
+)
+
+
 async def first_time_many(
     session: AsyncSession, calls: Sequence[Call], config: LeadsConfig, *, now: datetime
 ) -> dict[int, bool]:
@@ -63,15 +77,12 @@ async def first_time_many(
     phones = sorted({call.phone for call in calls if call.phone})
     oldest: dict[str, int] = {}
     if phones:
-        query = select(Call.phone, func.min(Call.id)).where(
-            col(Call.phone).in_(phones),
-            col(Call.direction) == "in",
-            col(Call.internal).is_(False),
-        )
+        params: dict[str, object] = {"phones": phones}
+        query = _OLDEST_CALLS
         if config.first_time_window_days:
-            since = now - timedelta(days=config.first_time_window_days)
-            query = query.where(col(Call.created_at) >= since)
-        rows = await session.exec(query.group_by(col(Call.phone)))
+            query = _OLDEST_CALLS_SINCE
+            params["since"] = now - timedelta(days=config.first_time_window_days)
+        rows = await session.exec(query, params=params)
         oldest = {phone: int(first) for phone, first in rows.all() if phone and first is not None}
     found: dict[int, bool] = {}
     for call in calls:

@@ -63,13 +63,17 @@ _SET_FLAGS = (
     .where(_CALLS.c.id == bindparam("b_id"))
     .values(first_time_caller=bindparam("b_first"), targeted=bindparam("b_targeted"))
 )
-_LEADS_OF_CALLS = select(Lead).where(col(Lead.call_id).in_(bindparam("calls", expanding=True)))
+_LEADS_OF_CALLS = (
+    select(Lead)
+    .where(col(Lead.call_id).in_(bindparam("calls", expanding=True)))
+    .order_by(col(Lead.id))
+)
 
 
 async def _leads_of(session: AsyncSession, calls: Sequence[Call]) -> dict[int, Lead]:
     """The lead of each call that has one (the oldest, should a call have several)."""
     ids = [call.id for call in calls if call.id is not None]
-    rows = await session.exec(_LEADS_OF_CALLS.order_by(col(Lead.id)), params={"calls": ids})
+    rows = await session.exec(_LEADS_OF_CALLS, params={"calls": ids})
     found: dict[int, Lead] = {}
     for lead in rows.all():
         if lead.call_id is not None:
