@@ -92,7 +92,8 @@ async def enqueue_many(session: AsyncSession, outgoing: Sequence[Outgoing]) -> N
     if outgoing:
         now = utcnow()
         rows = [_values(each, now) for each in outgoing]
-        await session.flush()  # sends added one by one before these keep their place in line
+        if any(isinstance(row, TelegramDelivery) for row in session.new):
+            await session.flush()  # sends added one by one before these keep their place
         await session.exec(_INSERT, params=rows)
 
 
