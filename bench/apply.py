@@ -5,10 +5,12 @@ from examples/scenarios.yaml), stores N MegaFon call lifecycles in its inbox
 without applying them, then times applying them all. No HTTP: this isolates the apply path, so
 two commits can be compared in the same run of a noisy machine:
 
-    .venv/bin/python bench/apply.py [--calls 400] [--database-url URL] [--bare]
+    .venv/bin/python bench/apply.py [--calls 400] [--database-url URL] [--bare] [--telegram]
 
-`--bare` applies with no observers (the call state machine alone). `--py-spy FILE` samples the
-timed part alone with py-spy (raw collapsed stacks, one frame per function) into FILE;
+`--bare` applies with no observers (the call state machine alone). `--telegram` turns Telegram
+on against the fake Bot API (tests/fakes/telegram.py), with the call's manager on duty: the
+notes step queues the topic notes and private alerts as in production. `--py-spy FILE` samples
+the timed part alone with py-spy (raw collapsed stacks, one frame per function) into FILE;
 `bench/spy_top.py FILE` lists its top functions.
 """
 
@@ -37,11 +39,36 @@ def lifecycle(n: int) -> list[dict[str, str]]:
     return call_lifecycle(callid, phone, TOKEN, contact=False)
 
 
+async def fake_telegram(db: object) -> dict[str, object]:
+    """The fake Bot API serving in this process, and the manager of the calls on duty with a
+    Telegram account (private alerts); the Telegram settings to build the app with."""
+    from aiohttp.test_utils import TestServer
+
+    from storage.db import Database
+    from storage.models import Manager
+    from tests.fakes.telegram import TOKEN as BOT_TOKEN
+    from tests.fakes.telegram import FakeTelegram
+
+    assert isinstance(db, Database)
+    fake = FakeTelegram()
+    server = TestServer(fake.app())
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    async with db.session() as session:
+        session.add(Manager(name="Андрей", pbx_login="andy", telegram_user_id=500, on_duty=True))
+    return {
+        "telegram_token": BOT_TOKEN,
+        "telegram_api_url": fake.url,
+        "telegram_managers_chat_id": -1001234567890,
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--bare", action="store_true", help="no observers")
+    parser.add_argument("--telegram", action="store_true", help="Telegram on (fake Bot API)")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
     parser.add_argument("--py-spy", dest="py_spy", help="sample the timed part into this file")
     args = parser.parse_args()
@@ -61,6 +88,9 @@ async def main() -> None:
     db = Database(url)
     await upgrade(db)
     runner = None
+    telegram: dict[str, object] = {}
+    if args.telegram:
+        telegram = await fake_telegram(db)
     if args.bare:
         inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
         await inbox.start(process=False)
@@ -69,6 +99,7 @@ async def main() -> None:
             database_url=url,
             megafon_crm_token=TOKEN,
             scenarios=str(ROOT / "examples" / "scenarios.yaml"),
+            **telegram,
         )
         app = await build_app(settings, db=db, migrate=False)
         from aiohttp import web
@@ -112,6 +143,7 @@ async def main() -> None:
     else:
         await db.dispose()
     kind = "no observers" if args.bare else "every observer on"
+    kind += ", Telegram on" if args.telegram else ""
     print(
         f"applied {len(pushes)} pushes in {seconds:.2f} s: {len(pushes) / seconds:.0f} pushes/s "
         f"({kind}, {url.split(':', 1)[0]}); CPU {cpu / len(pushes) * 1000:.2f} ms per push "

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Manager
 
 _BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
+_BY_LOGINS = select(Manager).where(col(Manager.pbx_login).in_(bindparam("logins", expanding=True)))
 _SEEN = "trubka.managers_by_login"
 
 
@@ -33,3 +34,16 @@ def remember_managers(session: AsyncSession, managers: Iterable[Manager]) -> Non
     for manager in managers:
         if manager.pbx_login is not None:
             seen[manager.pbx_login] = manager
+
+
+async def managers_by_login(session: AsyncSession, logins: Iterable[str]) -> dict[str, Manager]:
+    """`manager_by_login` for several logins in one query (those remembered are not asked);
+    the ones found, remembered as `manager_by_login` remembers them."""
+    seen: dict[str, Manager] = session.info.setdefault(_SEEN, {})
+    missing = sorted({login for login in logins if login and login not in seen})
+    if missing:
+        rows = await session.exec(_BY_LOGINS, params={"logins": missing})
+        for manager in rows.all():
+            if manager.pbx_login is not None and manager.pbx_login not in seen:
+                seen[manager.pbx_login] = manager
+    return {login: seen[login] for login in logins if login in seen}

@@ -4,11 +4,12 @@ and a ringing or missed call reaches the right managers' private chats (private 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,12 +23,20 @@ from bot.telegram.render import (
     render_ringing,
     render_status,
 )
-from handlers.telegram.cards import client_source
+from handlers.telegram.cards import client_source, client_sources
 from storage.db import Database
-from storage.manager_queries import manager_by_login
+from storage.manager_queries import manager_by_login, managers_by_login
 from storage.models import Call, Client, DialogMessage, Manager
 from storage.telegram_models import TelegramDelivery
-from storage.telegram_queue import ALERT, ESCALATE, LIVE, MESSAGE, Outgoing, enqueue
+from storage.telegram_queue import (
+    ALERT,
+    ESCALATE,
+    LIVE,
+    MESSAGE,
+    Outgoing,
+    enqueue,
+    enqueue_many,
+)
 from telephony.calls.pipeline import NotesQueued
 from telephony.events import CallUpdate
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
@@ -148,67 +157,123 @@ class TopicNotifier:
         call = await session.get(Call, stale_call.id) or stale_call
         client = await session.get(Client, stale_client.id) or stale_client
         people = await _people(session, call, client.responsible_manager_id)
+        plan = _Plan(call, client, people, dialog, requested, known)
+        sends = self._topic_sends(plan)
+        if alerts and self._alerting(plan):
+            on_duty = await _on_duty(session) if self._needs_on_duty(plan) else []
+            source = await client_source(session, client) if plan.ringing else None
+            sends += self._alerts(plan, on_duty, source)
+        for outgoing in sends:
+            enqueue(session, outgoing)
+        return len(sends)
+
+    async def decide_many(
+        self, session: AsyncSession, updates: Sequence[CallUpdate]
+    ) -> list[NotesQueued]:
+        """`decide` for a round of changes (each call once; the call and client as the update
+        carries them, current): the managers, the on-duty list and the ringing clients'
+        sources read once for the round, the sends stored in one multi-row INSERT."""
+        plans: list[_Plan | None] = []
+        for update in updates:
+            client = update.client
+            if client is None or client.id is None or update.call.internal:
+                plans.append(None)
+                continue
+            plan = _Plan(
+                update.call,
+                client,
+                People(None, None),
+                update.dialog,
+                requested=update.trigger == "requested",
+                known=not update.client_created,
+            )
+            plans.append(plan)
+        wanted = [plan for plan in plans if plan is not None]
+        people = await _people_many(session, [(plan.call, plan.client) for plan in wanted])
+        for plan, found in zip(wanted, people, strict=True):
+            plan.people = found
+        topic = [self._topic_sends(plan) for plan in wanted]
+        alerting = [plan for plan in wanted if self._alerting(plan)]
+        on_duty: list[Manager] = []
+        if any(self._needs_on_duty(plan) for plan in alerting):
+            on_duty = await _on_duty_once(session)
+        ringing = [plan.client.id for plan in alerting if plan.ringing and plan.client.id]
+        sources = await client_sources(session, ringing)
+        counts: dict[int, int] = {}
+        outgoing: list[Outgoing] = []
+        for plan, sends in zip(wanted, topic, strict=True):
+            if self._alerting(plan):
+                source = sources.get(plan.client.id or 0) if plan.ringing else None
+                sends = sends + self._alerts(plan, on_duty, source)
+            outgoing.extend(sends)
+            counts[id(plan)] = len(sends)
+        await enqueue_many(session, outgoing)
+        return [NotesQueued(counts[id(plan)] if plan else 0) for plan in plans]
+
+    def _topic_sends(self, plan: _Plan) -> list[Outgoing]:
+        """The call's lines in the client's topic; marks the plan ringing or missed."""
+        call, client, people = plan.call, plan.client, plan.people
         # Events are lines of the call's one live message; the outcome is a message of its own
         # (managers get notified, a missed call carries its call-back button). A ringing
         # inbound call and a missed one go first.
         sends: list[tuple[int | None, str, int, Notification]] = []
-        ringing = missed = False
-        if requested:
+        if plan.requested:
             sends.append((None, "live", LIVE, render_requested(call, people)))
-        for line in dialog:
+        for line in plan.dialog:
             if line.kind == "call_event":
                 event = line.text.partition(EVENT_PREFIX)[2] or "?"
-                ringing = ringing or (event == "INCOMING" and call.direction == "in")
+                plan.ringing = plan.ringing or (event == "INCOMING" and call.direction == "in")
                 lane = ALERT if event == "INCOMING" else LIVE
                 sends.append((line.id, "live", lane, render_event(event, call, client, people)))
             elif line.kind == "call_status":
-                missed = missed or is_missed(call)
+                plan.missed = plan.missed or is_missed(call)
                 lane = ALERT if is_missed(call) else MESSAGE
                 sends.append((line.id, "send", lane, render_status(call, client, people)))
-        if self.chat_id is not None:
-            for dialog_id, method, lane, note in sends:
-                enqueue(
-                    session,
-                    Outgoing(
-                        target="topic",
-                        chat_id=self.chat_id,
-                        client_id=client.id,
-                        dialog_message_id=dialog_id,
-                        call_id=call.id,
-                        method=method,
-                        lane=lane,
-                        text=note.text,
-                        reply_markup=_markup(note),
-                    ),
-                )
-        added = len(sends) if self.chat_id is not None else 0
-        if alerts and self.rules.private and (ringing or missed):
-            added += await self._private_alerts(session, call, client, people, ringing, known)
-        return added
+        if self.chat_id is None:
+            return []
+        return [
+            Outgoing(
+                target="topic",
+                chat_id=self.chat_id,
+                client_id=client.id,
+                dialog_message_id=dialog_id,
+                call_id=call.id,
+                method=method,
+                lane=lane,
+                text=note.text,
+                reply_markup=_markup(note),
+            )
+            for dialog_id, method, lane, note in sends
+        ]
 
-    async def _private_alerts(
-        self,
-        session: AsyncSession,
-        call: Call,
-        client: Client,
-        people: People,
-        ringing: bool,
-        known: bool,
-    ) -> int:
+    def _alerting(self, plan: _Plan) -> bool:
+        return self.rules.private and (plan.ringing or plan.missed)
+
+    def _needs_on_duty(self, plan: _Plan) -> bool:
+        """Whether the plan's private alerts go to the on-duty managers (read from the table)."""
+        if plan.ringing:
+            responsible = plan.people.responsible
+            return not (
+                plan.known and responsible is not None and responsible.telegram_user_id is not None
+            )
+        return self.rules.escalate_after > timedelta(0)
+
+    def _alerts(self, plan: _Plan, on_duty: list[Manager], source: str | None) -> list[Outgoing]:
+        """The private alerts of a ringing or missed call (`on_duty`: read when needed)."""
+        call, client, people = plan.call, plan.client, plan.people
         responsible = people.responsible
-        added = 0
-        if ringing:
-            if known and responsible is not None and responsible.telegram_user_id is not None:
-                recipients = [responsible]
+        sends: list[Outgoing] = []
+        if plan.ringing:
+            if self._needs_on_duty(plan):
+                recipients = on_duty
             else:
-                recipients = await _on_duty(session)
-            note = render_ringing(call, client, await client_source(session, client))
+                assert responsible is not None
+                recipients = [responsible]
+            note = render_ringing(call, client, source)
             for manager in recipients:
                 assert manager.telegram_user_id is not None
-                enqueue(session, _private(manager.telegram_user_id, call, client, ALERT, note))
-                added += 1
+                sends.append(_private(manager.telegram_user_id, call, client, ALERT, note))
         elif self.rules.escalate_after > timedelta(0):
-            on_duty = await _on_duty(session)
             recipients = list(on_duty)
             if responsible is not None and responsible.telegram_user_id is not None:
                 recipients = [responsible, *(m for m in on_duty if m.id != responsible.id)]
@@ -217,12 +282,22 @@ class TopicNotifier:
             for manager in recipients:
                 assert manager.telegram_user_id is not None
                 outgoing = _private(manager.telegram_user_id, call, client, ALERT, note)
-                enqueue(
-                    session,
-                    Outgoing(**{**outgoing.__dict__, "method": ESCALATE, "due_at": due}),
-                )
-                added += 1
-        return added
+                sends.append(Outgoing(**{**outgoing.__dict__, "method": ESCALATE, "due_at": due}))
+        return sends
+
+
+@dataclass
+class _Plan:
+    """One change's notes as they are worked out (ringing, missed: from its dialog lines)."""
+
+    call: Call
+    client: Client
+    people: People
+    dialog: list[DialogMessage]
+    requested: bool = False
+    known: bool = True
+    ringing: bool = False
+    missed: bool = False
 
 
 def _markup(note: Notification) -> str | None:
@@ -245,13 +320,54 @@ async def _on_duty(session: AsyncSession) -> list[Manager]:
     return list((await session.exec(_ON_DUTY)).all())
 
 
+async def _on_duty_once(session: AsyncSession) -> list[Manager]:
+    """The on-duty managers, read once per transaction (a slice of the call inbox: the steps
+    never change who is on duty, and the slice's pushes are applied before its steps)."""
+    found: list[Manager] | None = session.info.get(_ON_DUTY_SEEN)
+    if found is None:
+        found = session.info[_ON_DUTY_SEEN] = await _on_duty(session)
+    return found
+
+
+_ON_DUTY_SEEN = "trubka.managers_on_duty"
 # Built once: every push of a call asks (statement building costs more than the query).
+_MANAGERS_BY_ID = select(Manager).where(col(Manager.id).in_(bindparam("ids", expanding=True)))
 _MANAGER_BY_EXT = select(Manager).where(col(Manager.pbx_ext) == bindparam("ext"))
 _ON_DUTY = (
     select(Manager)
     .where(col(Manager.on_duty).is_(True), col(Manager.telegram_user_id).is_not(None))
     .order_by(col(Manager.id))
 )
+
+
+async def _people_many(
+    session: AsyncSession, pairs: Sequence[tuple[Call, Client]]
+) -> list[People]:
+    """`_people` of several calls: the managers by login and the responsible ones read in one
+    query each (those this transaction holds already are not asked again)."""
+    logins = {call.manager_user or call.requested_user or "" for call, _ in pairs} - {""}
+    by_login = await managers_by_login(session, logins)
+    wanted = {c.responsible_manager_id for _, c in pairs if c.responsible_manager_id is not None}
+    held = session.sync_session.identity_map
+    responsible: dict[int, Manager] = {}
+    for manager_id in wanted:
+        known = held.get(identity_key(Manager, manager_id))
+        if isinstance(known, Manager):
+            responsible[manager_id] = known
+    missing = sorted(manager_id for manager_id in wanted if manager_id not in responsible)
+    if missing:
+        rows = await session.exec(_MANAGERS_BY_ID, params={"ids": missing})
+        responsible.update({row.id: row for row in rows.all() if row.id is not None})
+    found: list[People] = []
+    for call, client in pairs:
+        login = call.manager_user or call.requested_user
+        call_manager = by_login.get(login) if login else None
+        if login and call_manager is None and call.manager_ext:
+            by_ext = {"ext": call.manager_ext}
+            call_manager = (await session.exec(_MANAGER_BY_EXT, params=by_ext)).first()
+        chosen = client.responsible_manager_id
+        found.append(People(call_manager, responsible.get(chosen) if chosen else None))
+    return found
 
 
 async def _people(session: AsyncSession, call: Call, responsible_id: int | None) -> People:

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.telegram.texts import CHANNELS, call_line, client_label, manager_html
 from storage.channel_models import ClientChannel
-from storage.models import Call, CallAttribution, Client, Manager
+from storage.models import Call, CallAttribution, Client, ClientVariable, Manager
 from telephony.clients import channel_of, get_variables, identities_of
 from telephony.phones import format_phone
 
@@ -77,6 +77,59 @@ async def client_source(session: AsyncSession, client: Client) -> str | None:
     """Where the client came from: the latest call's attribution, else UTM variables."""
     found = await session.exec(_LATEST_ATTRIBUTION, params={"client": client.id})
     attribution = found.first()
+    if attribution is None:
+        assert client.id is not None
+        return _source(None, await get_variables(session, client.id))
+    return _source(attribution, {})
+
+
+# The latest attributed call of each client: `client_sources` reads them in one query.
+_LATEST_CALLS = (
+    select(col(Call.client_id), func.max(col(Call.id)))
+    .join(CallAttribution, col(CallAttribution.call_id) == col(Call.id))
+    .where(col(Call.client_id).in_(bindparam("clients", expanding=True)))
+    .group_by(col(Call.client_id))
+)
+_ATTRIBUTIONS_OF = select(CallAttribution).where(
+    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+)
+_VARIABLES_OF = select(
+    col(ClientVariable.client_id), col(ClientVariable.name), col(ClientVariable.value)
+).where(
+    col(ClientVariable.client_id).in_(bindparam("clients", expanding=True))
+)
+
+
+async def client_sources(session: AsyncSession, client_ids: Sequence[int]) -> dict[int, str | None]:
+    """`client_source` of several clients: three queries in all, not two per client."""
+    ids = sorted(set(client_ids))
+    if not ids:
+        return {}
+    found_calls = await session.exec(_LATEST_CALLS, params={"clients": ids})
+    latest: dict[int, int] = {
+        client: call
+        for client, call in found_calls.all()
+        if client is not None and call is not None
+    }
+    attributions: dict[int, CallAttribution] = {}
+    if latest:
+        rows = await session.exec(_ATTRIBUTIONS_OF, params={"calls": list(latest.values())})
+        by_call = {row.call_id: row for row in rows.all() if row.call_id is not None}
+        attributions = {
+            client: by_call[call] for client, call in latest.items() if call in by_call
+        }
+    variables: dict[int, dict[str, str]] = {}
+    rest = [client for client in ids if client not in attributions]
+    if rest:
+        found_variables = await session.exec(_VARIABLES_OF, params={"clients": rest})
+        for client, name, value in found_variables.all():
+            variables.setdefault(client, {})[name] = value
+    return {
+        client: _source(attributions.get(client), variables.get(client, {})) for client in ids
+    }
+
+
+def _source(attribution: CallAttribution | None, variables: dict[str, str]) -> str | None:
     values: dict[str, str] = {}
     if attribution is not None:
         if attribution.source:
@@ -86,8 +139,6 @@ async def client_source(session: AsyncSession, client: Client) -> str | None:
             if value:
                 values[name] = value
     else:
-        assert client.id is not None
-        variables = await get_variables(session, client.id)
         for name in ("source", *_UTM):
             if variables.get(name):
                 values[name] = variables[name]

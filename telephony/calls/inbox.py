@@ -268,7 +268,7 @@ class CallInbox:
             handled = self._reached = len(events)
             updates = await apply_slice(session, self._parse(events)) if events else []
             # The pipeline's steps in the slice's transaction: no transaction of their own.
-            decided = [await self.pipeline.decide(session, update_) for update_ in updates]
+            decided = await self.pipeline.decide_many(session, updates)
         if handled:
             # The next slice claims what fits in a slice's time at this slice's pace.
             per_push = max(time.monotonic() - began, 1e-6) / handled

@@ -9,15 +9,22 @@ ORDER (the fields of `CallSteps`):
 4. `notes`     — the Telegram notes and alerts of the change;
 5. `scenarios` — the jobs of the scenario rules the change triggers.
 
-Each step is a `CallStep`: `decide` runs inside the transaction that applied the push (writes
-only, no network: the push and everything it decided commit together, in one transaction, and
-a crash loses neither half), returning a small typed result; `committed` runs after the commit
-with that result. Durable effects go through the queue engine: the rows a step stores in
-`decide` (lead outbox rows, Telegram deliveries, scenario jobs) are queue rows, so nothing a
-push decided is lost if the process dies at the commit. What `committed` does is not durable
-and need not be: waking a queue's worker (it polls anyway; a lost wake costs latency only),
-telling the lead observers about a lead the call made (the scenarios' `lead` trigger: a typed
-after-commit hook, as for leads from forms), and the `after` observers (the call log).
+Each step is a `CallStep`: `decide` (or, for a slice of the inbox, `decide_many`) runs inside the
+transaction that applied the push (writes only, no network: the push and everything it decided
+commit together, in one transaction, and a crash loses neither half), returning a small typed
+result; `committed` runs after the commit with that result. Durable effects go through the queue
+engine: the rows a step stores in `decide` (lead outbox rows, Telegram deliveries, scenario jobs)
+are queue rows, so nothing a push decided is lost if the process dies at the commit. What
+`committed` does is not durable and need not be: waking a queue's worker (it polls anyway; a lost
+wake costs latency only), telling the lead observers about a lead the call made (the scenarios'
+`lead` trigger: a typed after-commit hook, as for leads from forms), and the `after` observers (the
+call log).
+
+A slice is decided set-wise (`decide_many`): in rounds holding each call at most once (the
+k-th change of every call in the slice, in the slice's order), every step for the whole round
+before the next step, so a step reads and writes the round's rows in a few statements. A call's
+changes still go through every step one change after the other, as when decided one by one;
+a step without `decide_many` decides each change of the round on its own.
 
 A step that fails inside the slice's transaction rolls the slice back (the inbox then applies
 its pushes one by one); applied alone, a failing step runs in a savepoint and is decided again
@@ -99,6 +106,14 @@ class CallStep(Protocol[R]):
         ...
 
 
+class BatchedStep(CallStep[R], Protocol[R]):
+    """A step that also decides a round of changes set-wise (each call at most once)."""
+
+    async def decide_many(self, session: AsyncSession, updates: Sequence[CallUpdate]) -> list[R]:
+        """What `decide` returns for each change, in order, as if decided one by one."""
+        ...
+
+
 @dataclass
 class CallSteps:
     """The pipeline's steps; they run in the order of these fields (see the module's doc).
@@ -165,6 +180,20 @@ class CallPipeline:
             decided.decisions.append(await self._decide(step, session, update, alone=alone))
         return decided
 
+    async def decide_many(
+        self, session: AsyncSession, updates: Sequence[CallUpdate]
+    ) -> list[Decided]:
+        """Every step for a slice of changes in the caller's transaction, set-wise by rounds
+        (see the module's doc); what each change decided, in the slice's order."""
+        decided = [Decided(update) for update in updates]
+        for round_ in _rounds(decided):
+            round_updates = [each.update for each in round_]
+            for step in self.steps.in_order():
+                results = await _decide_round(step, session, round_updates)
+                for each, result in zip(round_, results, strict=True):
+                    each.decisions.append(Decision(step, result))
+        return decided
+
     async def _decide(
         self, step: CallStep[R], session: AsyncSession, update: CallUpdate, *, alone: bool
     ) -> Decision[R]:
@@ -201,6 +230,31 @@ class CallPipeline:
         await self.committed(
             Decided(update, [Decision(step, None) for step in self.steps.in_order()])
         )
+
+
+async def _decide_round(
+    step: CallStep[R], session: AsyncSession, updates: list[CallUpdate]
+) -> list[R]:
+    many = getattr(step, "decide_many", None)
+    if many is not None:
+        results: list[R] = await many(session, updates)
+        return results
+    return [await step.decide(session, update) for update in updates]
+
+
+def _rounds(decided: list[Decided]) -> list[list[Decided]]:
+    """The k-th change of each call in round k, keeping the slice's order within a round."""
+    rounds: list[list[Decided]] = []
+    seen: dict[object, int] = {}
+    for each in decided:
+        call = each.update.call
+        key: object = call.id if call.id is not None else id(call)
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(each)
+    return rounds
 
 
 def _name(step: object) -> str:

@@ -7,6 +7,7 @@ Roistat receives as `nocookie`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -87,10 +88,9 @@ def from_row(row: CallAttribution) -> Attribution:
 
 
 # Built once: asked for every decided push of a call without tracking attribution.
-_LATEST_FORM_LEAD = (
+_FORM_LEADS = (
     select(Lead)
     .where(
-        col(Lead.client_id) == bindparam("client"),
         col(Lead.source) == "form",
         col(Lead.created_at) >= bindparam("since"),
         or_(
@@ -101,8 +101,12 @@ _LATEST_FORM_LEAD = (
         ),
     )
     .order_by(col(Lead.id).desc())
-    .limit(1)
 )
+_LATEST_FORM_LEAD = _FORM_LEADS.where(col(Lead.client_id) == bindparam("client")).limit(1)
+_ATTRIBUTIONS_OF = select(CallAttribution).where(
+    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+)
+_FORM_LEADS_OF = _FORM_LEADS.where(col(Lead.client_id).in_(bindparam("clients", expanding=True)))
 
 
 async def call_attribution(
@@ -116,3 +120,31 @@ async def call_attribution(
     params = {"client": call.client_id, "since": now - timedelta(days=form_days)}
     lead = (await session.exec(_LATEST_FORM_LEAD, params=params)).first()
     return from_lead(lead) if lead is not None else Attribution()
+
+
+async def call_attributions(
+    session: AsyncSession, calls: Sequence[Call], *, now: datetime, form_days: int
+) -> dict[int, Attribution]:
+    """`call_attribution` for several calls: their rows in one query, then the latest form
+    lead of the clients of the calls without one in another."""
+    ids = [call.id for call in calls if call.id is not None]
+    found: dict[int, Attribution] = {}
+    if ids:
+        rows = await session.exec(_ATTRIBUTIONS_OF, params={"calls": ids})
+        found = {row.call_id: from_row(row) for row in rows.all()}
+    clients = sorted(
+        {call.client_id for call in calls if call.id not in found and call.client_id is not None}
+    )
+    latest: dict[int, Lead] = {}
+    if clients and form_days > 0:
+        since = now - timedelta(days=form_days)
+        leads = await session.exec(_FORM_LEADS_OF, params={"clients": clients, "since": since})
+        for lead in leads.all():  # newest first: the first of each client wins
+            if lead.client_id is not None:
+                latest.setdefault(lead.client_id, lead)
+    for call in calls:
+        if call.id is None or call.id in found:
+            continue
+        form = latest.get(call.client_id) if call.client_id is not None else None
+        found[call.id] = from_lead(form) if form is not None else Attribution()
+    return found

@@ -7,6 +7,7 @@ Answered, missed and the talk are CallOutcome's (telephony.calls.outcome), as ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam
@@ -52,6 +53,43 @@ async def is_first_time(
         query = _EARLIER_CALLS_SINCE
         params["since"] = now - timedelta(days=config.first_time_window_days)
     return int((await session.exec(query, params=params)).one()) == 0
+
+
+# The oldest counting inbound call of each phone (built once: asked for every slice).
+_OLDEST_WHERE = (
+    col(Call.phone).in_(bindparam("phones", expanding=True)),
+    col(Call.direction) == "in",
+    col(Call.internal).is_(False),
+)
+_OLDEST_CALLS = select(Call.phone, func.min(Call.id)).where(*_OLDEST_WHERE).group_by(Call.phone)
+_OLDEST_CALLS_SINCE = (
+    select(Call.phone, func.min(Call.id))
+    .where(*_OLDEST_WHERE, col(Call.created_at) >= bindparam("since"))
+    .group_by(Call.phone)
+)
+
+
+async def first_time_many(
+    session: AsyncSession, calls: Sequence[Call], config: LeadsConfig, *, now: datetime
+) -> dict[int, bool]:
+    """`is_first_time` for several calls in one query: the oldest counting inbound call of each
+    phone; a call is the first when there is none older than itself."""
+    phones = sorted({call.phone for call in calls if call.phone})
+    oldest: dict[str, int] = {}
+    if phones:
+        params: dict[str, object] = {"phones": phones}
+        query = _OLDEST_CALLS
+        if config.first_time_window_days:
+            query = _OLDEST_CALLS_SINCE
+            params["since"] = now - timedelta(days=config.first_time_window_days)
+        rows = await session.exec(query, params=params)
+        oldest = {phone: int(first) for phone, first in rows.all() if phone and first is not None}
+    found: dict[int, bool] = {}
+    for call in calls:
+        assert call.id is not None
+        first = oldest.get(call.phone) if call.phone else None
+        found[call.id] = bool(call.phone) and (first is None or first >= call.id)
+    return found
 
 
 def rejection(

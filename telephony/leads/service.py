@@ -5,32 +5,45 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
 from storage.leads_models import Lead
-from storage.manager_queries import manager_by_login
-from storage.models import Call, Client
-from storage.queries import insert_or_ignore
+from storage.manager_queries import manager_by_login, managers_by_login
+from storage.models import Call, Client, Manager
+from storage.queries import insert_many_or_ignore, insert_or_ignore
 from telephony.calls.outcome import CallOutcome
 from telephony.calls.pipeline import LeadDecision
 from telephony.clients import create_client, match_or_create_client
 from telephony.events import CallUpdate, FanOut, LeadInfo, LeadObserver, lead_observers
 from telephony.infra.clock import Clock
 from telephony.leads import metrika, roistat
-from telephony.leads.attribution import Attribution, call_attribution, from_lead
+from telephony.leads.attribution import (
+    Attribution,
+    call_attribution,
+    call_attributions,
+    from_lead,
+)
 from telephony.leads.config import LeadsConfig
 from telephony.leads.metrics import LeadMetrics
 from telephony.leads.outbox import RetryPolicy, enqueue
-from telephony.leads.rules import hold_seconds, is_first_time, is_targeted, rejection
+from telephony.leads.rules import (
+    first_time_many,
+    hold_seconds,
+    is_first_time,
+    is_targeted,
+    rejection,
+)
 from telephony.leads.templates import render
 from telephony.phones import format_phone
 
@@ -41,6 +54,43 @@ VISIT_SOURCES = ("callback", "chat")
 # keys cost more than SQLite's work for them).
 _CALL_FOR_UPDATE = select(Call).where(col(Call.id) == bindparam("call")).with_for_update()
 _LEAD_OF_CALL = select(Lead).where(col(Lead.call_id) == bindparam("call"))
+
+
+# The flags the lead decision sets, for a round of calls (executemany).
+_CALLS = Call.__table__  # type: ignore[attr-defined]
+_SET_FLAGS = (
+    sql_update(_CALLS)
+    .where(_CALLS.c.id == bindparam("b_id"))
+    .values(first_time_caller=bindparam("b_first"), targeted=bindparam("b_targeted"))
+)
+_LEADS_OF_CALLS = (
+    select(Lead)
+    .where(col(Lead.call_id).in_(bindparam("calls", expanding=True)))
+    .order_by(col(Lead.id))
+)
+
+
+async def _leads_of(session: AsyncSession, calls: Sequence[Call]) -> dict[int, Lead]:
+    """The lead of each call that has one (the oldest, should a call have several)."""
+    ids = [call.id for call in calls if call.id is not None]
+    rows = await session.exec(_LEADS_OF_CALLS, params={"calls": ids})
+    found: dict[int, Lead] = {}
+    for lead in rows.all():
+        if lead.call_id is not None:
+            found.setdefault(lead.call_id, lead)
+    return found
+
+
+@dataclass
+class _Plan:
+    """One change of a round as the lead decision sees it."""
+
+    update: CallUpdate
+    ended: bool
+    lead: Lead | None
+    attribution: Attribution
+    variables: dict[str, str | None]
+    inserting: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +176,110 @@ class LeadService:
             session, update.call.id, ended=ended, new_leads=new_leads, loaded=update.call
         )
         return LeadDecision(queued, tuple(new_leads))
+
+    async def decide_many(
+        self, session: AsyncSession, updates: Sequence[CallUpdate]
+    ) -> list[LeadDecision]:
+        """`decide` for a round of changes (each call once, its fields current: the call need
+        not be in the session): the round's leads, attributions, first-caller checks and
+        managers in one query each, the flags and the new leads written set-wise."""
+        wanted = [update for update in updates if self._wants(update)]
+        if not wanted:
+            return [LeadDecision() for _ in updates]
+        now = self.clock.now()
+        calls = [update.call for update in wanted]
+        leads = await _leads_of(session, calls)
+        deciding = [
+            update
+            for update in wanted
+            if update.call.direction == "in" or update.call.id in leads
+        ]
+        decided_calls = [update.call for update in deciding]
+        await self._write_flags(session, deciding, now)
+        attributions = await call_attributions(
+            session, decided_calls, now=now, form_days=self.config.form_attribution_days
+        )
+        logins = {call.manager_user for call in decided_calls if call.manager_user}
+        managers = await managers_by_login(session, logins)
+        plans: list[_Plan] = []
+        for update in deciding:
+            call = update.call
+            assert call.id is not None
+            attribution = attributions[call.id]
+            manager = managers.get(call.manager_user or "")
+            plans.append(
+                _Plan(
+                    update,
+                    ended=update.trigger == "history",
+                    lead=leads.get(call.id),
+                    attribution=attribution,
+                    variables=self._variables(call, attribution, manager),
+                )
+            )
+        inserted = await self._insert_leads(session, plans, now)
+        results: dict[int, LeadDecision] = {}
+        for plan in plans:
+            call = plan.update.call
+            new_leads: list[LeadInfo] = []
+            queued = False
+            if plan.inserting:
+                assert call.id is not None
+                lead_id = inserted.get(call.id)
+                if lead_id is not None:
+                    queued |= await self._lead_made(
+                        session, call, lead_id, plan.attribution, plan.variables, new_leads
+                    )
+            elif plan.lead is not None:
+                queued |= await self._append_update(
+                    session, plan.lead, call, plan.variables, now
+                )
+            if plan.ended:
+                queued |= await self._ended(
+                    session, call, plan.attribution, lead_made=plan.lead is not None
+                )
+            results[id(plan.update)] = LeadDecision(queued, tuple(new_leads))
+        return [results.get(id(update), LeadDecision()) for update in updates]
+
+    async def _write_flags(
+        self, session: AsyncSession, updates: Sequence[CallUpdate], now: datetime
+    ) -> None:
+        """first_time_caller (once) and targeted (at the end) of the calls, with Core in one
+        statement, and on the call objects (never left to an ORM flush: they may be detached)."""
+        unknown = [update.call for update in updates if update.call.first_time_caller is None]
+        first = await first_time_many(session, unknown, self.config, now=now) if unknown else {}
+        rows: list[dict[str, object]] = []
+        for update in updates:
+            call = update.call
+            assert call.id is not None
+            first_time = first.get(call.id, call.first_time_caller)
+            targeted = call.targeted
+            if update.trigger == "history":
+                targeted = is_targeted(call, self.config)
+            if first_time == call.first_time_caller and targeted == call.targeted:
+                continue
+            rows.append({"b_id": call.id, "b_first": first_time, "b_targeted": targeted})
+            set_committed_value(call, "first_time_caller", first_time)
+            set_committed_value(call, "targeted", targeted)
+        if rows:
+            await session.exec(_SET_FLAGS, params=rows)
+
+    async def _insert_leads(
+        self, session: AsyncSession, plans: list[_Plan], now: datetime
+    ) -> dict[int, int]:
+        """The new call leads of the round in one multi-row INSERT; call id → new lead id."""
+        rows: list[dict[str, object]] = []
+        for plan in plans:
+            call = plan.update.call
+            if plan.lead is not None or not (plan.ended or self.config.create_on == "start"):
+                continue
+            reason = rejection(call, plan.attribution, self.config, ended=plan.ended)
+            if reason is not None:
+                log.debug("call %s is not a lead: %s", call.id, reason)
+                continue
+            plan.inserting = True
+            rows.append(self._lead_row(call, plan.attribution))
+        made = await insert_many_or_ignore(session, Lead, rows, ("call_id", "id"))
+        return {int(call_id): int(lead_id) for call_id, lead_id in made}
 
     async def committed(self, update: CallUpdate, result: LeadDecision) -> None:
         """Wake the outbox worker for the queued deliveries; tell the lead observers."""
@@ -227,11 +381,15 @@ class LeadService:
     async def _call_variables(
         self, session: AsyncSession, call: Call, attribution: Attribution
     ) -> dict[str, str | None]:
+        row = await manager_by_login(session, call.manager_user) if call.manager_user else None
+        return self._variables(call, attribution, row)
+
+    def _variables(
+        self, call: Call, attribution: Attribution, row: Manager | None
+    ) -> dict[str, str | None]:
         manager = call.manager_user
-        if manager:
-            row = await manager_by_login(session, manager)
-            if row is not None and row.name:
-                manager = row.name
+        if manager and row is not None and row.name:
+            manager = row.name
         moment = (call.started_at or call.created_at).astimezone(self.zone)
         return {
             **attribution.variables(),
@@ -260,31 +418,43 @@ class LeadService:
         new_leads: list[LeadInfo],
     ) -> bool:
         assert call.id is not None
-        lead_id = await insert_or_ignore(
-            session,
-            Lead,
-            {
-                "source": "call",
-                "call_id": call.id,
-                "client_id": call.client_id,
-                "phone": call.phone,
-                "roistat_visit": attribution.roistat_visit,
-                "metrika_client_id": attribution.metrika_client_id,
-                "yclid": attribution.yclid,
-                "utm_source": attribution.utm_source,
-                "utm_medium": attribution.utm_medium,
-                "utm_campaign": attribution.utm_campaign,
-                "utm_content": attribution.utm_content,
-                "utm_term": attribution.utm_term,
-                "landing_url": attribution.landing_url,
-                "referrer": attribution.referrer,
-                "reported_status": call.status,
-                "reported_record_link": call.record_link,
-                "created_at": self.clock.now(),
-            },
-        )
+        lead_id = await insert_or_ignore(session, Lead, self._lead_row(call, attribution))
         if lead_id is None:
             return False
+        return await self._lead_made(session, call, lead_id, attribution, variables, new_leads)
+
+    def _lead_row(self, call: Call, attribution: Attribution) -> dict[str, object]:
+        return {
+            "source": "call",
+            "call_id": call.id,
+            "client_id": call.client_id,
+            "phone": call.phone,
+            "roistat_visit": attribution.roistat_visit,
+            "metrika_client_id": attribution.metrika_client_id,
+            "yclid": attribution.yclid,
+            "utm_source": attribution.utm_source,
+            "utm_medium": attribution.utm_medium,
+            "utm_campaign": attribution.utm_campaign,
+            "utm_content": attribution.utm_content,
+            "utm_term": attribution.utm_term,
+            "landing_url": attribution.landing_url,
+            "referrer": attribution.referrer,
+            "reported_status": call.status,
+            "reported_record_link": call.record_link,
+            "created_at": self.clock.now(),
+        }
+
+    async def _lead_made(
+        self,
+        session: AsyncSession,
+        call: Call,
+        lead_id: int,
+        attribution: Attribution,
+        variables: Mapping[str, str | None],
+        new_leads: list[LeadInfo],
+    ) -> bool:
+        """A call lead was stored: count it, tell its observers later, queue it for Roistat."""
+        assert call.id is not None
         self.metrics.leads.labels("call").inc()
         new_leads.append(
             LeadInfo(source="call", client_id=call.client_id, lead_id=lead_id, call_id=call.id)
