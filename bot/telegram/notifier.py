@@ -37,6 +37,7 @@ from storage.telegram_queue import (
     enqueue,
     enqueue_many,
 )
+from telephony.calls.lanes import replayed
 from telephony.calls.pipeline import NotesQueued
 from telephony.events import CallUpdate
 from telephony.infra.clock import SYSTEM_CLOCK, Clock
@@ -66,7 +67,7 @@ class TopicNotifier:
         self,
         db: Database,
         managers_chat_id: int | None,
-        wake: Callable[[], None],
+        wake: Callable[..., None],
         rules: AlertRules | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,
@@ -80,16 +81,17 @@ class TopicNotifier:
     async def decide(self, session: AsyncSession, update: CallUpdate) -> NotesQueued:
         """Store the call's sends in the transaction that applied its push: the dialog line
         and its send commit together (and no transaction of our own per push)."""
-        return NotesQueued(await self._sends(session, update))
+        return await self._sends(session, update)
 
     async def committed(self, update: CallUpdate, result: NotesQueued) -> None:
         if result.sends:
-            self._wake()
+            # A ringing or missed call's sender pass happens at once, even behind a backlog.
+            self._wake(urgent=result.alerts > 0)
 
-    async def _sends(self, session: AsyncSession, update: CallUpdate) -> int:
+    async def _sends(self, session: AsyncSession, update: CallUpdate) -> NotesQueued:
         client = update.client
         if client is None or client.id is None or update.call.internal:
-            return 0
+            return NotesQueued()
         return await self._enqueue(
             session,
             update.call,
@@ -137,7 +139,8 @@ class TopicNotifier:
                 call = await session.get(Call, line.call_id)
                 client = await session.get(Client, line.client_id)
                 if call is not None and client is not None and not call.internal:
-                    added += await self._enqueue(session, call, client, [line], alerts=False)
+                    notes = await self._enqueue(session, call, client, [line], alerts=False)
+                    added += notes.sends
         if added:
             log.info("queued %d call notes stored while no send was queued", added)
             self._wake()
@@ -153,7 +156,7 @@ class TopicNotifier:
         requested: bool = False,
         known: bool = True,
         alerts: bool = True,
-    ) -> int:
+    ) -> NotesQueued:
         call = await session.get(Call, stale_call.id) or stale_call
         client = await session.get(Client, stale_client.id) or stale_client
         people = await _people(session, call, client.responsible_manager_id)
@@ -165,7 +168,7 @@ class TopicNotifier:
             sends += self._alerts(plan, on_duty, source)
         for outgoing in sends:
             enqueue(session, outgoing)
-        return len(sends)
+        return _queued(sends)
 
     async def decide_many(
         self, session: AsyncSession, updates: Sequence[CallUpdate]
@@ -199,16 +202,16 @@ class TopicNotifier:
             on_duty = await _on_duty_once(session)
         ringing = [plan.client.id for plan in alerting if plan.ringing and plan.client.id]
         sources = await client_sources(session, ringing)
-        counts: dict[int, int] = {}
+        counts: dict[int, NotesQueued] = {}
         outgoing: list[Outgoing] = []
         for plan, sends in zip(wanted, topic, strict=True):
             if self._alerting(plan):
                 source = sources.get(plan.client.id or 0) if plan.ringing else None
                 sends = sends + self._alerts(plan, on_duty, source)
             outgoing.extend(sends)
-            counts[id(plan)] = len(sends)
+            counts[id(plan)] = _queued(sends)
         await enqueue_many(session, outgoing)
-        return [NotesQueued(counts[id(plan)] if plan else 0) for plan in plans]
+        return [counts[id(plan)] if plan else NotesQueued() for plan in plans]
 
     def _topic_sends(self, plan: _Plan) -> list[Outgoing]:
         """The call's lines in the client's topic; marks the plan ringing or missed."""
@@ -219,15 +222,20 @@ class TopicNotifier:
         sends: list[tuple[int | None, str, int, Notification]] = []
         if plan.requested:
             sends.append((None, "live", LIVE, render_requested(call, people)))
+        # A replayed call (it ended long ago) rings nobody: its lines go in no alert lane and
+        # its INCOMING makes no private alert, so a replay never holds back a call ringing
+        # now. Its missed outcome still escalates: nobody has called that client back.
+        news = not replayed(call, self.clock.now())
         for line in plan.dialog:
             if line.kind == "call_event":
                 event = line.text.partition(EVENT_PREFIX)[2] or "?"
-                plan.ringing = plan.ringing or (event == "INCOMING" and call.direction == "in")
-                lane = ALERT if event == "INCOMING" else LIVE
+                rings = news and event == "INCOMING"
+                plan.ringing = plan.ringing or (rings and call.direction == "in")
+                lane = ALERT if rings else LIVE
                 sends.append((line.id, "live", lane, render_event(event, call, client, people)))
             elif line.kind == "call_status":
                 plan.missed = plan.missed or is_missed(call)
-                lane = ALERT if is_missed(call) else MESSAGE
+                lane = ALERT if news and is_missed(call) else MESSAGE
                 sends.append((line.id, "send", lane, render_status(call, client, people)))
         if self.chat_id is None:
             return []
@@ -284,6 +292,10 @@ class TopicNotifier:
                 outgoing = _private(manager.telegram_user_id, call, client, ALERT, note)
                 sends.append(Outgoing(**{**outgoing.__dict__, "method": ESCALATE, "due_at": due}))
         return sends
+
+
+def _queued(sends: Sequence[Outgoing]) -> NotesQueued:
+    return NotesQueued(len(sends), sum(1 for outgoing in sends if outgoing.lane == ALERT))
 
 
 @dataclass

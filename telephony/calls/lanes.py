@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from storage.lanes import Lane
+from storage.models import Call
 from telephony.calls.outcome import CallEventType, CallStatus
 from telephony.calls.pushes import EventPush, HistoryPush, RatingPush, RecordPush
 
@@ -80,3 +81,11 @@ def call_key(provider: str, callid: str) -> str | None:
 
 def _ended_at(push: HistoryPush) -> datetime:
     return push.start + timedelta(seconds=push.duration)
+
+
+def replayed(call: Call, now: datetime) -> bool:
+    """A call that ended longer than LIVE_WINDOW ago (a PBX replaying its history): its lines
+    are news for nobody's phone, so they are no alert (telegram notes: bot/telegram/notifier.py)."""
+    if not call.ended or call.started_at is None:
+        return False
+    return call.started_at + timedelta(seconds=call.duration or 0) < now - LIVE_WINDOW

@@ -82,9 +82,11 @@ class LeadDecision:
 
 @dataclass(frozen=True)
 class NotesQueued:
-    """Telegram: how many sends the change queued."""
+    """Telegram: how many sends the change queued, how many of them alerts (a ringing or
+    missed call: the sender looks at once)."""
 
     sends: int = 0
+    alerts: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
