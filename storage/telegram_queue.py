@@ -163,7 +163,11 @@ async def candidates(db: Database, limit: int, *, urgent: int = 50) -> list[Tele
             (
                 await session.exec(
                     _unsettled()
-                    .where(col(TelegramDelivery.lane) == ALERT, col(TelegramDelivery.id) > last)
+                    .where(
+                        col(TelegramDelivery.lane) == ALERT,
+                        col(TelegramDelivery.id) > last,
+                        col(TelegramDelivery.next_attempt_at) <= utcnow(),  # not escalations
+                    )
                     .limit(urgent)
                 )
             ).all()

@@ -37,7 +37,7 @@ from telephony.infra.worker import Worker
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 150  # oldest rows a pass reads (plus alerts past them: storage/telegram_queue.py)
 SENDS_PER_PASS = 10  # then look at the table again: a new ringing call must not wait long
 MAX_BACKOFF = 600.0
 IDLE_POLL = 5.0  # seconds between looks at the table when nobody wakes the sender
@@ -45,6 +45,7 @@ DEPTH_EVERY = 1.0  # seconds between refreshes of the queue depth gauge
 IDLE_PASS_GAP = 0.1  # seconds: wakes right after a pass that sent nothing wait this long
 BACKLOG_ROWS = 100  # … when the pass read at least this many waiting deliveries
 MAX_PASS_GAP = 1.0  # … or until the next send may go (a budget), at most this long
+BUSY_PASS_GAP = 0.1  # seconds between passes that send over such a backlog (urgent wakes: none)
 MIN_WAIT = 0.001  # seconds `drain` waits at least after a pass that sent nothing
 
 
@@ -191,6 +192,10 @@ class Sender:
         if self._candidates >= BACKLOG_ROWS and not sent:
             wait = IDLE_PASS_GAP if next_due is None else next_due - now
             self._quiet_until = now + min(max(wait, IDLE_PASS_GAP), MAX_PASS_GAP)
+        elif self._candidates >= BACKLOG_ROWS:
+            # Over a backlog a pass that sent goes again after a short gap, not at every wake:
+            # SENDS_PER_PASS a gap is still more than Telegram's 30 a second.
+            self._quiet_until = now + BUSY_PASS_GAP
         return None if next_due is None else max(0.0, next_due - now)
 
     async def _pass(self, *, include_scheduled: bool = True) -> float | None:

@@ -270,9 +270,12 @@ class CallInbox:
             # The pipeline's steps in the slice's transaction: no transaction of their own.
             decided = await self.pipeline.decide_many(session, updates)
         if handled:
-            # The next slice claims what fits in a slice's time at this slice's pace.
-            per_push = max(time.monotonic() - began, 1e-6) / handled
-            self._fetch = max(2, min(self._batch_limit, int(self._slice / per_push)))
+            # The next slice claims twice as many while slices stay within their time (fewer
+            # transactions, rounds of more calls for the steps), half as many when one did not.
+            if time.monotonic() - began <= self._slice:
+                self._fetch = min(self._batch_limit, max(self._fetch, 2 * handled))
+            else:
+                self._fetch = max(2, handled // 2)
         return handled, decided
 
     def _claim_size(self) -> int:
