@@ -75,7 +75,7 @@ class CallInbox:
         parsers: Mapping[str, PushParser],
         *,
         slice_seconds: float = 0.02,
-        batch_limit: int = 50,
+        batch_limit: int = 200,
         poll_seconds: float = 1.0,
         stuck_after: float = 60.0,
         retry: RetryPolicy | None = None,
