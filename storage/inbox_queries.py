@@ -14,8 +14,8 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
-from storage.lanes import Lane
 from storage.models import CallEvent
+from storage.outcome import Lane
 from storage.queue import Status
 from storage.types import utcnow
 

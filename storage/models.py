@@ -19,8 +19,7 @@ from sqlmodel import Field, SQLModel, col
 
 import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.base import created_now as _created
-from storage.lanes import Lane
-from storage.outcome import CallEventString, CallEventType, CallStatus, CallStatusString
+from storage.outcome import CallEventString, CallEventType, CallStatus, CallStatusString, Lane
 from storage.types import UTCDateTime
 
 

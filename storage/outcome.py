@@ -20,7 +20,7 @@ The rule (issue 24):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Integer, String, and_, case, false, func, literal, or_
@@ -179,3 +179,16 @@ class OutcomeColumns:
     # it reads only columns the report index covers (`ended` is not among them).
     missed_with_status: ColumnElement[bool]
     talk_seconds: ColumnElement[int]
+
+
+# The inbox's lanes: which stored pushes are applied first. The values are stored
+# (`call_events.lane`, a small int); the rule that puts a push in a lane is
+# `telephony/calls/lanes.py`. Storage only orders by them and counts them.
+class Lane(IntEnum):
+    LIVE = 0  # a person waits for it: a call ringing, answered, ended, missed just now
+    HISTORY = 1  # the record of what happened: outcomes, ratings, recordings, replays
+
+    @property
+    def label(self) -> str:
+        """The lane's name in /metrics (`trubka_inbox_backlog{lane="live"}`)."""
+        return self.name.lower()

@@ -291,4 +291,5 @@ async def fake_telegram(skipping_clock: SkippingClock) -> AsyncIterator[FakeTele
     await server.start_server()
     telegram.url = str(server.make_url("")).rstrip("/")
     yield telegram
+    telegram.closing.set()
     await server.close()

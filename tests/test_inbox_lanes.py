@@ -18,8 +18,8 @@ from handlers.web.context import CALLS
 from storage.db import Database
 from storage.inbox_claim import claim
 from storage.inbox_queries import lane_backlog
-from storage.lanes import Lane
 from storage.models import Call, CallEvent, Client, DialogMessage
+from storage.outcome import Lane
 from storage.types import utcnow
 from telephony.calls.inbox import CallInbox
 from telephony.calls.pipeline import CallPipeline

@@ -26,8 +26,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from storage.lanes import Lane
 from storage.models import Call
+from storage.outcome import Lane
 from telephony.calls.outcome import CallEventType, CallStatus
 from telephony.calls.pushes import EventPush, HistoryPush, RatingPush, RecordPush
 

@@ -95,6 +95,7 @@ class FakeTelegram:
     topics: dict[int, str] = field(default_factory=dict)
     deleted_topics: set[int] = field(default_factory=set)
     updates: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)  # set: long polls end now
     # method → list of (status, description, retry_after) answered instead, first one first.
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
@@ -322,7 +323,19 @@ class FakeTelegram:
         timeout = float(params.get("timeout", 0) or 0)
         updates: list[dict[str, Any]] = []
         with contextlib.suppress(TimeoutError):
-            updates.append(await asyncio.wait_for(self.updates.get(), max(timeout, 0.01)))
+            async with asyncio.timeout(max(timeout, 0.01)):
+                # A closing fake answers a waiting long poll at once (else its server's close
+                # waits out the poll: 10 s a test).
+                waiting = asyncio.ensure_future(self.updates.get())
+                closing = asyncio.ensure_future(self.closing.wait())
+                try:
+                    await asyncio.wait((waiting, closing), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    closing.cancel()
+                    if not waiting.done():
+                        waiting.cancel()
+                if not waiting.cancelled():
+                    updates.append(waiting.result())
         while not self.updates.empty():
             updates.append(self.updates.get_nowait())
         return self._ok(updates)
