@@ -24,6 +24,10 @@ class CallUpdate:
     client_created: bool = False
     # Client variables this push changed (name → new value): the scenarios' `variable` trigger.
     variables: dict[str, str] = field(default_factory=dict)
+    # Stored as history although it is a call's ringing or end: its call's outcome said it
+    # ended long ago (a PBX replaying its history; telephony/calls/lanes.py). Nobody's phone
+    # rings: no alert (bot/telegram/notifier.py).
+    replayed: bool = False
 
 
 class CallObserver(Protocol):

@@ -66,6 +66,7 @@ async def test_a_replayed_call_is_no_alert_and_the_same_call_now_is(
     for fields in missed_call("REPLAY-1", "79160000001", now - timedelta(hours=3)):
         response = await client.post("/megafon_webhook", data={**fields, "crm_token": CRM_TOKEN})
         assert response.status == 200
+    inbox._fetch = 1  # the first slice takes the INCOMING alone, before its call's outcome
     await inbox.drain()
     await replay(client, missed_call("NOW-1", "79160000002", now - timedelta(seconds=20)))
 

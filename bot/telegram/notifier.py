@@ -99,6 +99,7 @@ class TopicNotifier:
             update.dialog,
             requested=update.trigger == "requested",
             known=not update.client_created,
+            replay=update.replayed,
         )
 
     async def catch_up(self) -> int:
@@ -156,11 +157,12 @@ class TopicNotifier:
         requested: bool = False,
         known: bool = True,
         alerts: bool = True,
+        replay: bool = False,
     ) -> NotesQueued:
         call = await session.get(Call, stale_call.id) or stale_call
         client = await session.get(Client, stale_client.id) or stale_client
         people = await _people(session, call, client.responsible_manager_id)
-        plan = _Plan(call, client, people, dialog, requested, known)
+        plan = _Plan(call, client, people, dialog, requested, known, replay)
         sends = self._topic_sends(plan)
         if alerts and self._alerting(plan):
             on_duty = await _on_duty(session) if self._needs_on_duty(plan) else []
@@ -189,6 +191,7 @@ class TopicNotifier:
                 update.dialog,
                 requested=update.trigger == "requested",
                 known=not update.client_created,
+                replayed=update.replayed,
             )
             plans.append(plan)
         wanted = [plan for plan in plans if plan is not None]
@@ -225,7 +228,7 @@ class TopicNotifier:
         # A replayed call (it ended long ago) rings nobody: its lines go in no alert lane and
         # its INCOMING makes no private alert, so a replay never holds back a call ringing
         # now. Its missed outcome still escalates: nobody has called that client back.
-        news = not replayed(call, self.clock.now())
+        news = not (plan.replayed or replayed(call, self.clock.now()))
         for line in plan.dialog:
             if line.kind == "call_event":
                 event = line.text.partition(EVENT_PREFIX)[2] or "?"
@@ -308,6 +311,7 @@ class _Plan:
     dialog: list[DialogMessage]
     requested: bool = False
     known: bool = True
+    replayed: bool = False  # the update is a replay (CallUpdate.replayed)
     ringing: bool = False
     missed: bool = False
 

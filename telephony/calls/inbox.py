@@ -43,12 +43,13 @@ from storage.inbox_claim import Claim, claim
 from storage.inbox_queries import demote, mark_dead
 from storage.inbox_queries import revive as revive_pushes
 from storage.models import CallEvent
+from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore
 from storage.queue import RetryPolicy
 from storage.types import utcnow
 from telephony.calls.apply import CallPush, apply_push
 from telephony.calls.apply_set import SlicePush, apply_slice
-from telephony.calls.lanes import route
+from telephony.calls.lanes import live_event, route
 from telephony.calls.pipeline import CallPipeline, Decided
 from telephony.events import CallUpdate
 from telephony.infra.worker import Worker
@@ -266,7 +267,9 @@ class CallInbox:
             events = await self._claim(session, self._claim_size())
             # Applied set-wise (telephony/calls/apply_set.py): a few statements for the slice.
             handled = self._reached = len(events)
-            updates = await apply_slice(session, self._parse(events)) if events else []
+            pushes = self._parse(events)
+            updates = await apply_slice(session, pushes) if events else []
+            _mark_replays(events, pushes, updates)
             # The pipeline's steps in the slice's transaction: no transaction of their own.
             decided = await self.pipeline.decide_many(session, updates)
         if handled:
@@ -380,6 +383,17 @@ class CallInbox:
 # Pushes a slice claims while pushes wait to be stored, unless a burst of this many waits.
 _MIN_SLICE = 4
 _BURST = 4
+
+
+def _mark_replays(
+    events: Sequence[CallEvent], pushes: Sequence[SlicePush], updates: Sequence[CallUpdate]
+) -> None:
+    """A ringing or end stored in the history lane was moved there by its call's late outcome
+    (telephony/calls/lanes.py): its update is a replay."""
+    lanes = {event.id: event.lane for event in events}
+    for (event_id, _provider, push), update in zip(pushes, updates, strict=True):
+        if lanes.get(event_id) == Lane.HISTORY and live_event(push):
+            update.replayed = True
 
 
 def transient_retry(pause: float) -> RetryPolicy:

@@ -61,12 +61,17 @@ def route(provider: str, push: Push | None, now: datetime) -> Routing:
         return Routing(Lane.HISTORY, None)
     key = call_key(provider, push.callid)
     if isinstance(push, EventPush):
-        return Routing(Lane.LIVE if push.type in _LIVE_EVENTS else Lane.HISTORY, key)
+        return Routing(Lane.LIVE if live_event(push) else Lane.HISTORY, key)
     if isinstance(push, HistoryPush):
         recent = _ended_at(push) >= now - LIVE_WINDOW
         missed = push.status != CallStatus.SUCCESS
         return Routing(Lane.LIVE if recent and missed else Lane.HISTORY, key, late_end=not recent)
     return Routing(Lane.HISTORY, key)
+
+
+def live_event(push: Push) -> bool:
+    """A call's ringing, answer or end: live unless its call's late outcome moved it."""
+    return isinstance(push, EventPush) and push.type in _LIVE_EVENTS
 
 
 def call_key(provider: str, callid: str) -> str | None:
