@@ -285,12 +285,9 @@ class CallInbox:
         """A set-wise slice does not stop half-way, so its size is chosen before it starts. New
         pushes waiting to be stored go first (the PBX waits for our answer): while a few wait,
         a slice takes a few pushes (a slice per push would spend its time on its own
-        transaction and fall behind); while a burst waits, fewer still."""
-        waiting = len(self._queue)
-        if waiting >= _BURST:
-            return 1
-        if waiting:
-            return min(self._fetch, _MIN_SLICE)
+        transaction and fall behind)."""
+        if self._queue:
+            return min(self._fetch, _SLICE_WHILE_STORING)
         return self._fetch
 
     async def _apply_oldest_alone(self) -> tuple[int, list[Decided]]:
@@ -380,9 +377,8 @@ class CallInbox:
         return None
 
 
-# Pushes a slice claims while pushes wait to be stored, unless a burst of this many waits.
-_MIN_SLICE = 4
-_BURST = 4
+# Pushes a slice claims at most while pushes wait to be stored.
+_SLICE_WHILE_STORING = 32
 
 
 def _mark_replays(
