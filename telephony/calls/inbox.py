@@ -75,7 +75,7 @@ class CallInbox:
         pipeline: CallPipeline,
         parsers: Mapping[str, PushParser],
         *,
-        slice_seconds: float = 0.02,
+        slice_seconds: float = 0.05,
         batch_limit: int = 200,
         poll_seconds: float = 1.0,
         stuck_after: float = 60.0,
@@ -85,6 +85,8 @@ class CallInbox:
         self._db = db
         self.pipeline = pipeline
         self._parsers = dict(parsers)
+        # 50 ms: a set-wise slice of up to 200 pushes keeps up with 300 events/s on SQLite
+        # (20 ms slices fell behind); it holds the writer, so answers wait up to that long.
         self._slice = slice_seconds
         self._batch_limit = batch_limit
         # The applying loop is the house's one worker runner: woken when pushes are stored,
