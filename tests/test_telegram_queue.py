@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from random import Random
 from zoneinfo import ZoneInfo
@@ -86,6 +87,24 @@ async def _stored(db: Database, delivery_id: int) -> TelegramDelivery:
         row = await session.get(TelegramDelivery, delivery_id)
     assert row is not None
     return row
+
+
+@dataclass
+class _Passes:
+    passes: int = 0
+
+
+def _count_passes(sender: Sender) -> _Passes:
+    """Count the sender's passes (a pass reads the queue: what coalescing saves)."""
+    counted = _Passes()
+    real_pass = sender._pass
+
+    async def counting(*, include_scheduled: bool = True) -> float | None:
+        counted.passes += 1
+        return await real_pass(include_scheduled=include_scheduled)
+
+    sender._pass = counting  # type: ignore[method-assign]
+    return counted
 
 
 def _outcome(registry: CollectorRegistry, outcome: str) -> float | None:
@@ -232,26 +251,18 @@ async def test_wakes_over_a_waiting_backlog_are_coalesced_but_a_short_queue_is_l
 ) -> None:
     """Every applied slice wakes the sender; while a backlog waits for its chat's budget, a pass
     per wake would read hundreds of rows again and again for nothing."""
-    passes = 0
-    real_pass = sender._pass
-
-    async def counted(*, include_scheduled: bool = True) -> float | None:
-        nonlocal passes
-        passes += 1
-        return await real_pass(include_scheduled=include_scheduled)
-
-    sender._pass = counted  # type: ignore[method-assign]
+    counted = _count_passes(sender)
     sender.budgets.cool_off(CHAT, 60)  # the chat waits a minute (as after a 429)
 
     await _enqueue(any_db, sender.clock, "short", "queue")
     for _ in range(3):
         await sender._step()
-    assert passes == 3  # a short queue: every wake looks at it
+    assert counted.passes == 3  # a short queue: every wake looks at it
 
     await _enqueue(any_db, sender.clock, *(f"note {n}" for n in range(120)))
-    passes = 0
+    counted.passes = 0
     waits = [await sender._step() for _ in range(5)]
-    assert passes == 1  # one look, then the wakes wait
+    assert counted.passes == 1  # one look, then the wakes wait
     assert all(wait is not None and 0 < wait <= 1.0 for wait in waits)
     assert not fake_telegram.called("sendMessage")
 
@@ -297,20 +308,12 @@ async def test_an_urgent_wake_ends_the_coalescing_of_a_backlog_s_wakes(
 ) -> None:
     """While a backlog waits for its budget, wakes are coalesced — but not the wake of a
     ringing or missed call: its pass happens at once."""
-    passes = 0
-    real_pass = sender._pass
-
-    async def counted(*, include_scheduled: bool = True) -> float | None:
-        nonlocal passes
-        passes += 1
-        return await real_pass(include_scheduled=include_scheduled)
-
-    sender._pass = counted  # type: ignore[method-assign]
+    counted = _count_passes(sender)
     sender.budgets.cool_off(CHAT, 60)
     await _enqueue(any_db, sender.clock, *(f"note {n}" for n in range(120)))
     await sender._step()
     await sender._step()
-    assert passes == 1  # coalesced
+    assert counted.passes == 1  # coalesced
     sender.wake(urgent=True)
     await sender._step()
-    assert passes == 2
+    assert counted.passes == 2
