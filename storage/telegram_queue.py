@@ -146,7 +146,9 @@ def _row(outgoing: Outgoing) -> TelegramDelivery:
     return row
 
 
-async def candidates(db: Database, limit: int, *, urgent: int = 50) -> list[TelegramDelivery]:
+async def candidates(
+    db: Database, limit: int, *, urgent: int = 50, now: datetime | None = None
+) -> list[TelegramDelivery]:
     """Deliveries not settled yet, oldest first: pending ones (due or not: the scheduler keeps
     each chat in order) and claimed ones (`held` while their lease runs; after it, their sender
     died and they are due again). A read only: `claim` decides who sends.
@@ -166,7 +168,8 @@ async def candidates(db: Database, limit: int, *, urgent: int = 50) -> list[Tele
                     .where(
                         col(TelegramDelivery.lane) == ALERT,
                         col(TelegramDelivery.id) > last,
-                        col(TelegramDelivery.next_attempt_at) <= utcnow(),  # not escalations
+                        # due now (`now`: the sender's clock), not a scheduled escalation
+                        col(TelegramDelivery.next_attempt_at) <= (now or utcnow()),
                     )
                     .limit(urgent)
                 )

@@ -203,7 +203,7 @@ class Sender:
         (monotonic) the next pass is due, or None when nothing is pending."""
         async with self._lock:
             try:
-                rows = await queue.candidates(self.db, BATCH)
+                rows = await queue.candidates(self.db, BATCH, now=self.clock.now())
                 self._candidates = len(rows)
                 now, mono = self.clock.now(), self.clock.monotonic()
                 fifos: dict[tuple[str, int], list[TelegramDelivery]] = {}
