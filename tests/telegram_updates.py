@@ -12,6 +12,21 @@ from bot.telegram.wiring import TELEGRAM
 
 GROUP = -1001234567890
 ADMIN = 1
+
+
+def telegram_app_settings(api_url: str) -> dict[str, Any]:
+    """The settings of an app whose Telegram is the fake Bot API at `api_url`: the managers'
+    group, an admin, and the app's budgets on the fake's shortened windows (it enforces them)."""
+    from tests.conftest import TELEGRAM_SCALE
+    from tests.fakes.telegram import TOKEN
+
+    return {
+        "telegram_token": TOKEN,
+        "telegram_api_url": api_url,
+        "telegram_managers_chat_id": GROUP,
+        "telegram_admin_ids": str(ADMIN),
+        "telegram_time_scale": TELEGRAM_SCALE,
+    }
 MANAGER = 500
 STRANGER = 999
 CLIENT_USER = 700

@@ -12,12 +12,20 @@ from aiohttp.test_utils import TestClient
 from storage.db import Database
 from storage.models import Call
 from telephony.access import audit
-from tests import conftest
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
-from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 from tests.megafon_replay import load, replay
-from tests.telegram_updates import ADMIN, GROUP, MANAGER, callback, feed, flush, message
+from tests.telegram_updates import (
+    ADMIN,
+    GROUP,
+    MANAGER,
+    callback,
+    feed,
+    flush,
+    message,
+    telegram_app_settings,
+)
 from tests.test_access import cli_env
 from tests.test_megafon_call import run_cli
 
@@ -39,11 +47,7 @@ async def test_every_action_is_one_row_with_its_actor(
 ) -> None:
     client = await make_client(
         any_db,
-        telegram_token=TOKEN,
-        telegram_api_url=fake_telegram.url,
-        telegram_managers_chat_id=GROUP,
-        telegram_admin_ids=str(ADMIN),
-        telegram_time_scale=conftest.TELEGRAM_SCALE,
+        **telegram_app_settings(fake_telegram.url),
     )
     app = client.server.app
     assert app is not None

@@ -27,9 +27,9 @@ from telephony.access.retention import RetentionConfig, RetentionSweep
 from telephony.infra.clock import FakeClock
 from tests import conftest
 from tests.conftest import AppFactory
-from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 from tests.megafon_replay import load, replay
-from tests.telegram_updates import ADMIN, GROUP, flush
+from tests.telegram_updates import flush, telegram_app_settings
 from tests.test_access import cli_env
 from tests.test_megafon_call import run_cli
 
@@ -78,11 +78,7 @@ async def test_forget_leaves_no_trace_keeps_the_totals_and_a_new_call_is_a_new_c
 ) -> None:
     client = await make_client(
         any_db,
-        telegram_token=TOKEN,
-        telegram_api_url=fake_telegram.url,
-        telegram_managers_chat_id=GROUP,
-        telegram_admin_ids=str(ADMIN),
-        telegram_time_scale=conftest.TELEGRAM_SCALE,
+        **telegram_app_settings(fake_telegram.url),
     )
     app = client.server.app
     assert app is not None

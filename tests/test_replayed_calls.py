@@ -14,10 +14,9 @@ from storage.models import Call, Manager
 from storage.telegram_models import TelegramDelivery
 from storage.telegram_queue import ALERT, LANE_NAMES
 from tests.conftest import AppFactory
-from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import FakeTelegram
 from tests.megafon_replay import CRM_TOKEN, load, replay
-
-GROUP = -1001234567890
+from tests.telegram_updates import telegram_app_settings
 
 
 def at(moment: datetime) -> str:
@@ -51,11 +50,7 @@ async def test_a_replayed_call_is_no_alert_and_the_same_call_now_is(
     any_db: Database, make_client: AppFactory, fake_telegram: FakeTelegram
 ) -> None:
     client = await make_client(
-        any_db,
-        telegram_token=TOKEN,
-        telegram_api_url=fake_telegram.url,
-        telegram_managers_chat_id=GROUP,
-        telegram_escalate_after=10,
+        any_db, **telegram_app_settings(fake_telegram.url), telegram_escalate_after=10
     )
     async with any_db.session() as session:  # a manager on duty gets the private alerts
         session.add(Manager(name="Андрей", pbx_login="andy", telegram_user_id=500, on_duty=True))

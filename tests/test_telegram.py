@@ -18,7 +18,7 @@ from telephony.clients import create_client, set_variables
 from tests import conftest
 from tests.conftest import AppFactory
 from tests.fakes.megafon import FakePbx
-from tests.fakes.telegram import TOKEN, FakeTelegram, Sent
+from tests.fakes.telegram import FakeTelegram, Sent
 from tests.megafon_replay import load, replay
 from tests.telegram_updates import (
     ADMIN,
@@ -30,6 +30,7 @@ from tests.telegram_updates import (
     feed,
     flush,
     message,
+    telegram_app_settings,
 )
 
 Client = TestClient[web.Request, web.Application]
@@ -37,14 +38,7 @@ Client = TestClient[web.Request, web.Application]
 
 @pytest.fixture
 def telegram_settings(fake_telegram: FakeTelegram) -> dict[str, Any]:
-    return {
-        "telegram_token": TOKEN,
-        "telegram_api_url": fake_telegram.url,
-        "telegram_managers_chat_id": GROUP,
-        "telegram_admin_ids": str(ADMIN),
-        # The app's budgets on the fake Bot API's shortened windows (it enforces the limits).
-        "telegram_time_scale": conftest.TELEGRAM_SCALE,
-    }
+    return telegram_app_settings(fake_telegram.url)
 
 
 @pytest.fixture
