@@ -82,7 +82,7 @@ async def wait_healthy(http: aiohttp.ClientSession, run: Run, limit: float = 30)
             async with http.get(f"http://127.0.0.1:{run.port}/healthz") as response:
                 if response.status == 200:
                     return time.monotonic() - started
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):  # not listening yet, or still starting
             pass
         await asyncio.sleep(0.05)
     raise RuntimeError("the server did not come up")

@@ -284,7 +284,9 @@ class Backlog:
                     )
                 )
             ).one()
-        return int(row[0]), int(row[1])
+        # SQLite: pushes still in the landing file (storage/inbox_spool.py) are not applied.
+        spooled = sum((await self.db.spool.lanes()).values()) if self.db.spool else 0
+        return int(row[0]) + spooled, int(row[1])
 
     async def wait_empty(self, limit: float) -> float:
         """Seconds until nothing is left to apply (inf: not within `limit` seconds)."""

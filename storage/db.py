@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_hop
+from storage.inbox_spool import Spool
 
 # How many database sessions the current task holds open. The house rule: no network await
 # (PBX, Telegram, Roistat, Metrika, Novofon) while one is open — on SQLite a transaction holds
@@ -96,6 +97,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
 
+def create_spool(url: str) -> Spool | None:
+    """SQLite file: the inbox's landing file with its own writer (storage/inbox_spool.py)."""
+    return Spool.for_database(url, BUSY_TIMEOUT_MS)
+
+
 class Database:
     """Owns the engine; hands out sessions whose transaction commits on success."""
 
@@ -111,6 +117,8 @@ class Database:
             if self.read_engine is not None
             else self._sessions
         )
+        # SQLite: where the inbox lands first (storing does not wait for the main writer).
+        self.spool = create_spool(url)
 
     @property
     def dialect(self) -> str:
@@ -160,3 +168,5 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not None:
             await self.read_engine.dispose()
+        if self.spool is not None:
+            await self.spool.dispose()

@@ -82,7 +82,8 @@ async def demote(session: AsyncSession, call_keys: Collection[str]) -> None:
 
 
 async def lane_backlog(db: Database) -> dict[Lane, int]:
-    """Pending pushes per lane (/metrics); every lane listed, 0 when empty."""
+    """Pending pushes per lane (/metrics), the spooled ones included (storage/inbox_spool.py);
+    every lane listed, 0 when empty."""
     async with db.read() as session:
         query = (
             select(CallEvent.lane, func.count())
@@ -90,4 +91,6 @@ async def lane_backlog(db: Database) -> dict[Lane, int]:
             .group_by(col(CallEvent.lane))
         )
         counts = {Lane(lane): int(count) for lane, count in (await session.exec(query)).all()}
-    return {lane: counts.get(lane, 0) for lane in Lane}
+    spooled = await db.spool.lanes() if db.spool is not None else {}
+    return {lane: counts.get(lane, 0) + spooled.get(int(lane), 0) for lane in Lane}
+

@@ -28,6 +28,8 @@ class QueueShape:
     waiting: ColumnElement[bool]  # rows not finished yet (due now or later)
     due_at: Column[datetime]  # when a waiting row became (or becomes) due
     set_aside: ColumnElement[bool]  # rows given up on: kept with their error for an operator
+    # SQLite: its rows land in the spool first (storage/inbox_spool.py), counted as waiting.
+    spooled: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ QUEUES: tuple[QueueShape, ...] = (
         _c(CallEvent, "processed_at").is_(None),
         _c(CallEvent, "received_at"),
         _c(CallEvent, "error").is_not(None),
+        spooled=True,
     ),
     QueueShape(
         "outbox",
@@ -91,5 +94,9 @@ async def queue_stats(db: Database, shape: QueueShape, now: datetime | None = No
                 select(func.count()).select_from(table).where(shape.set_aside)
             )
         ).scalar_one()
+    if shape.spooled and db.spool is not None:
+        landed, first = await db.spool.backlog()
+        backlog += landed
+        oldest = first if first is not None else oldest  # older than any moved row
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     return QueueStats(shape.name, int(backlog), max(0.0, age), int(set_aside))

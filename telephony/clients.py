@@ -141,7 +141,6 @@ async def create_client(
     channel: str = TELEPHONY,
     external_id: str | None = None,
 ) -> Client:
-    normalized = normalize_phone(phone) if phone else None
     """A new client; `channel` + `external_id` (a messenger account) becomes its identity."""
     normalized = normalize_phone(phone) if phone else None
     client = Client(name=name, phone=normalized)

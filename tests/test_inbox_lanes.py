@@ -136,7 +136,7 @@ async def test_a_fresh_missed_outcome_is_live_and_an_old_one_is_history(
     make_client: AppFactory, any_db: Database
 ) -> None:
     client = await make_client(any_db)
-    await _paused(client)
+    inbox = await _paused(client)
     now = utcnow()
 
     def missed(callid: str, ended_ago: timedelta) -> dict[str, str]:
@@ -161,6 +161,7 @@ async def test_a_fresh_missed_outcome_is_live_and_an_old_one_is_history(
             [{**_event("R", "79000000005", "INCOMING"), "cmd": "rating", "rating": "5"}],
         ],
     )
+    await inbox.move_spooled()  # SQLite: from the landing file, as the applier's next slice
     async with any_db.read() as session:
         rows = (await session.exec(select(CallEvent).order_by(col(CallEvent.id)))).all()
     lanes = {(row.call_key, row.command, row.event_type): Lane(row.lane) for row in rows}

@@ -42,6 +42,7 @@ from storage.db import Database
 from storage.inbox_claim import Claim, claim
 from storage.inbox_queries import demote, mark_dead
 from storage.inbox_queries import revive as revive_pushes
+from storage.inbox_spool import inbox_rows
 from storage.models import CallEvent
 from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore
@@ -85,6 +86,7 @@ class CallInbox:
         self._db = db
         self.pipeline = pipeline
         self._parsers = dict(parsers)
+        self._spool = db.spool
         # 50 ms: a set-wise slice of up to 200 pushes keeps up with 300 events/s on SQLite
         # (20 ms slices fell behind); it holds the writer, so answers wait up to that long.
         self._slice = slice_seconds
@@ -197,12 +199,15 @@ class CallInbox:
             rows.setdefault(_key(item), item.values)
         ended = {i.values["call_key"] for i in batch if i.late_end and i.values["call_key"]}
         try:
-            async with self._db.session() as session:
-                inserted = await insert_many_or_ignore(
-                    session, CallEvent, list(rows.values()), ("provider", "dedup_key")
-                )
-                if ended:  # in the same commit: a replayed call never looks live
-                    await demote(session, ended)
+            if self._spool is not None:
+                inserted = await self._store_in_spool(batch, rows)
+            else:
+                async with self._db.session() as session:
+                    inserted = await insert_many_or_ignore(
+                        session, CallEvent, list(rows.values()), ("provider", "dedup_key")
+                    )
+                    if ended:  # in the same commit: a replayed call never looks live
+                        await demote(session, ended)
         except Exception as exc:
             log.exception("inbox: storing %d pushes failed", len(batch))
             for item in batch:
@@ -217,6 +222,50 @@ class CallInbox:
             new = key in inserted and rows[key] is item.values
             if not item.done.done():
                 item.done.set_result(new)
+
+    async def _store_in_spool(
+        self, batch: list[_Submitted], rows: dict[tuple[str, str], dict[str, Any]]
+    ) -> set[tuple[str, str]]:
+        """SQLite: store in the landing file (storage/inbox_spool.py), with its own writer; the
+        keys that are new (a push already moved on into `call_events` is a repeat too)."""
+        assert self._spool is not None
+        late = {_key(item) for item in batch if item.late_end}
+        return await self._spool.store(list(rows.values()), late)
+
+    async def move_spooled(self) -> int:
+        """Move what landed in the spool into `call_events`, in transactions of its own;
+        returns how many were moved (tests; a slice does this in its own transaction)."""
+        moved = 0
+        while True:
+            async with self._db.session() as session:
+                landed = await self._land(session)
+            if landed is None:
+                return moved
+            assert self._spool is not None
+            await self._spool.forget(landed[0])
+            moved += landed[1]
+
+    async def _land(self, session: AsyncSession) -> tuple[int, int] | None:
+        """Copy everything that landed in the spool into `call_events` (in the order it was
+        stored, so the claim picks the live lane from all of it) in the caller's transaction;
+        the last spooled id copied and how many, to be forgotten after the commit. A crash
+        before forgetting copies them again: ignored by their dedup key."""
+        if self._spool is None:
+            return None
+        await session.connection()  # the writer first: a request after an answer sees it applied
+        last, moved = 0, 0
+        while moved < _MOVE_AT_MOST:
+            spooled = await self._spool.oldest(_MOVE_AT_ONCE, after=last)
+            if not spooled:
+                break
+            ended = {row.call_key for row in spooled if row.late_end and row.call_key}
+            await insert_many_or_ignore(
+                session, CallEvent, inbox_rows(spooled), ("provider", "dedup_key")
+            )
+            if ended:  # in the same commit: a replayed call never looks live
+                await demote(session, ended)
+            last, moved = spooled[-1].id, moved + len(spooled)
+        return (last, moved) if moved else None
 
     async def _process_step(self) -> float | None:
         """One slice; at once again while there is work, else at the next wake or poll. Work
@@ -266,6 +315,7 @@ class CallInbox:
         self._reached = 1
         began = time.monotonic()
         async with self._db.session() as session:
+            landed = await self._land(session)
             events = await self._claim(session, self._claim_size())
             # Applied set-wise (telephony/calls/apply_set.py): a few statements for the slice.
             handled = self._reached = len(events)
@@ -274,6 +324,8 @@ class CallInbox:
             _mark_replays(events, pushes, updates)
             # The pipeline's steps in the slice's transaction: no transaction of their own.
             decided = await self.pipeline.decide_many(session, updates)
+        if landed is not None and self._spool is not None:
+            await self._spool.forget(landed[0])
         if handled:
             # The next slice claims twice as many while slices stay within their time (fewer
             # transactions, rounds of more calls for the steps), half as many when one did not.
@@ -299,6 +351,7 @@ class CallInbox:
         events: list[CallEvent] = []
         event_id = 0
         provider = ""
+        await self.move_spooled()  # the failed slice's move was rolled back with it
         try:
             async with self._db.session() as session:
                 events = (await self._claim(session, 1))[:1]
@@ -379,6 +432,10 @@ class CallInbox:
         return None
 
 
+# Spooled pushes moved into `call_events` per transaction (one multi-row INSERT), and at
+# most before a slice (a flood faster than moving still lets slices run).
+_MOVE_AT_ONCE = 1000
+_MOVE_AT_MOST = 10_000
 # Pushes a slice claims at most while pushes wait to be stored.
 _SLICE_WHILE_STORING = 32
 
@@ -408,6 +465,8 @@ def _transient(exc: BaseException) -> bool:
 
 async def oldest_pending_age(db: Database) -> float | None:
     """Seconds the oldest unapplied push has waited (the partial index makes this cheap)."""
+    if db.spool is not None and (spooled := (await db.spool.backlog())[1]) is not None:
+        return max(0.0, (utcnow() - spooled).total_seconds())  # older than any moved push
     async with db.read() as session:
         received = (
             await session.exec(

@@ -1,0 +1,132 @@
+"""SQLite: a push is answered once it is on disk in the inbox's landing file, without waiting
+for the main database's writer, and every landed push is applied exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from sqlmodel import select
+
+from handlers.web.context import CALLS
+from storage.db import Database
+from storage.inbox_queries import lane_backlog
+from storage.inbox_spool import inbox_rows, spool_url
+from storage.models import Call, CallEvent, DialogMessage
+from storage.outcome import Lane
+from storage.queries import insert_many_or_ignore
+from telephony.calls.inbox import CallInbox
+from telephony.calls.pipeline import CallPipeline
+from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
+from tests.conftest import CRM_TOKEN, AppFactory
+
+
+def _ringing(callid: str, phone: str) -> dict[str, str]:
+    return {
+        "cmd": "event",
+        "type": "INCOMING",
+        "phone": phone,
+        "callid": callid,
+        "user": "andy",
+        "ext": "701",
+        "crm_token": CRM_TOKEN,
+    }
+
+
+def test_the_landing_file_sits_beside_a_sqlite_file_and_nowhere_else() -> None:
+    assert spool_url("sqlite+aiosqlite:////data/trubka.db") == (
+        "sqlite+aiosqlite:////data/trubka.inbox.db"
+    )
+    assert spool_url("sqlite+aiosqlite:///./trubka") == "sqlite+aiosqlite:///./trubka.inbox"
+    assert spool_url("sqlite+aiosqlite:///:memory:") is None
+    assert spool_url("sqlite+aiosqlite://") is None
+    assert spool_url("postgresql+asyncpg://u@localhost/trubka") is None
+
+
+async def test_a_push_is_answered_while_the_main_writer_is_held(
+    make_client: AppFactory, db: Database
+) -> None:
+    client = await make_client(db)
+    assert db.spool is not None
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_writer() -> None:
+        # A long transaction on the main file (as an applier's slice or a big report write).
+        async with db.session() as session:
+            await session.exec(text("UPDATE call_events SET lane = lane"))  # type: ignore[call-overload]
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_writer())
+    await held.wait()
+    try:
+        async with asyncio.timeout(5):
+            response = await client.post("/megafon_webhook", data=_ringing("S-1", "79000000011"))
+        assert response.status == 200
+        # Answered while the writer is still held: it is in the landing file, not applied yet.
+        assert not holder.done()
+        assert await lane_backlog(db) == {Lane.LIVE: 1, Lane.HISTORY: 0}
+        metrics = await (await client.get("/metrics")).text()
+        assert 'trubka_inbox_backlog{lane="live"} 1.0' in metrics
+        assert 'trubka_queue_backlog{queue="inbox"} 1.0' in metrics
+    finally:
+        release.set()
+        await holder
+
+    await client.app[CALLS].inbox.drain()
+    async with db.read() as session:
+        [call] = (await session.exec(select(Call))).all()
+    assert (call.callid, call.last_event) == ("S-1", "INCOMING")
+    assert await lane_backlog(db) == {Lane.LIVE: 0, Lane.HISTORY: 0}
+    assert db.spool is not None and await db.spool.backlog() == (0, None)
+
+
+async def test_a_push_moved_but_not_forgotten_before_a_crash_is_applied_once(
+    db: Database,
+) -> None:
+    assert db.spool is not None
+    ringing = _ringing("S-2", "79000000012")
+    pushes = [ringing, {**ringing, "type": "ACCEPTED"}]
+    writer = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    await writer.start(process=False)
+    for fields in pushes:
+        new = await writer.submit(
+            PROVIDER, fields, dedup_key(fields), command="event", event_type=fields["type"]
+        )
+        assert new
+    await writer.stop(grace_seconds=0)
+    # The process died after copying the landed pushes into call_events, before forgetting
+    # them in the landing file.
+    landed = await db.spool.oldest(10)
+    async with db.session() as session:
+        await insert_many_or_ignore(
+            session, CallEvent, inbox_rows(landed), ("provider", "dedup_key")
+        )
+
+    after = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    await after.start()
+    repeat = pushes[0]
+    # A repeat of a push already moved on is still a repeat.
+    assert not await after.submit(
+        PROVIDER, repeat, dedup_key(repeat), command="event", event_type="INCOMING"
+    )
+    await after.drain()
+    await after.stop()
+    async with db.read() as session:
+        events = (await session.exec(select(CallEvent))).all()
+        lines = (await session.exec(select(DialogMessage.text))).all()
+    assert len(events) == 2 and all(e.processed_at and not e.error for e in events)
+    assert sorted(lines) == ["megafon_call_event ACCEPTED", "megafon_call_event INCOMING"]
+    assert await db.spool.backlog() == (0, None)
+
+
+async def test_health_counts_a_landed_push_nobody_applies(db: Database) -> None:
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, stuck_after=0.0)
+    await inbox.start(process=False)
+    fields = _ringing("S-3", "79000000013")
+    await inbox.submit(PROVIDER, fields, dedup_key(fields), command="event", event_type="INCOMING")
+    await inbox.drain(process=False)
+    await asyncio.sleep(0.01)
+    problem = await inbox.health()
+    await inbox.stop(grace_seconds=0)
+    assert problem is not None and problem.startswith("oldest unapplied push waits")
