@@ -12,8 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-USE = """
-import json, resource
+USE = r"""
+import json, re
 import bot.telegram.wiring  # what serve imports: aiogram through bot.telegram
 from aiogram.methods import CreateForumTopic, SendMessage
 from aiogram.methods.base import Response
@@ -49,7 +49,8 @@ print(json.dumps({
     "created": created.result.message_thread_id,
     "updates": updates.result[0].update_id,
     "schema": Update.model_json_schema(),
-    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    # VmHWM: ru_maxrss would carry over the parent's peak across fork and exec.
+    "peak_mb": int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read())[1]) / 1024,
 }))
 """
 

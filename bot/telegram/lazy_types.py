@@ -6,7 +6,8 @@ inlines its own copy of every model it nests that is not built yet (in alphabeti
 ~25 models nest a whole copy of `Message`): ~110 MB of peak RSS. Building `Update` alone, with
 all it nests, takes ~4 MB.
 
-Importing aiogram through this module skips that loop, keeps aiogram's namespace, and gives
+Importing aiogram through this module skips that loop, keeps aiogram's namespace, defers
+aiogram's other models (its methods, `Response`) as its types already are, and gives
 `TelegramObject` two hooks so that a model is built on its first use:
 
 - `model_rebuild`, which pydantic calls on a model's first validation or serialization, resolves
@@ -93,10 +94,13 @@ def _import_aiogram() -> None:
     if "aiogram.types" in sys.modules:
         return
     BaseModel.model_rebuild = classmethod(_skip_eager_rebuild)  # type: ignore[method-assign,assignment]
+    # aiogram's other models (~190 methods, Response) deferred too: built on first use.
+    BaseModel.model_config["defer_build"] = True
     try:
         import aiogram  # noqa: F401  (imports aiogram.types and aiogram.methods)
         from aiogram.types.base import TelegramObject
     finally:
+        del BaseModel.model_config["defer_build"]
         BaseModel.model_rebuild = _pydantic_model_rebuild  # type: ignore[method-assign]
     TelegramObject.model_rebuild = classmethod(_model_rebuild)  # type: ignore[method-assign,assignment]
     TelegramObject.__get_pydantic_core_schema__ = classmethod(_core_schema)  # type: ignore[method-assign,assignment]
