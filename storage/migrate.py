@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.db import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 LOCK_KEY = 0x7472756B6261  # "trubka": the advisory lock migrations run under
 
 
+@contextmanager
+def _without_pygments() -> Iterator[None]:
+    """Alembic imported without pygments, which mako (its templates) loads when installed.
+
+    Only for mako's HTML error pages, which alembic never renders: dozens of lexers, ~5 MB of
+    every `serve`'s peak RSS. pygments comes with the test tools only; this makes a development
+    virtualenv measure like the production image.
+    """
+    absent = "pygments" not in sys.modules
+    if absent:
+        sys.modules["pygments"] = None  # type: ignore[assignment]  # `import pygments` fails
+    try:
+        yield
+    finally:
+        if absent and sys.modules.get("pygments") is None:
+            del sys.modules["pygments"]
+
+
 def alembic_config(url: str) -> Config:
+    with _without_pygments():  # imported here: only the commands that migrate need alembic
+        from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -27,6 +53,8 @@ async def upgrade(db: Database, revision: str = "heads") -> None:
 
     def _run(connection: Connection) -> None:
         config = alembic_config(db.url)
+        from alembic import command
+
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
