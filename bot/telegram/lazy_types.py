@@ -25,6 +25,7 @@ before, this module leaves it as it is (eager: correct, only bigger).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -90,8 +91,21 @@ def _core_schema(cls: type[BaseModel], source: Any, handler: GetCoreSchemaHandle
     return handler(source)
 
 
+def _understood() -> bool:
+    """This pydantic's `model_rebuild` takes the arguments the hooks pass on (a later release
+    that changes them gets aiogram's eager import: bigger, never broken)."""
+    parameters = inspect.signature(_pydantic_rebuild).parameters
+    return {"_types_namespace", "_parent_namespace_depth", "force", "raise_errors"} <= set(
+        parameters
+    ) and hasattr(BaseModel, "__pydantic_complete__")
+
+
 def _import_aiogram() -> None:
     if "aiogram.types" in sys.modules:
+        return
+    if not _understood():
+        import aiogram
+
         return
     BaseModel.model_rebuild = classmethod(_skip_eager_rebuild)  # type: ignore[method-assign,assignment]
     # aiogram's other models (~190 methods, Response) deferred too: built on first use.
