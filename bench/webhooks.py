@@ -207,8 +207,9 @@ async def run_wrk(url: str, seconds: float, connections: int, cpu: int | None) -
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     accepted = count - (int(bad.group(1)) if bad else 0)
-    p50 = re.search(r"50%\s+(\S+)", out)
-    p99 = re.search(r"99%\s+(\S+)", out)
+    # The latency distribution's lines ("     50%    5.65ms"), not a stdev column's "80.50%".
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     detail = f"p50 {p50.group(1) if p50 else '?'}  p99 {p99.group(1) if p99 else '?'}"
     if bad or errors:
         detail += f"  ({bad.group(0) if bad else ''} {errors.group(0) if errors else ''})"
