@@ -160,6 +160,18 @@ class Database:
         finally:
             _open_sessions.reset(token)
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection whose every statement commits on its own: one statement, one
+        round trip (no BEGIN and COMMIT around it). For a write that is one statement; the
+        no-network rule of `session()` holds here too."""
+        token = _open_sessions.set(_open_sessions.get() + 1)
+        try:
+            async with self.engine.connect() as connection:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        finally:
+            _open_sessions.reset(token)
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

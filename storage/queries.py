@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import Database
 from storage.models import Call, CallEvent, ClientVariable, DialogMessage
 
 
@@ -69,6 +70,19 @@ def _upsert_variables(dialect: str) -> Any:
         set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
         where=table.c.value != statement.excluded.value,
     ).returning(table.c.name, table.c.value)
+
+
+async def insert_many_or_ignore_now(
+    db: Database, model: type[SQLModel], rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> set[tuple[Any, ...]]:
+    """`insert_many_or_ignore` as a statement of its own, committed when it returns: one round
+    trip instead of four (BEGIN, the INSERT, COMMIT, and a transaction's reset)."""
+    if not rows:
+        return set()
+    table = model.__table__  # type: ignore[attr-defined]
+    async with db.autocommit() as connection:
+        result = await connection.execute(_insert_ignore(db.dialect, table, key), rows)
+        return {tuple(row) for row in result.all()}
 
 
 async def upsert_variables(
