@@ -3,9 +3,13 @@ services the features share (frozen: a feature adds to the app, never to the she
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,13 +20,15 @@ from handlers.web import access
 from handlers.web.bodies import MAX_BODY_BYTES
 from handlers.web.context import WEB, WebCore
 from handlers.web.errors import json_errors, quiet_protocol_errors
-from storage.db import Database
-from storage.migrate import upgrade
+from storage.db import Database, is_memory
+from storage.migrate import at_head, upgrade
 from telephony.calls.pipeline import CallPipeline
 from telephony.events import CallUpdate
 from telephony.infra.clock import Clock
 
 log = logging.getLogger("trubka")
+# Where `bot` is imported from: a child process started here runs this same code.
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[1])
 LEADERSHIP = web.AppKey("trubka_leadership", singletons.Leadership)
 
 
@@ -92,12 +98,32 @@ def setup_database(shell: Shell, *, migrate: bool, owned: bool) -> None:
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         if migrate:
-            await upgrade(shell.db)
+            await upgrade_schema(shell.db)
         yield
         if owned:
             await shell.db.dispose()
 
     shell.app.cleanup_ctx.append(lifetime)
+
+
+async def upgrade_schema(db: Database) -> None:
+    """The app's schema upgrade. At head (the usual start): nothing, alembic is not imported.
+    Behind: `trubka db upgrade` in a child process, so that the long-lived server never holds
+    what migrating loads (alembic, mako, every script, the DDL: ~7 MB of `serve`'s peak RSS).
+    An in-memory database exists only in this process: it is migrated here."""
+    if await at_head(db):
+        return
+    if is_memory(db.url):
+        await upgrade(db)
+        return
+    path = os.pathsep.join(filter(None, (_SOURCE_ROOT, os.environ.get("PYTHONPATH"))))
+    env = {**os.environ, "TRUBKA_DATABASE_URL": db.url, "PYTHONPATH": path}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "db", "upgrade", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    code = await process.wait()
+    if code != 0:
+        raise RuntimeError(f"`trubka db upgrade` failed (exit {code}), its log above says why")
 
 
 def setup_leadership(shell: Shell) -> None:

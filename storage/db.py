@@ -37,7 +37,7 @@ def is_sqlite(url: str) -> bool:
 BUSY_TIMEOUT_MS = 10_000
 
 
-def _is_memory(url: str) -> bool:
+def is_memory(url: str) -> bool:
     return ":memory:" in url or "mode=memory" in url
 
 
@@ -79,7 +79,7 @@ def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
 def create_read_engine(url: str, **kwargs: Any) -> AsyncEngine | None:
     """SQLite: a second pool for reads (WAL readers run beside the one writer). None when the
     main engine should serve reads too (PostgreSQL, an in-memory database)."""
-    if not is_sqlite(url) or _is_memory(url):
+    if not is_sqlite(url) or is_memory(url):
         return None
     engine = create_async_engine(url, pool_size=4, max_overflow=0, pool_timeout=60, **kwargs)
     _tune_sqlite(engine, read_only=True)

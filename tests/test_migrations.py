@@ -7,14 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
+from bot import shell
 from storage.db import Database
-from storage.migrate import alembic_config
+from storage.migrate import HEAD, alembic_config, at_head, stored_revisions
 from tests.test_megafon_call import run_cli
 
 
@@ -57,6 +59,24 @@ def test_migrations_form_one_line() -> None:
     assert [rev.revision for rev in script.walk_revisions()][-1] == "0001"
 
 
+def test_head_names_the_newest_migration() -> None:
+    """`HEAD` lets a database at it skip alembic: a new migration must move it."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert script.get_heads() == [HEAD]
+
+
+async def test_a_new_database_is_not_at_head_and_a_migrated_one_is(
+    tmp_path: Path, any_db: Database
+) -> None:
+    new = Database(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    try:
+        assert await stored_revisions(new) == set()
+        assert not await at_head(new)
+    finally:
+        await new.dispose()
+    assert await at_head(any_db)
+
+
 async def test_processes_starting_together_on_a_new_database_all_succeed(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -81,3 +101,21 @@ async def test_processes_starting_together_on_a_new_database_all_succeed(
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def test_serve_migrates_in_a_child_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving process never runs alembic itself (it would hold what that loaded)."""
+
+    async def in_this_process(_db: Database) -> None:
+        raise AssertionError("migrated in the serving process")
+
+    monkeypatch.setattr(shell, "upgrade", in_this_process)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    try:
+        await shell.upgrade_schema(db)
+        assert await at_head(db)
+        await shell.upgrade_schema(db)  # at head: nothing to do, no child
+    finally:
+        await db.dispose()
