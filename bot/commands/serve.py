@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 from bot import integrations, preflight
 from bot.commands import EXIT_OK, Subparsers
@@ -44,12 +45,37 @@ def use_uvloop() -> bool:
     return True
 
 
+# glibc's mallopt parameter; its value: how many malloc arenas the process's threads share.
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 1
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Few glibc malloc arenas, set before any thread starts (False: not glibc).
+
+    Each thread that allocates (the SQLite connections' threads, the spool's) otherwise gets an
+    arena of its own, which keeps what it freed: query rows and page caches, churned at every
+    commit, left ~5 MB of `serve`'s peak RSS in free chunks spread over those arenas. The
+    threads mostly wait on SQLite's I/O, so sharing one costs no measurable latency.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl and others: no glibc arenas to limit
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     port: int = args.port or settings.http_port
     if not 1 <= port <= 65535:
         raise ConfigurationError("--port: must be 1..65535")
     host: str = args.host or settings.http_host
     role = Role(args.role)
+    limit_malloc_arenas()
     integrations.check(settings)
     # The files first (a typo there is the likeliest mistake), then what needs the network.
     from bot.app import build_app, check_files  # the whole app, only for the command that serves it
