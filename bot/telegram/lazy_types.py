@@ -121,3 +121,28 @@ def _import_aiogram() -> None:
 
 
 _import_aiogram()
+
+
+
+def warm_up() -> None:
+    """Build now, before serving, the models a running bot uses: an update, and the methods the
+    sender calls with their answers. Built on first use, each stalled the event loop (and
+    every push waiting on it) while serving; here they are built once, before the startup
+    objects are frozen (bot/http_server.py)."""
+    from aiogram import methods
+    from aiogram.methods.base import Response
+    from aiogram.types import Update
+
+    Update.model_rebuild()
+    for method in (
+        methods.GetUpdates,
+        methods.SendMessage,
+        methods.EditMessageText,
+        methods.CopyMessage,
+        methods.CreateForumTopic,
+        methods.EditForumTopic,
+        methods.CloseForumTopic,
+        methods.SetWebhook,
+    ):
+        method.model_rebuild()
+        Response[method.__returning__].model_rebuild()  # type: ignore[name-defined]

@@ -27,6 +27,7 @@ from bot import singletons
 from bot.roles import Role
 from bot.settings import ConfigurationError, Settings, secret
 from bot.shell import Shell
+from bot.telegram import lazy_types
 from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.guard import NoOpenSession
 from bot.telegram.notifier import AlertRules, TopicNotifier
@@ -264,6 +265,7 @@ def build_telegram(
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(NoOpenSession())
     bot = Bot(token, session=session)
+    lazy_types.warm_up()
     status = SendStatus(registry)
     if health is not None:
         health.add("telegram", status.problem)
