@@ -6,6 +6,7 @@ Each check runs in a fresh interpreter: whether aiogram is lazy depends on what 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,40 @@ def test_types_are_built_on_first_use_and_behave_as_aiogram_s() -> None:
     assert lazy["schema"] == run(EAGER_SCHEMA)["schema"]
     # Eagerly, importing aiogram alone peaks at ~165 MB.
     assert isinstance(lazy["peak_mb"], float) and lazy["peak_mb"] < 130
+
+
+WARM = """
+import json
+import bot.telegram.wiring
+from aiogram.methods.base import Response
+from aiogram.types import Message, Update
+from bot.telegram import lazy_types
+
+lazy_types.warm_up()
+print(json.dumps({
+    "built": [Update.__pydantic_complete__, Message.__pydantic_complete__,
+              Response[Message].__pydantic_complete__],
+    "methods": sorted(method.__name__ for method in lazy_types.WARMED),
+}))
+"""
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_what_a_running_bot_calls_is_built_before_serving() -> None:
+    """Built while serving, a model stalled the event loop for up to seconds: every Bot API
+    method the code calls (`bot.send_message(`…) is among those `warm_up` builds."""
+    warm = run(WARM)
+    assert warm["built"] == [True, True, True]
+    called = {
+        match
+        for folder in ("bot", "handlers", "telephony")
+        for path in (ROOT / folder).rglob("*.py")
+        for match in re.findall(r"\bbot\.([a-z_]+)\(", path.read_text())
+    }
+    assert called, "no Bot API call found: the pattern is out of date"
+    methods = warm["methods"]
+    assert isinstance(methods, list)
+    assert called <= {_snake(name) for name in methods}
