@@ -4,6 +4,7 @@ for the main database's writer, and every landed push is applied exactly once.""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from sqlalchemy import text
 from sqlmodel import select
@@ -15,7 +16,8 @@ from storage.inbox_spool import inbox_rows, spool_url
 from storage.models import Call, CallEvent, DialogMessage
 from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore
-from telephony.calls.inbox import CallInbox
+from storage.types import utcnow
+from telephony.calls.inbox import CallInbox, oldest_pending_age
 from telephony.calls.pipeline import CallPipeline
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 from tests.conftest import CRM_TOKEN, AppFactory
@@ -130,3 +132,26 @@ async def test_health_counts_a_landed_push_nobody_applies(db: Database) -> None:
     problem = await inbox.health()
     await inbox.stop(grace_seconds=0)
     assert problem is not None and problem.startswith("oldest unapplied push waits")
+
+
+async def test_the_oldest_waiting_push_counts_wherever_it_waits(db: Database) -> None:
+    """A push moved on but not applied is older than any still landing: /healthz's age is its."""
+    assert db.spool is not None
+    async with db.session() as session:
+        session.add(
+            CallEvent(
+                provider=PROVIDER,
+                dedup_key="old",
+                command="event",
+                payload="{}",
+                received_at=utcnow() - timedelta(seconds=300),
+            )
+        )
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    await inbox.start(process=False)
+    fields = _ringing("S-4", "79000000014")
+    await inbox.submit(PROVIDER, fields, dedup_key(fields), command="event", event_type="INCOMING")
+    await inbox.stop(grace_seconds=0)
+    assert (await db.spool.backlog())[0] == 1
+    age = await oldest_pending_age(db)
+    assert age is not None and 300 <= age < 330

@@ -88,7 +88,8 @@ class CallInbox:
         self._parsers = dict(parsers)
         self._spool = db.spool
         # 50 ms: a set-wise slice of up to 200 pushes keeps up with 300 events/s on SQLite
-        # (20 ms slices fell behind); it holds the writer, so answers wait up to that long.
+        # (20 ms slices fell behind). It holds SQLite's writer: pushes land in a file of their
+        # own meanwhile (storage/inbox_spool.py), so answers do not wait for it.
         self._slice = slice_seconds
         self._batch_limit = batch_limit
         # The applying loop is the house's one worker runner: woken when pushes are stored,
@@ -239,8 +240,9 @@ class CallInbox:
         return await self._spool.store(list(rows.values()), late)
 
     async def move_spooled(self) -> int:
-        """Move what landed in the spool into `call_events`, in transactions of its own;
-        returns how many were moved (tests; a slice does this in its own transaction)."""
+        """Move what landed in the spool into `call_events`, in transactions of its own (before
+        pushes are applied one by one, and in tests; a slice moves them in its own
+        transaction); returns how many were moved."""
         moved = 0
         while True:
             async with self._db.session() as session:
@@ -343,9 +345,10 @@ class CallInbox:
 
     def _claim_size(self) -> int:
         """A set-wise slice does not stop half-way, so its size is chosen before it starts. New
-        pushes waiting to be stored go first (the PBX waits for our answer): while a few wait,
-        a slice takes a few pushes (a slice per push would spend its time on its own
-        transaction and fall behind)."""
+        pushes waiting to be stored go first (the PBX waits for our answer, and the slice's
+        work shares the event loop with storing them; without the SQLite landing file, the
+        writer too): while a few wait, a slice takes a few pushes (a slice per push would
+        spend its time on its own transaction and fall behind)."""
         if self._queue:
             return min(self._fetch, _SLICE_WHILE_STORING)
         return self._fetch
@@ -470,9 +473,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 async def oldest_pending_age(db: Database) -> float | None:
-    """Seconds the oldest unapplied push has waited (the partial index makes this cheap)."""
-    if db.spool is not None and (spooled := (await db.spool.backlog())[1]) is not None:
-        return max(0.0, (utcnow() - spooled).total_seconds())  # older than any moved push
+    """Seconds the oldest unapplied push has waited, in `call_events` (the partial index makes
+    this cheap) or still in the SQLite landing file."""
     async with db.read() as session:
         received = (
             await session.exec(
@@ -482,9 +484,11 @@ async def oldest_pending_age(db: Database) -> float | None:
                 .limit(1)
             )
         ).first()
-    if received is None:
+    spooled = (await db.spool.backlog())[1] if db.spool is not None else None
+    oldest = min((at for at in (received, spooled) if at is not None), default=None)
+    if oldest is None:
         return None
-    return max(0.0, (utcnow() - received).total_seconds())
+    return max(0.0, (utcnow() - oldest).total_seconds())
 
 
 def _describe(exc: BaseException) -> str:
