@@ -97,11 +97,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
 
 
-def create_spool(url: str) -> Spool | None:
-    """SQLite file: the inbox's landing file with its own writer (storage/inbox_spool.py)."""
-    return Spool.for_database(url, BUSY_TIMEOUT_MS)
-
-
 class Database:
     """Owns the engine; hands out sessions whose transaction commits on success."""
 
@@ -118,7 +113,7 @@ class Database:
             else self._sessions
         )
         # SQLite: where the inbox lands first (storing does not wait for the main writer).
-        self.spool = create_spool(url)
+        self.spool = Spool.for_database(url, BUSY_TIMEOUT_MS)
 
     @property
     def dialect(self) -> str:
