@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 import storage.base  # noqa: F401  (the naming convention, before any table)
@@ -30,6 +30,11 @@ class TelegramTopic(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_created, sa_type=UTCDateTime)
 
 
+# Not settled yet: waiting, or claimed by a sender. Queries repeat it word for word (literals, not
+# parameters), so that both databases see that the partial indexes below cover them.
+UNSETTLED_WHERE = "status IN ('pending', 'running')"
+
+
 class TelegramDelivery(SQLModel, table=True):
     """One Bot API send, stored before it is tried: a failed send is retried, never lost.
 
@@ -41,7 +46,26 @@ class TelegramDelivery(SQLModel, table=True):
     """
 
     __tablename__ = "telegram_deliveries"
-    __table_args__ = (Index("ix_telegram_deliveries_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_telegram_deliveries_status_id", "status", "id"),
+        # The sender reads the oldest unsettled rows (and the alerts among them) every pass.
+        # Two statuses in id order cannot come from (status, id) without sorting all of them:
+        # behind a backlog of 14,000 notes that was 7 ms per pass. Partial indexes in id order
+        # walk the unsettled rows only, as far as the pass reads.
+        Index(
+            "ix_telegram_deliveries_unsettled",
+            "id",
+            sqlite_where=text(UNSETTLED_WHERE),
+            postgresql_where=text(UNSETTLED_WHERE),
+        ),
+        Index(
+            "ix_telegram_deliveries_unsettled_lane",
+            "lane",
+            "id",
+            sqlite_where=text(UNSETTLED_WHERE),
+            postgresql_where=text(UNSETTLED_WHERE),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     target: str = Field(default="topic", max_length=8)

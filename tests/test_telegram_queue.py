@@ -20,6 +20,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from bot.telegram.budgets import BudgetRates, Budgets
 from bot.telegram.sender import Sender
@@ -317,3 +318,31 @@ async def test_an_urgent_wake_ends_the_coalescing_of_a_backlog_s_wakes(
     sender.wake(urgent=True)
     await sender._step()
     assert counted.passes == 2
+
+
+async def test_the_sender_s_read_walks_only_the_unsettled_rows_in_id_order(
+    any_db: Database,
+) -> None:
+    """A pass reads the oldest unsettled rows: the partial index gives them in id order, past
+    the sent ones and without sorting every unsettled row first (7 ms a pass behind 14,000
+    notes on PostgreSQL, before). Checked in each database's own plan of the sender's query."""
+    async with any_db.session() as session:
+        await telegram_queue.enqueue_many(
+            session, [Outgoing("chat", CHAT, text=f"note {n}") for n in range(3000)]
+        )
+        await session.exec(  # type: ignore[call-overload]
+            text("UPDATE telegram_deliveries SET status = 'sent' WHERE id <= 2000")
+        )
+    query = telegram_queue._unsettled().limit(150)
+    async with any_db.session() as session:
+        await session.exec(text("ANALYZE"))  # type: ignore[call-overload]
+        literal = {"literal_binds": True}
+        sql = str(query.compile(dialect=session.bind.dialect, compile_kwargs=literal))
+        explain = "EXPLAIN QUERY PLAN " if any_db.dialect == "sqlite" else "EXPLAIN "
+        plan = " ".join(
+            str(row[-1]) for row in (await session.exec(text(explain + sql))).all()  # type: ignore[call-overload]
+        )
+    assert "ix_telegram_deliveries_unsettled" in plan, plan
+    assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+    rows = await telegram_queue.candidates(any_db, 150)
+    assert [row.text for row in rows[:2]] == ["note 2000", "note 2001"]
