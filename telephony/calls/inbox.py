@@ -200,21 +200,15 @@ class CallInbox:
             rows.setdefault(_key(item), item.values)
         ended = {i.values["call_key"] for i in batch if i.late_end and i.values["call_key"]}
         try:
-            if self._spool is not None:
-                inserted = await self._store_in_spool(batch, rows)
-            elif not ended and self._db.dialect == "postgresql":
-                # Nothing else to change with it: one statement, one round trip (each round
-                # trip waits for the event loop, which the applier keeps busy).
-                inserted = await insert_many_or_ignore_now(
-                    self._db, CallEvent, list(rows.values()), ("provider", "dedup_key")
-                )
-            else:
-                async with self._db.session() as session:
-                    inserted = await insert_many_or_ignore(
-                        session, CallEvent, list(rows.values()), ("provider", "dedup_key")
-                    )
-                    if ended:  # in the same commit: a replayed call never looks live
-                        await demote(session, ended)
+            try:
+                inserted = await self._store(batch, rows, ended)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                # The server dropped the connection (a restart; idle connections alone are
+                # pinged: storage/db.py). The PBX does not resend: once more, on a new one.
+                log.warning("inbox: the database connection was lost; storing again")
+                inserted = await self._store(batch, rows, ended)
         except Exception as exc:
             log.exception("inbox: storing %d pushes failed", len(batch))
             for item in batch:
@@ -229,6 +223,30 @@ class CallInbox:
             new = key in inserted and rows[key] is item.values
             if not item.done.done():
                 item.done.set_result(new)
+
+    async def _store(
+        self,
+        batch: list[_Submitted],
+        rows: dict[tuple[str, str], dict[str, Any]],
+        ended: set[str],
+    ) -> set[tuple[str, str]]:
+        """Store the batch's rows (late outcomes demote their calls' live pushes); the keys
+        that were new."""
+        if self._spool is not None:
+            return await self._store_in_spool(batch, rows)
+        if not ended and self._db.dialect == "postgresql":
+            # Nothing else to change with it: one statement, one round trip (each round
+            # trip waits for the event loop, which the applier keeps busy).
+            return await insert_many_or_ignore_now(
+                self._db, CallEvent, list(rows.values()), ("provider", "dedup_key")
+            )
+        async with self._db.session() as session:
+            inserted = await insert_many_or_ignore(
+                session, CallEvent, list(rows.values()), ("provider", "dedup_key")
+            )
+            if ended:  # in the same commit: a replayed call never looks live
+                await demote(session, ended)
+        return inserted
 
     async def _store_in_spool(
         self, batch: list[_Submitted], rows: dict[tuple[str, str], dict[str, Any]]
