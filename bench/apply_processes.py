@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's folder)
+from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the script's folder)
+from megafon_calls import call_lifecycle  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -38,16 +39,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def _admin(admin_url: str, statement: str) -> None:
-    import asyncpg  # the driver the app uses on PostgreSQL
-
-    connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def _store(url: str, calls: int) -> int:
@@ -136,9 +127,11 @@ async def _answers(port: int) -> bool:
 
 async def _run(admin_url: str, calls: int, processes: int) -> tuple[int, float]:
     name = f"trubka_bench_drain_{os.getpid()}_{processes}"
-    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    await _admin(admin_url, f"DROP DATABASE IF EXISTS {name}")
-    await _admin(admin_url, f"CREATE DATABASE {name}")
+    async with fresh_database(admin_url, name) as url:
+        return await _drain(url, name, calls, processes)
+
+
+async def _drain(url: str, name: str, calls: int, processes: int) -> tuple[int, float]:
     log_path = Path(tempfile.gettempdir()) / f"{name}.log"  # what the serve processes logged
     logs = log_path.open("w")  # the children write it; closed below
     children: list[asyncio.subprocess.Process] = []
@@ -182,16 +175,13 @@ async def _run(admin_url: str, calls: int, processes: int) -> tuple[int, float]:
         for child in children:
             await child.wait()
         logs.close()
-        await _admin(admin_url, f"DROP DATABASE IF EXISTS {name}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--processes", default="1,2,3")
-    parser.add_argument(
-        "--admin-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     for count in (int(k) for k in args.processes.split(",")):

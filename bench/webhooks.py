@@ -23,7 +23,11 @@ process; `--no-telegram` leaves Telegram off).
 
     .venv/bin/python bench/webhooks.py [--only saturation,rates,drain] [--duration 20]
         [--rates 100,300] [--saturation-seconds 10] [--connections 16] [--backlog 5000]
-        [--database-url URL] [--generator wrk|python] [--calls N] [--no-telegram]
+        [--database-url URL | --postgres [ADMIN_URL]] [--generator wrk|python] [--calls N]
+        [--no-telegram]
+
+`--postgres` runs on a PostgreSQL database made for the run and dropped after it (a database
+reused across runs keeps earlier runs' Telegram backlog, and the figures grow with it).
 
 (`--seconds`, `--rate` and `--concurrency` are the older names of `--duration`, `--rates` and
 `--connections`.)
@@ -53,7 +57,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's folder)
+from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the script's folder)
+from megafon_calls import call_lifecycle  # noqa: E402
 
 TOKEN = "bench-token"
 BARE_APP = """
@@ -360,9 +365,27 @@ async def main() -> None:
     )
     parser.add_argument("--backlog", type=int, default=5000, help="pushes for the drain run")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=ADMIN_URL,
+        metavar="ADMIN_URL",
+        help=f"a fresh PostgreSQL database for the run, made through ADMIN_URL ({ADMIN_URL})",
+    )
     parser.add_argument("--generator", choices=("wrk", "python"))
     parser.add_argument("--no-telegram", action="store_true", help="serve without Telegram")
     args = parser.parse_args()
+    if args.postgres and args.database_url:
+        parser.error("--postgres makes its own database: leave out --database-url")
+    if args.postgres:
+        async with fresh_database(args.postgres, f"trubka_bench_webhooks_{os.getpid()}") as url:
+            args.database_url = url
+            await run(args, parser)
+    else:
+        await run(args, parser)
+
+
+async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     parts = {part.strip() for part in args.only.split(",") if part.strip()}
     if not parts or parts - set(PARTS):
         parser.error(f"--only: a comma-separated list of {', '.join(PARTS)}")

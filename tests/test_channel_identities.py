@@ -46,13 +46,17 @@ async def _database_url(backend: str, tmp_path: Path, postgres_url: str | None) 
     if backend == "sqlite" or postgres_url is None:
         return f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     name = postgres_url.rpartition("/")[2] + "_m15"
+    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}"')
+    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
+    return f"{postgres_url.rpartition('/')[0]}/{name}"
+
+
+async def _admin(postgres_url: str, statement: str) -> None:
     admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
-    return f"{postgres_url.rpartition('/')[0]}/{name}"
 
 
 async def test_migration_0015_moves_messenger_clients_into_identities(
@@ -105,3 +109,5 @@ async def test_migration_0015_moves_messenger_clients_into_identities(
             assert [tuple(row) for row in back] == [(1, "telegram", "5001"), (2, "telephony", None)]
         finally:
             await db.dispose()
+            if url.startswith("postgresql"):  # not left behind on the server after the run
+                await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}"')
