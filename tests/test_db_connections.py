@@ -6,8 +6,6 @@ stored again on a new connection (telephony/calls/inbox.py): the PBX does not re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import text
 
@@ -22,14 +20,8 @@ TERMINATE_OTHERS = text(
 )
 
 
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Database]:
-    from tests.conftest import _truncate_all
-
-    db = Database(postgres_url)
-    await _truncate_all(db)
-    yield db
-    await db.dispose()
+# PostgreSQL only: SQLite has no server to drop a connection.
+pytestmark = pytest.mark.parametrize("any_db", ["postgresql"], indirect=True)
 
 
 async def _drop_the_pool_s_connections(postgres_url: str) -> int:
@@ -59,9 +51,9 @@ async def _calls(client: AppClient, auth: dict[str, str]) -> int:
 
 
 async def test_a_push_stored_just_after_the_server_dropped_the_connections_is_kept(
-    pg: Database, postgres_url: str, make_client: AppFactory, auth: dict[str, str]
+    any_db: Database, postgres_url: str, make_client: AppFactory, auth: dict[str, str]
 ) -> None:
-    client = await make_client(pg)
+    client = await make_client(any_db)
     assert (await push(client, _incoming(1)))[0] == 200  # the pool's connections are in use
     assert await _drop_the_pool_s_connections(postgres_url) > 0
 
@@ -72,13 +64,13 @@ async def test_a_push_stored_just_after_the_server_dropped_the_connections_is_ke
 
 
 async def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
-    pg: Database,
+    any_db: Database,
     postgres_url: str,
     make_client: AppFactory,
     auth: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    client = await make_client(pg)
+    client = await make_client(any_db)
     assert (await push(client, _incoming(1)))[0] == 200
     monkeypatch.setattr(storage.db, "PING_AFTER_IDLE", 0.0)  # every pooled connection is idle
     assert await _drop_the_pool_s_connections(postgres_url) > 0
