@@ -33,6 +33,7 @@ from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the
 from megafon_calls import call_lifecycle  # noqa: E402
 
 TOKEN = "bench-token"
+GOAL_THREE = 2000  # pushes/s with three processes (issue 23)
 
 
 def _free_port() -> int:
@@ -184,8 +185,17 @@ async def main() -> None:
     parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    rates: dict[int, float] = {}
     for count in (int(k) for k in args.processes.split(",")):
-        await _run(args.admin_url, args.calls, count)
+        left, seconds = await _run(args.admin_url, args.calls, count)
+        rates[count] = left / seconds
+    if 1 in rates and len(rates) > 1:  # the baseline: one process, same run
+        print(
+            "against 1 process: "
+            + ", ".join(f"{k}: {rate / rates[1]:.2f}x" for k, rate in rates.items() if k != 1)
+            + f" (goal: >= {GOAL_THREE:,} pushes/s with 3: "
+            + (f"{rates[3]:,.0f})" if 3 in rates else "not run)")
+        )
 
 
 if __name__ == "__main__":
