@@ -93,4 +93,3 @@ async def lane_backlog(db: Database) -> dict[Lane, int]:
         counts = {Lane(lane): int(count) for lane, count in (await session.exec(query)).all()}
     spooled = await db.spool.lanes() if db.spool is not None else {}
     return {lane: counts.get(lane, 0) + spooled.get(int(lane), 0) for lane in Lane}
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.sql.schema import Column
@@ -84,11 +85,12 @@ async def queue_stats(db: Database, shape: QueueShape, now: datetime | None = No
     table = shape.due_at.table
     async with db.read() as session:  # no write lock: /healthz and /metrics are polled
         connection = await session.connection()
-        backlog, oldest = (
+        row = (
             await connection.execute(
                 select(func.count(), func.min(shape.due_at)).select_from(table).where(shape.waiting)
             )
         ).one()
+        backlog, oldest = int(row[0]), cast(datetime | None, row[1])
         set_aside = (
             await connection.execute(
                 select(func.count()).select_from(table).where(shape.set_aside)
@@ -97,6 +99,7 @@ async def queue_stats(db: Database, shape: QueueShape, now: datetime | None = No
     if shape.spooled and db.spool is not None:
         landed, first = await db.spool.backlog()
         backlog += landed
-        oldest = first if first is not None else oldest  # older than any moved row
+        # The older of the two: a row moved on but not applied landed before any still here.
+        oldest = min((at for at in (oldest, first) if at is not None), default=None)
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     return QueueStats(shape.name, int(backlog), max(0.0, age), int(set_aside))

@@ -123,7 +123,6 @@ def _import_aiogram() -> None:
 _import_aiogram()
 
 
-
 def _warmed() -> tuple[type[Any], ...]:
     from aiogram import methods
 
