@@ -45,14 +45,15 @@ def _c(model: object, name: str) -> Column[datetime]:
     return model.__table__.c[name]  # type: ignore[attr-defined, no-any-return]
 
 
+INBOX = QueueShape(
+    "inbox",
+    _c(CallEvent, "processed_at").is_(None),
+    _c(CallEvent, "received_at"),
+    _c(CallEvent, "error").is_not(None),
+    spooled=True,
+)
 QUEUES: tuple[QueueShape, ...] = (
-    QueueShape(
-        "inbox",
-        _c(CallEvent, "processed_at").is_(None),
-        _c(CallEvent, "received_at"),
-        _c(CallEvent, "error").is_not(None),
-        spooled=True,
-    ),
+    INBOX,
     QueueShape(
         "outbox",
         _c(OutboxItem, "status").in_(("pending", "delivering")),

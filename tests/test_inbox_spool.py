@@ -16,7 +16,7 @@ from storage.inbox_spool import inbox_rows, spool_url
 from storage.models import Call, CallEvent, DialogMessage
 from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore
-from storage.queue_stats import QUEUES, queue_stats
+from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
 from telephony.calls.inbox import CallInbox, oldest_pending_age
 from telephony.calls.pipeline import CallPipeline
@@ -156,6 +156,6 @@ async def test_the_oldest_waiting_push_counts_wherever_it_waits(db: Database) ->
     assert (await db.spool.backlog())[0] == 1
     age = await oldest_pending_age(db)
     assert age is not None and 300 <= age < 330
-    stats = await queue_stats(db, next(shape for shape in QUEUES if shape.name == "inbox"))
+    stats = await queue_stats(db, INBOX)
     assert stats.backlog == 2
     assert 300 <= stats.oldest_due_seconds < 330  # /metrics and `trubka` ops agree

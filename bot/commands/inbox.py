@@ -14,7 +14,7 @@ from bot.settings import Settings
 from storage.db import Database
 from storage.inbox_queries import dead_pushes, revive
 from storage.migrate import upgrade
-from storage.queue_stats import QUEUES, queue_stats
+from storage.queue_stats import INBOX, queue_stats
 from telephony.access import audit
 
 
@@ -47,7 +47,7 @@ async def _show(settings: Settings, limit: int) -> None:
     db = Database(settings.database_url)
     try:
         await upgrade(db)
-        stats = await queue_stats(db, QUEUES[0])
+        stats = await queue_stats(db, INBOX)
         print(
             f"waiting: {stats.backlog}  oldest: {stats.oldest_due_seconds:.0f} s  "
             f"set aside: {stats.set_aside}"

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
@@ -47,6 +46,7 @@ from storage.models import CallEvent
 from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore, insert_many_or_ignore_now
 from storage.queue import RetryPolicy
+from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
 from telephony.calls.apply import CallPush, apply_push
 from telephony.calls.apply_set import SlicePush, apply_slice
@@ -232,8 +232,9 @@ class CallInbox:
     ) -> set[tuple[str, str]]:
         """Store the batch's rows (late outcomes demote their calls' live pushes); the keys
         that were new."""
-        if self._spool is not None:
-            return await self._store_in_spool(batch, rows)
+        if self._spool is not None:  # SQLite: the landing file, with its own writer
+            late = {_key(item) for item in batch if item.late_end}
+            return await self._spool.store(list(rows.values()), late)
         if not ended and self._db.dialect == "postgresql":
             # Nothing else to change with it: one statement, one round trip (each round
             # trip waits for the event loop, which the applier keeps busy).
@@ -247,15 +248,6 @@ class CallInbox:
             if ended:  # in the same commit: a replayed call never looks live
                 await demote(session, ended)
         return inserted
-
-    async def _store_in_spool(
-        self, batch: list[_Submitted], rows: dict[tuple[str, str], dict[str, Any]]
-    ) -> set[tuple[str, str]]:
-        """SQLite: store in the landing file (storage/inbox_spool.py), with its own writer; the
-        keys that are new (a push already moved on into `call_events` is a repeat too)."""
-        assert self._spool is not None
-        late = {_key(item) for item in batch if item.late_end}
-        return await self._spool.store(list(rows.values()), late)
 
     async def move_spooled(self) -> int:
         """Move what landed in the spool into `call_events`, in transactions of its own (before
@@ -491,22 +483,10 @@ def _transient(exc: BaseException) -> bool:
 
 
 async def oldest_pending_age(db: Database) -> float | None:
-    """Seconds the oldest unapplied push has waited, in `call_events` (the partial index makes
-    this cheap) or still in the SQLite landing file."""
-    async with db.read() as session:
-        received = (
-            await session.exec(
-                select(CallEvent.received_at)
-                .where(col(CallEvent.processed_at).is_(None))
-                .order_by(col(CallEvent.id))
-                .limit(1)
-            )
-        ).first()
-    spooled = (await db.spool.backlog())[1] if db.spool is not None else None
-    oldest = min((at for at in (received, spooled) if at is not None), default=None)
-    if oldest is None:
-        return None
-    return max(0.0, (utcnow() - oldest).total_seconds())
+    """Seconds the oldest unapplied push has waited, in `call_events` or still in the SQLite
+    landing file (None: nothing waits); the same figure as the inbox's /metrics gauge."""
+    stats = await queue_stats(db, INBOX)
+    return stats.oldest_due_seconds if stats.backlog else None
 
 
 def _describe(exc: BaseException) -> str:
