@@ -12,6 +12,9 @@ from bot.telegram.wiring import TELEGRAM
 
 GROUP = -1001234567890
 ADMIN = 1
+MANAGER = 500
+STRANGER = 999
+CLIENT_USER = 700
 
 
 def telegram_app_settings(api_url: str) -> dict[str, Any]:
@@ -27,9 +30,7 @@ def telegram_app_settings(api_url: str) -> dict[str, Any]:
         "telegram_admin_ids": str(ADMIN),
         "telegram_time_scale": TELEGRAM_SCALE,
     }
-MANAGER = 500
-STRANGER = 999
-CLIENT_USER = 700
+
 
 _update_ids = itertools.count(1)
 _message_ids = itertools.count(1)
