@@ -19,7 +19,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.channel_models import ChannelCounter, ChannelDelivery, ChannelMessageSeen
-from storage.queue import QueueTable, Status, insert_for
+from storage.dialects import dialect_of, insert_for
+from storage.queue import QueueTable, Status
 
 QUEUE = QueueTable(
     ChannelDelivery.__table__,  # type: ignore[attr-defined]
@@ -81,7 +82,7 @@ async def set_state(session: AsyncSession, row_id: int, state: str) -> None:
 
 async def first_time_seen(session: AsyncSession, kind: str, provider_message_id: str) -> bool:
     """Record an incoming message's id; False when it was recorded before (a repeat)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_of(session)
     statement = (
         insert_for(dialect)(ChannelMessageSeen.__table__)  # type: ignore[attr-defined]
         .values(kind=kind, provider_message_id=provider_message_id[:128])
@@ -94,7 +95,7 @@ async def first_time_seen(session: AsyncSession, kind: str, provider_message_id:
 async def take_counter(session: AsyncSession, key: str, day: str, limit: int) -> bool:
     """Count one more for `key` on `day` unless `limit` is reached: one conditional UPDATE, so
     two processes can never both take the last one. False when the budget is spent."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_of(session)
     table = ChannelCounter.__table__  # type: ignore[attr-defined]
     await session.exec(
         insert_for(dialect)(table).values(key=key, day=day, count=0).on_conflict_do_nothing()

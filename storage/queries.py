@@ -7,20 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
+from storage.dialects import dialect_of, insert_for
 from storage.models import Call, CallEvent, ClientVariable, DialogMessage
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
-def _insert(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 @functools.cache
@@ -29,7 +21,7 @@ def _insert_ignore(dialect: str, table: Table, returning: tuple[str, ...]) -> An
     SQLAlchemy's compiled cache serves every call (a `.values([...])` statement has no cache
     key and is compiled again each time)."""
     return (
-        _insert(dialect)(table)
+        insert_for(dialect)(table)
         .on_conflict_do_nothing()
         .returning(*(table.c[name] for name in returning))
     )
@@ -40,7 +32,7 @@ async def insert_or_ignore(
 ) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the row existed."""
     table = model.__table__  # type: ignore[attr-defined]
-    statement = _insert_ignore(_dialect(session), table, ("id",))
+    statement = _insert_ignore(dialect_of(session), table, ("id",))
     result = await session.exec(statement, params=values)
     new_id = result.scalar_one_or_none()
     return int(new_id) if new_id is not None else None
@@ -56,7 +48,7 @@ async def insert_many_or_ignore(
     if not rows:
         return set()
     table = model.__table__  # type: ignore[attr-defined]
-    statement = _insert_ignore(_dialect(session), table, key)
+    statement = _insert_ignore(dialect_of(session), table, key)
     result = await session.exec(statement, params=rows)
     return {tuple(row) for row in result.all()}
 
@@ -64,7 +56,7 @@ async def insert_many_or_ignore(
 @functools.cache
 def _upsert_variables(dialect: str) -> Any:
     table = ClientVariable.__table__  # type: ignore[attr-defined]
-    statement = _insert(dialect)(table)
+    statement = insert_for(dialect)(table)
     return statement.on_conflict_do_update(
         index_elements=[table.c.client_id, table.c.name],
         set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
@@ -95,7 +87,7 @@ async def upsert_variables(
         {"client_id": client_id, "name": name, "value": value, "updated_at": now}
         for name, value in values.items()
     ]
-    result = await session.exec(_upsert_variables(_dialect(session)), params=rows)
+    result = await session.exec(_upsert_variables(dialect_of(session)), params=rows)
     return {name: value for name, value in result.all()}
 
 
@@ -109,7 +101,7 @@ async def upsert_many_variables(
         {"client_id": client_id, "name": name, "value": value, "updated_at": now}
         for (client_id, name), value in values.items()
     ]
-    await session.exec(_upsert_variables(_dialect(session)), params=rows)
+    await session.exec(_upsert_variables(dialect_of(session)), params=rows)
 
 
 async def delete_variables(session: AsyncSession, client_id: int, names: list[str]) -> list[str]:

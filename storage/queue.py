@@ -65,10 +65,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
+from storage.dialects import dialect_of, insert_for
 
 
 class Status(StrEnum):
@@ -121,11 +121,6 @@ class RetryPolicy:
         return now + timedelta(seconds=delay)
 
 
-def insert_for(dialect: str) -> Any:
-    """The dialect's INSERT (both have ON CONFLICT)."""
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 @dataclass(frozen=True)
 class QueueTable:
     """How one table is a queue: its due column, the status that means "claimed" and the one
@@ -151,7 +146,7 @@ class QueueTable:
 
     async def enqueue(self, session: AsyncSession, values: Mapping[str, Any]) -> int | None:
         """Add a row unless its unique key exists (idempotent producers). The id, or None."""
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        dialect = dialect_of(session)
         statement = (
             insert_for(dialect)(self.table)
             .values(**{"status": Status.PENDING.value, "attempts": 0, **values})

@@ -23,9 +23,9 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialects import dialect_of, insert_for
 from storage.leads_models import Lead, OutboxItem
 from storage.models import Call, CallAttribution, Manager
 from storage.outcome import CallOutcome
@@ -97,13 +97,9 @@ async def _rows(session: AsyncSession, query: Any) -> Sequence[Any]:
     return (await connection.execute(query)).all()
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
-
-
 def local_text(session: AsyncSession, column: Any, offset: int, unit: str) -> ColumnElement[str]:
     """`YYYY-MM-DD` (unit "day") or `YYYY-MM-DD HH` ("hour") of a UTC column in local time."""
-    if _dialect(session) == "postgresql":
+    if dialect_of(session) == "postgresql":
         shifted = func.timezone("UTC", column) + func.make_interval(0, 0, 0, 0, 0, offset)
         pattern = "YYYY-MM-DD" if unit == "day" else "YYYY-MM-DD HH24"
         return func.to_char(shifted, pattern)
@@ -113,7 +109,7 @@ def local_text(session: AsyncSession, column: Any, offset: int, unit: str) -> Co
 
 def epoch(session: AsyncSession, column: Any) -> ColumnElement[int]:
     """Seconds since 1970 of a UTC column, as an integer: cheap to fetch in bulk."""
-    if _dialect(session) == "postgresql":
+    if dialect_of(session) == "postgresql":
         return func.floor(func.extract("epoch", column)).cast(BigInteger)
     return func.cast(func.strftime("%s", column), Integer)
 
@@ -155,7 +151,7 @@ def _with_attribution(
 
 def _without_query(session: AsyncSession, url: Any) -> Any:
     """A landing page without its query (UTM tags, yclid): one row per page, not per click."""
-    if _dialect(session) == "postgresql":
+    if dialect_of(session) == "postgresql":
         return func.split_part(url, "?", 1)
     cut = func.instr(url, "?")
     return case((cut > 0, func.substr(url, 1, cut - 1)), else_=url)
@@ -555,7 +551,7 @@ async def save_pool_hours(
 ) -> None:
     """Upsert the rows of closed hours and move the watermark forward (never back), in the
     caller's transaction: a report sees both or neither."""
-    insert = postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert
+    insert = insert_for(dialect_of(session))
     connection = await session.connection()
     table = pool_hours_table
     values = [

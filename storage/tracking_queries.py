@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.dialects import dialect_of, insert_for
 from storage.models import Call
 from storage.tracking_models import TrackingLease, TrackingNumber
 
@@ -17,8 +17,7 @@ async def insert_ignore(
     session: AsyncSession, model: type[SQLModel], values: dict[str, Any]
 ) -> bool:
     """INSERT … ON CONFLICT DO NOTHING for tables keyed by anything: True when the row is new."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(dialect_of(session))
     table = model.__table__  # type: ignore[attr-defined]
     statement = (
         insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key)

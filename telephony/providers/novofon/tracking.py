@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from storage.db import Database
+from storage.dialects import dialect_of, insert_for
 from storage.models import CallAttribution, CallEvent
 from storage.queries import insert_or_ignore
 from storage.types import utcnow
@@ -150,8 +150,7 @@ async def merge_call_tracking(db: Database, fields: Mapping[str, str]) -> Merged
         session.add(stored)
         session.add(call)
         await session.flush()
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(dialect_of(session))
         table = CallAttribution.__table__  # type: ignore[attr-defined]
         await session.exec(
             insert(table)
