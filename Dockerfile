@@ -9,6 +9,9 @@ COPY handlers ./handlers
 COPY telephony ./telephony
 COPY storage ./storage
 RUN /opt/trubka/bin/pip install --no-cache-dir .
+# The bytecode PYTHONOPTIMIZE=2 runs (below), made now: the image's files are read-only to the
+# user that runs it, so it could not be cached at start.
+RUN /opt/trubka/bin/python -OO -m compileall -q -j 0 /opt/trubka/lib
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/trubka --create-home trubka
@@ -19,6 +22,8 @@ ENV PATH=/opt/trubka/bin:$PATH \
     TRUBKA_HTTP_HOST=0.0.0.0 \
     TRUBKA_HTTP_PORT=8080 \
     TRUBKA_DATABASE_URL=sqlite+aiosqlite:////var/lib/trubka/trubka.db
+# Docstrings and asserts left out of the bytecode: 6 MB less memory a process (docs/deploy.md).
+ENV PYTHONOPTIMIZE=2
 WORKDIR /var/lib/trubka
 VOLUME /var/lib/trubka
 USER trubka

@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the script's folder)
 from megafon_calls import call_lifecycle  # noqa: E402
 
+from tests.serve_process import DEPLOYED  # noqa: E402
+
 TOKEN = "bench-token"
 GOAL_THREE = 2000  # pushes/s with three processes (issue 23)
 
@@ -140,6 +142,7 @@ async def _drain(url: str, name: str, calls: int, processes: int) -> tuple[int, 
         stored = await _store(url, calls)
         env = {
             **os.environ,
+            **DEPLOYED,  # as the deploy files run it
             "PYTHONPATH": str(ROOT),
             "TRUBKA_DATABASE_URL": url,
             "TRUBKA_MEGAFON_CRM_TOKEN": TOKEN,

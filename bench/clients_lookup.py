@@ -33,6 +33,8 @@ TOKEN = "bench-token"
 
 from webhooks import free_port, pinned, wait_ready  # noqa: E402  (bench/ is a folder)
 
+from tests.serve_process import DEPLOYED  # noqa: E402
+
 BARE_LOOKUP = """
 import sys
 from aiohttp import web
@@ -131,6 +133,7 @@ async def main() -> None:
     port = free_port()
     env = {
         **os.environ,
+        **DEPLOYED,  # as the deploy files run it
         "TRUBKA_DATABASE_URL": url,
         "TRUBKA_API_TOKEN": TOKEN,
         "TRUBKA_LOG_LEVEL": "INFO",

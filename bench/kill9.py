@@ -34,6 +34,7 @@ from megafon_calls import call_lifecycle
 
 from storage.db import Database
 from telephony.providers.megafon import dedup_key
+from tests.serve_process import DEPLOYED
 
 TOKEN = "kill9-token"
 
@@ -65,6 +66,7 @@ class Run:
 async def start_server(run: Run) -> None:
     env = {
         **os.environ,
+        **DEPLOYED,  # as the deploy files run it
         "TRUBKA_DATABASE_URL": run.url,
         "TRUBKA_MEGAFON_CRM_TOKEN": TOKEN,
         "TRUBKA_API_TOKEN": "kill9-api",

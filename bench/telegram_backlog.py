@@ -49,6 +49,8 @@ from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's 
 from telegram_latency import GROUP, first_times, pct, phone_of, seed  # noqa: E402
 from webhooks import Backlog, free_port, pinned, server, wait_ready  # noqa: E402
 
+from tests.serve_process import DEPLOYED  # noqa: E402
+
 CRM = "bench-crm"
 
 
@@ -232,6 +234,7 @@ async def measure(
         await telegram.start_server()
         env = {
             **os.environ,
+            **DEPLOYED,  # as the deploy files run it
             "TRUBKA_DATABASE_URL": database_url,
             "TRUBKA_MEGAFON_CRM_TOKEN": CRM,
             "TRUBKA_SCENARIOS": str(ROOT / "examples" / "scenarios.yaml"),

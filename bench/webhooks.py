@@ -60,6 +60,8 @@ sys.path.insert(0, str(ROOT))
 from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the script's folder)
 from megafon_calls import call_lifecycle  # noqa: E402
 
+from tests.serve_process import DEPLOYED  # noqa: E402
+
 TOKEN = "bench-token"
 BARE_APP = """
 import sys
@@ -444,6 +446,7 @@ async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
 
     env = {
         **os.environ,
+        **DEPLOYED,  # as the deploy files run it
         "TRUBKA_DATABASE_URL": database_url,
         "TRUBKA_MEGAFON_CRM_TOKEN": TOKEN,
         "TRUBKA_API_TOKEN": TOKEN,

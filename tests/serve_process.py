@@ -8,6 +8,9 @@ import os
 import sys
 from typing import IO, Any
 
+# What the Dockerfile, deploy/trubka.service and `make run` add to the environment.
+DEPLOYED = {"PYTHONOPTIMIZE": "2"}
+
 
 async def start_serve(
     port: int,
@@ -16,8 +19,9 @@ async def start_serve(
     stdout: int | IO[Any] | None = None,
     stderr: int | IO[Any] | None = None,
 ) -> asyncio.subprocess.Process:
-    """`python -m bot serve --host 127.0.0.1 --port PORT ARGS…` with `env` over ours."""
+    """`python -m bot serve --host 127.0.0.1 --port PORT ARGS…` with `env` over ours, and
+    PYTHONOPTIMIZE=2 as the deploy files set it (unless `env` says otherwise)."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port), *args,
-        env={**os.environ, **env}, stdout=stdout, stderr=stderr,
+        env={**os.environ, **DEPLOYED, **env}, stdout=stdout, stderr=stderr,
     )  # fmt: skip
