@@ -101,20 +101,22 @@ class Spool:
     """Pushes stored and answered, not yet in `call_events`. Its own file, so storing never
     waits for the main database's writer; one thread, so its calls never run at once."""
 
-    def __init__(self, path: str, main_path: str, busy_timeout_ms: int) -> None:
+    def __init__(self, path: str, main_path: str, busy_timeout_ms: int, cache_kib: int) -> None:
         self._path = path
         self._main_path = main_path
         self._busy_timeout = busy_timeout_ms / 1000
+        self._cache_kib = cache_kib  # each connection's page cache: one small table, key lookups
         self._thread: ThreadPoolExecutor | None = None
         self._spool: sqlite3.Connection | None = None
         self._main: sqlite3.Connection | None = None
 
     @classmethod
-    def for_database(cls, url: str, busy_timeout_ms: int) -> Spool | None:
+    def for_database(cls, url: str, busy_timeout_ms: int, cache_kib: int) -> Spool | None:
         landing = spool_url(url)
         if landing is None:
             return None
-        return cls(make_url(landing).database or "", make_url(url).database or "", busy_timeout_ms)
+        database = make_url(url).database or ""
+        return cls(make_url(landing).database or "", database, busy_timeout_ms, cache_kib)
 
     async def _run(self, work: Callable[[], T]) -> T:
         if self._thread is None:
@@ -130,6 +132,7 @@ class Spool:
             connection.execute("PRAGMA journal_mode=WAL")
             # An answered push is on disk, not only in the OS's buffers (as the main file).
             connection.execute("PRAGMA synchronous=FULL")
+            connection.execute(f"PRAGMA cache_size=-{self._cache_kib}")
             connection.execute(_CREATE)
             self._spool = connection
         return self._spool
@@ -143,6 +146,7 @@ class Spool:
                 timeout=self._busy_timeout,
                 isolation_level=None,
             )
+            self._main.execute(f"PRAGMA cache_size=-{self._cache_kib}")
         return self._main
 
     async def store(
