@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 import storage.base  # noqa: F401  (the naming convention, before any table)
 from storage.db import Database
-from storage.dialects import insert_for
 from storage.types import UTCDateTime, utcnow
 
 
@@ -51,7 +51,9 @@ async def take(
         epoch = renewed.scalar()
         if epoch is not None:
             return int(epoch)
-        insert = insert_for(db.dialect)
+        # A table module imports only the shared base (tests/test_schema_imports.py), so not
+        # storage.dialects: its own two-way choice.
+        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         created = await connection.execute(
             insert(table)
             .values(name=name, holder=holder, epoch=1, expires_at=now + ttl)
