@@ -43,12 +43,12 @@ def is_memory(url: str) -> bool:
     return ":memory:" in url or "mode=memory" in url
 
 
-# The page cache of each SQLite connection that only reads (KiB): the read pool's four and the
-# landing file's two. SQLite's default, 2,000 KiB each, filled under load and stayed (2-4 MB of
-# `serve`'s peak); a point read touches a few pages, a report's scan reads past any cache, and
-# the OS caches the file (reports took as long with 256: docs/performance.md). The writer keeps
-# the default: a slice touches every table it writes.
-READER_CACHE_KIB = 256
+# The page cache of each SQLite connection (KiB): the writer, the read pool's four and the
+# landing file's two. SQLite's default, 2,000 KiB each, filled under load and stayed: SQLite
+# held 6 MB of `serve`'s peak, 2.5 MB with 128 KiB caches. The OS caches the file, so a page
+# outside the cache costs a read from memory: reports and applying took as long with 256 KiB
+# (docs/performance.md).
+CACHE_KIB = 256
 
 
 def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
@@ -71,9 +71,9 @@ def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
         # An answered push is on disk, not only in the WAL's OS buffers: a power cut after our
         # 200 loses nothing. Group commit keeps the cost to one fsync per batch of pushes.
         cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if read_only:
             cursor.execute("PRAGMA query_only=ON")
-            cursor.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
             # Reports sort and count distinct values in temporary b-trees: a year of callers
             # spills out of the page cache into a temporary file (1.3 → 0.5 s) unless kept in
             # memory (a few megabytes, for the length of the query).
@@ -152,7 +152,7 @@ class Database:
             else self._sessions
         )
         # SQLite: where the inbox lands first (storing does not wait for the main writer).
-        self.spool = Spool.for_database(url, BUSY_TIMEOUT_MS, READER_CACHE_KIB)
+        self.spool = Spool.for_database(url, BUSY_TIMEOUT_MS, CACHE_KIB)
 
     @property
     def dialect(self) -> str:

@@ -105,7 +105,7 @@ class Spool:
         self._path = path
         self._main_path = main_path
         self._busy_timeout = busy_timeout_ms / 1000
-        self._cache_kib = cache_kib  # each connection's page cache: one small table, key lookups
+        self._cache_kib = cache_kib  # each connection's page cache (storage/db.py)
         self._thread: ThreadPoolExecutor | None = None
         self._spool: sqlite3.Connection | None = None
         self._main: sqlite3.Connection | None = None

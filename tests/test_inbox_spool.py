@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from handlers.web.context import CALLS
-from storage.db import Database
+from storage.db import CACHE_KIB, Database
 from storage.inbox_queries import lane_backlog
 from storage.inbox_spool import inbox_rows, spool_url
 from storage.models import Call, CallEvent, DialogMessage
@@ -159,3 +159,18 @@ async def test_the_oldest_waiting_push_counts_wherever_it_waits(db: Database) ->
     stats = await queue_stats(db, INBOX)
     assert stats.backlog == 2
     assert 300 <= stats.oldest_due_seconds < 330  # /metrics and `trubka` ops agree
+
+
+async def test_every_sqlite_connection_keeps_a_small_page_cache(db: Database) -> None:
+    """SQLite's default cache (2 MB a connection, seven connections) held 6 MB of serve's peak."""
+    assert db.spool is not None
+    async with db.session() as session:
+        writer = (await session.exec(text("PRAGMA cache_size"))).one()  # type: ignore[call-overload]
+    async with db.read() as session:
+        reader = (await session.exec(text("PRAGMA cache_size"))).one()  # type: ignore[call-overload]
+    spool = db.spool
+    landing = await spool._run(lambda: spool._connection().execute("PRAGMA cache_size").fetchone())
+    moved = await spool._run(lambda: spool._main_reader().execute("PRAGMA cache_size").fetchone())
+    # Negative: KiB, as SQLite reads it.
+    assert [writer[0], reader[0], landing[0], moved[0]] == [-CACHE_KIB] * 4
+    assert CACHE_KIB <= 256
