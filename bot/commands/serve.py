@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 
 from bot import integrations, preflight
 from bot.commands import EXIT_OK, Subparsers
+from bot.memory import handing_back_freed_memory, limit_malloc_arenas
 from bot.roles import ROLES, Role
 from bot.settings import ConfigurationError, Settings
 
@@ -45,30 +45,6 @@ def use_uvloop() -> bool:
     return True
 
 
-# glibc's mallopt parameter; its value: how many malloc arenas the process's threads share.
-M_ARENA_MAX = -8
-MALLOC_ARENAS = 1
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Few glibc malloc arenas, set before any thread starts (False: not glibc).
-
-    Each thread that allocates (the SQLite connections' threads, the spool's) otherwise gets an
-    arena of its own, which keeps what it freed: query rows and page caches, churned at every
-    commit, left ~5 MB of `serve`'s peak RSS in free chunks spread over those arenas. The
-    threads mostly wait on SQLite's I/O, so sharing one costs no measurable latency.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # musl and others: no glibc arenas to limit
-        return False
-    return bool(mallopt(M_ARENA_MAX, arenas))
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
     port: int = args.port or settings.http_port
     if not 1 <= port <= 65535:
@@ -94,7 +70,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     use_uvloop()
 
     async def main() -> None:
-        await serve(await build_app(settings, role=role), sock)
+        async with handing_back_freed_memory():
+            await serve(await build_app(settings, role=role), sock)
 
     asyncio.run(main())
     return EXIT_OK
