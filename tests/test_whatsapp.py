@@ -629,7 +629,7 @@ async def test_the_webhook_never_answers_5xx_to_generated_bodies(
         st.sampled_from([b"[" * 3000, b'{"a":' * 100, b'"\\ud800"', b'{"x": "\\u0000"}']),
     )
 
-    @settings(max_examples=250, database=None)
+    @settings(max_examples=250, database=None, derandomize=True)  # the mix asserted below, always
     @given(raw_bodies, st.sampled_from([True, True, True, False]))
     def probe(raw: bytes, signed: bool) -> None:
         status, text = asyncio.run_coroutine_threadsafe(post(raw, signed), loop).result(30)
