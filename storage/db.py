@@ -44,10 +44,9 @@ def is_memory(url: str) -> bool:
 
 
 # The page cache of each SQLite connection (KiB): the writer, the read pool's four and the
-# landing file's two. SQLite's default, 2,000 KiB each, filled under load and stayed: SQLite
-# held 6 MB of `serve`'s peak, 2.5 MB with 128 KiB caches. The OS caches the file, so a page
-# outside the cache costs a read from memory: reports and applying took as long with 256 KiB
-# (docs/performance.md).
+# landing file's two. SQLite's default, 2,000 KiB each, fills under load and stays: with 256 KiB
+# `serve`'s peak is about 2 MB lower. The OS caches the file, so a page outside the cache costs
+# a read from memory: reports and applying took as long (docs/performance.md).
 CACHE_KIB = 256
 
 
