@@ -49,6 +49,7 @@ from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's 
 from telegram_latency import GROUP, first_times, pct, phone_of, seed  # noqa: E402
 from webhooks import Backlog, free_port, pinned, server, wait_ready  # noqa: E402
 
+from tests.postgres_admin import fresh_database as postgres_database  # noqa: E402
 from tests.serve_process import DEPLOYED  # noqa: E402
 
 CRM = "bench-crm"
@@ -87,18 +88,8 @@ async def fresh_database(base_url: str | None, name: str) -> AsyncIterator[str]:
         with tempfile.TemporaryDirectory(prefix="trubka-tgbacklog-") as folder:
             yield f"sqlite+aiosqlite:///{folder}/{name}.db"
         return
-    import asyncpg  # type: ignore[import-untyped]
-
-    server_url, _, _ = base_url.rpartition("/")
-    database = f"trubka_bench_{name}_{os.getpid()}"
-    admin = await asyncpg.connect(base_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        await admin.execute(f'CREATE DATABASE "{database}"')
-        yield f"{server_url}/{database}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database(base_url, f"trubka_bench_{name}_{os.getpid()}") as url:
+        yield url
 
 
 async def post_all(url: str, pushes: list[dict[str, str]], connections: int) -> None:

@@ -58,9 +58,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fresh_postgres import ADMIN_URL, fresh_database  # noqa: E402  (bench/: the script's folder)
-from megafon_calls import call_lifecycle  # noqa: E402
+from megafon_calls import call_lifecycle  # noqa: E402  (bench/: the script's folder)
 
+from tests.postgres_admin import ADMIN_URL, fresh_database  # noqa: E402
 from tests.serve_process import DEPLOYED  # noqa: E402
 
 TOKEN = "bench-token"

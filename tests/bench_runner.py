@@ -7,8 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
+
+from tests.postgres_admin import fresh_database
 
 BENCH = Path(__file__).parents[1] / "bench"
 
@@ -17,25 +18,18 @@ async def run_bench(
     script: str, args: list[str], backend: str, request: pytest.FixtureRequest
 ) -> tuple[int, str]:
     """`python bench/SCRIPT ARGS…` (with `--database-url` on PostgreSQL); exit code and output."""
-    extra: list[str] = []
-    admin = None
-    name = ""
-    if backend == "postgresql":
-        url: str = request.getfixturevalue("postgres_url")
-        name = url.rpartition("/")[2] + "_" + Path(script).stem
-        admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        extra = ["--database-url", f"{url.rpartition('/')[0]}/{name}"]
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, str(BENCH / script), *args, *extra,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        assert process.returncode is not None
-        return process.returncode, out.decode()
-    finally:
-        if admin is not None:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+    if backend != "postgresql":
+        return await _run(script, args)
+    url: str = request.getfixturevalue("postgres_url")
+    async with fresh_database(url, url.rpartition("/")[2] + "_" + Path(script).stem) as own:
+        return await _run(script, [*args, "--database-url", own])
+
+
+async def _run(script: str, args: list[str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH / script), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()

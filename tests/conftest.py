@@ -36,6 +36,7 @@ from telephony.infra.clock import Clock, SkippingClock
 from tests.fakes.megafon import FakePbx
 from tests.fakes.novofon import FakeNovofon
 from tests.fakes.telegram import FakeTelegram, Limits
+from tests.postgres_admin import create_database, drop_database
 
 # Fixtures of the leads room (fake Roistat and Metrika, the app on a fake clock).
 pytest_plugins = ["tests.leads_harness"]
@@ -90,14 +91,7 @@ def _admin_dsn(url: str) -> str:
 
 
 async def _create_postgres_database(name: str) -> str:
-    admin = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base, _, _ = POSTGRES_URL.rpartition("/")
-    url = f"{base}/{name}"
+    url = await create_database(POSTGRES_URL, name)
     db = Database(url)
     await upgrade(db)
     await db.dispose()
@@ -105,11 +99,7 @@ async def _create_postgres_database(name: str) -> str:
 
 
 async def _drop_postgres_database(name: str) -> None:
-    admin = await asyncpg.connect(_admin_dsn(POSTGRES_URL))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(POSTGRES_URL, name)
 
 
 @pytest.fixture(scope="session")

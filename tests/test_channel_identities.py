@@ -8,13 +8,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 from alembic import command
 from sqlalchemy import text
 
 from storage.db import Database
 from storage.migrate import alembic_config
 from telephony.channels.deeplink import TelegramLinks
+from tests.postgres_admin import create_database, drop_database
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 LINKS = TelegramLinks("trubka_bot", b"server-secret", ttl=timedelta(days=30))
@@ -45,18 +45,7 @@ async def _upgrade(url: str, revision: str) -> None:
 async def _database_url(backend: str, tmp_path: Path, postgres_url: str | None) -> str:
     if backend == "sqlite" or postgres_url is None:
         return f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-    name = postgres_url.rpartition("/")[2] + "_m15"
-    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}"')
-    await _admin(postgres_url, f'CREATE DATABASE "{name}"')
-    return f"{postgres_url.rpartition('/')[0]}/{name}"
-
-
-async def _admin(postgres_url: str, statement: str) -> None:
-    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
+    return await create_database(postgres_url, postgres_url.rpartition("/")[2] + "_m15")
 
 
 async def test_migration_0015_moves_messenger_clients_into_identities(
@@ -110,4 +99,4 @@ async def test_migration_0015_moves_messenger_clients_into_identities(
         finally:
             await db.dispose()
             if url.startswith("postgresql"):  # not left behind on the server after the run
-                await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}"')
+                await drop_database(postgres_url, url.rpartition("/")[2])

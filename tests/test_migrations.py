@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -17,6 +16,7 @@ from sqlmodel import SQLModel
 from bot import shell
 from storage.db import Database
 from storage.migrate import HEAD, alembic_config, at_head, stored_revisions
+from tests.postgres_admin import fresh_database
 from tests.test_megafon_call import run_cli
 
 
@@ -82,25 +82,11 @@ async def test_processes_starting_together_on_a_new_database_all_succeed(
 ) -> None:
     """Four `db upgrade`s at once: SQLite waits for the lock (busy_timeout before WAL),
     PostgreSQL takes turns under an advisory lock; none fails, the schema is made once."""
-    base, _, _ = postgres_url.rpartition("/")
-    name = f"{postgres_url.rpartition('/')[2]}_fresh"
-    admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        for url in (f"sqlite+aiosqlite:///{tmp_path / 'new.db'}", f"{base}/{name}"):
+    async with fresh_database(postgres_url, f"{postgres_url.rpartition('/')[2]}_fresh") as fresh:
+        for url in (f"sqlite+aiosqlite:///{tmp_path / 'new.db'}", fresh):
             env = {"TRUBKA_DATABASE_URL": url}
             results = await asyncio.gather(*(run_cli(env, "db", "upgrade") for _ in range(4)))
             assert [code for code, _, _ in results] == [0, 0, 0, 0], [err for *_, err in results]
-    finally:
-        admin = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def test_serve_migrates_in_a_child_process(
