@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -24,7 +26,7 @@ from storage.db import Database
 from storage.leads_models import Lead
 from storage.tracking_models import TrackingVisit
 from storage.widget_models import CallbackRequest
-from telephony.tracking.chat_links import link_key, visit_of, visit_token
+from telephony.tracking.chat_links import code_in, link_key, visit_of, visit_token, whatsapp_link
 from tests.conftest import API_TOKEN
 from tests.fakes.megafon import FakePbx
 from tests.fakes.telegram import TOKEN as TELEGRAM_TOKEN
@@ -293,6 +295,35 @@ def test_a_forged_or_damaged_token_names_no_visit() -> None:
     for bad in (flipped, token[:-1], token + "A", "x" + token[1:], "", "v" + "=" * 38):
         assert visit_of(key, bad) is None
     assert visit_token(key, "not-hex") is None and visit_token(key, "ab" * 20) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    visit=st.binary(min_size=16, max_size=16),
+    before=st.sampled_from(["", " ", "Здравствуйте! Код обращения: ", "(", "код:"]),
+    after=st.sampled_from(["", " ", ".", ", перезвоните", ")", "\nспасибо"]),
+)
+def test_every_visit_code_is_found_in_the_message_that_carries_it(
+    visit: bytes, before: str, after: str
+) -> None:
+    """One token in 64 ends in "-": a pattern bounded by `\\b` missed it at the end of the text,
+    and that visitor's WhatsApp chat was never tied to the visit (seen as a flaky test)."""
+    token = visit_token(link_key(TELEGRAM_TOKEN), visit.hex())
+    assert token is not None
+    assert code_in(before + token + after) == token
+    prefilled = unquote(whatsapp_link("+79001234567", token).partition("?text=")[2])
+    assert code_in(prefilled) == token
+    assert code_in(before + token + "x" + after) is None  # longer than a token: not one
+
+
+def test_a_code_ending_in_a_dash_is_found_at_the_end_of_the_message() -> None:
+    key = link_key(TELEGRAM_TOKEN)
+    visit_id = next(
+        v for v in (f"{n:032x}" for n in range(10_000)) if str(visit_token(key, v)).endswith("-")
+    )
+    token = visit_token(key, visit_id)
+    assert token is not None and code_in(f"Код обращения: {token}") == token
+    assert visit_of(key, token) == visit_id
 
 
 async def test_start_with_a_visit_token_binds_the_chat_and_delivers_a_chat_lead(

@@ -21,7 +21,9 @@ _ID_BYTES = 16
 _MAC_BYTES = 12
 _SHAPE = re.compile(r"^v[A-Za-z0-9_-]{38}$")
 # WhatsApp has no start parameter: the first message carries the code, found by this pattern.
-WHATSAPP_CODE = re.compile(r"\b(v[A-Za-z0-9_-]{38})\b")
+# Not `\b`: a token ending in "-" (one in 64) has no word boundary at the end of the text.
+_TOKEN_CHAR = "A-Za-z0-9_-"
+WHATSAPP_CODE = re.compile(rf"(?<![{_TOKEN_CHAR}])(v[{_TOKEN_CHAR}]{{38}})(?![{_TOKEN_CHAR}])")
 
 
 def link_key(bot_token: str) -> bytes:
@@ -60,6 +62,13 @@ def visit_of(key: bytes, token: str) -> str | None:
     if len(visit) != _ID_BYTES or not hmac.compare_digest(mac, _mac(key, visit)):
         return None
     return visit.hex()
+
+
+def code_in(text: str) -> str | None:
+    """The first thing in a message shaped like a visit token (its signature is not checked
+    here: `visit_of` does that), or None."""
+    found = WHATSAPP_CODE.search(text)
+    return found.group(1) if found is not None else None
 
 
 def telegram_link(bot: str, token: str) -> str:

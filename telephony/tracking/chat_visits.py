@@ -15,7 +15,7 @@ from storage.tracking_models import TrackingVisit
 from telephony.clients import set_variables
 from telephony.events import ClientMessage
 from telephony.tracking.callback import VisitLead, VisitLeads, visit_variables
-from telephony.tracking.chat_links import WHATSAPP_CODE, visit_of
+from telephony.tracking.chat_links import code_in, visit_of
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class WhatsAppVisitCodes:
     async def message_received(self, message: ClientMessage) -> None:
         if message.channel != "whatsapp":
             return
-        found = WHATSAPP_CODE.search(message.text)
-        visit_id = self._chats.visit_of(found.group(1)) if found is not None else None
+        code = code_in(message.text)
+        visit_id = self._chats.visit_of(code) if code is not None else None
         if visit_id is not None:
             await self._chats.chat_started(message.client_id, visit_id)
