@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from megafon_calls import call_lifecycle  # noqa: E402  (bench/ is the script's folder)
+from py_spy import start_py_spy, stop_py_spy  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -122,7 +122,7 @@ async def main() -> None:
     from sqlalchemy import event
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    spy = await _start_py_spy(args.py_spy) if args.py_spy else None
+    spy = await start_py_spy(args.py_spy, os.getpid()) if args.py_spy else None
     began, cpu_began = time.perf_counter(), time.process_time()
     while await inbox.process_once():
         pass
@@ -130,8 +130,7 @@ async def main() -> None:
     cpu = time.process_time() - cpu_began  # all threads: the loop and aiosqlite's
     event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     if spy is not None:
-        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        await spy.wait()
+        await stop_py_spy(spy)
     if args.statements:
         from collections import Counter
 
@@ -150,17 +149,6 @@ async def main() -> None:
         f"= {len(pushes) / cpu:.0f} pushes per CPU-second; "
         f"{len(statements) / len(pushes):.1f} statements per push"
     )
-
-
-async def _start_py_spy(output: str) -> asyncio.subprocess.Process:
-    """py-spy attached to this process (the setup above is not sampled)."""
-    spy_bin = Path(sys.executable).with_name("py-spy")
-    command = [str(spy_bin), "record", "--pid", str(os.getpid()), "--rate", "250"]
-    spy = await asyncio.create_subprocess_exec(
-        *command, "--function", "--format", "raw", "--output", output
-    )
-    await asyncio.sleep(1.0)  # py-spy attaches before the timed part begins
-    return spy
 
 
 if __name__ == "__main__":

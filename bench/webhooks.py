@@ -25,7 +25,7 @@ process; `--no-telegram` leaves Telegram off).
     .venv/bin/python bench/webhooks.py [--only saturation,rates,drain] [--duration 20]
         [--rates 100,300] [--saturation-seconds 10] [--connections 16] [--backlog 5000]
         [--database-url URL | --postgres [ADMIN_URL]] [--generator wrk|python] [--calls N]
-        [--no-telegram]
+        [--no-telegram] [--py-spy FILE]
 
 `--postgres` runs on a PostgreSQL database made for the run and dropped after it (a database
 reused across runs keeps earlier runs' Telegram backlog, and the figures grow with it).
@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from megafon_calls import call_lifecycle  # noqa: E402  (bench/: the script's folder)
+from py_spy import start_py_spy, stop_py_spy  # noqa: E402
 
 from tests.postgres_admin import ADMIN_URL, fresh_database  # noqa: E402
 from tests.serve_process import DEPLOYED  # noqa: E402
@@ -301,6 +302,46 @@ async def wait_ready(base: str) -> None:
     raise RuntimeError(f"{base} did not start")
 
 
+def thread_cpu(pid: int) -> dict[tuple[int, str], tuple[float, float]]:
+    """User and system CPU seconds of each thread of a process, by (tid, name: "event loop"
+    for the main thread; Python does not name the others for the OS); {} without /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[tuple[int, str], tuple[float, float]] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = "event loop" if int(task.name) == pid else f"thread {task.name}"
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[(int(task.name), name)] = (int(fields[11]) / ticks, int(fields[12]) / ticks)
+    return found
+
+
+def cpu_lines(
+    before: dict[tuple[int, str], tuple[float, float]],
+    after: dict[tuple[int, str], tuple[float, float]],
+    seconds: float,
+    events: float,
+) -> list[str]:
+    """Where the server's core went, per thread: share of the run, and µs per accepted event."""
+    by_name: dict[str, list[float]] = {}
+    for key, (user, system) in after.items():
+        user0, system0 = before.get(key, (0.0, 0.0))
+        spent = by_name.setdefault(key[1], [0.0, 0.0])
+        spent[0] += user - user0
+        spent[1] += system - system0
+    lines = []
+    for name, (user, system) in sorted(by_name.items(), key=lambda item: -sum(item[1])):
+        if (user + system) / seconds >= 0.005:
+            lines.append(
+                f"    {name:>16}: {(user + system) / seconds:6.1%} of a core "
+                f"(user {user / seconds:.1%}, system {system / seconds:.1%}); "
+                f"{(user + system) / events * 1e6:.0f} µs per accepted event"
+            )
+    return lines
+
+
 def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
     """The process's peak resident set (VmHWM; VmRSS: now) in MB; nan without /proc."""
     try:
@@ -440,6 +481,9 @@ async def main() -> None:
         help=f"a fresh PostgreSQL database for the run, made through ADMIN_URL ({ADMIN_URL})",
     )
     parser.add_argument("--generator", choices=("wrk", "python"))
+    parser.add_argument(
+        "--py-spy", dest="py_spy", help="sample serve during its saturation run into this file"
+    )
     parser.add_argument("--no-telegram", action="store_true", help="serve without Telegram")
     args = parser.parse_args()
     if args.postgres and args.database_url:
@@ -552,7 +596,15 @@ async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             url = trubka.url
             if "saturation" in parts:
                 print(f"Trubka saturation, {load}:")
+                spy = await start_py_spy(args.py_spy, trubka.pid) if args.py_spy else None
+                cpu_before, began = thread_cpu(trubka.pid), time.perf_counter()
                 accepted = await saturation(url, "trubka")
+                cpu_after, took = thread_cpu(trubka.pid), time.perf_counter() - began
+                if spy is not None:
+                    await stop_py_spy(spy)
+                print("  CPU by thread (warm-up included):")
+                for line in cpu_lines(cpu_before, cpu_after, took, accepted * took):
+                    print(line)
                 print(
                     f"  ratio: {accepted / bare_rate:.1%} of bare aiohttp "
                     f"(goal >= {RATIO_GOAL:.0%}); {accepted / durable_rate:.1%} of durable"
