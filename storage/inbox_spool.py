@@ -61,6 +61,19 @@ CREATE TABLE IF NOT EXISTS spooled_pushes (
     UNIQUE (provider, dedup_key)
 )
 """
+# A late outcome moves its call's spooled live pushes to history (`store`): found through this
+# index, not by scanning the file. A PBX replaying its history sends nothing but late outcomes,
+# and each scanned every spooled push: quadratic in the backlog. Live rows only, so a history
+# push (most of a replay) costs the index nothing.
+_LIVE_CALLS = f"""
+CREATE INDEX IF NOT EXISTS spooled_live_calls ON spooled_pushes (call_key)
+WHERE lane = {int(Lane.LIVE)}
+"""
+# The lanes are literals, not parameters: only then may SQLite use the partial index.
+_DEMOTE = (
+    f"UPDATE spooled_pushes SET lane = {int(Lane.HISTORY)}"
+    f" WHERE call_key = ? AND lane = {int(Lane.LIVE)}"
+)
 _STORE = (
     "INSERT INTO spooled_pushes (provider, dedup_key, command, event_type, payload,"
     " received_at, lane, call_key, late_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -134,6 +147,7 @@ class Spool:
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute(f"PRAGMA cache_size=-{self._cache_kib}")
             connection.execute(_CREATE)
+            connection.execute(_LIVE_CALLS)
             self._spool = connection
         return self._spool
 
@@ -179,10 +193,7 @@ class Spool:
                 for values in params:  # RETURNING answers per row
                     new.update(connection.execute(_STORE, values).fetchall())
                 for key in ended:
-                    connection.execute(
-                        "UPDATE spooled_pushes SET lane = ? WHERE call_key = ? AND lane = ?",
-                        (int(Lane.HISTORY), key, int(Lane.LIVE)),
-                    )
+                    connection.execute(_DEMOTE, (key,))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

@@ -174,3 +174,19 @@ async def test_every_sqlite_connection_keeps_a_small_page_cache(db: Database) ->
     # Negative: KiB, as SQLite reads it.
     assert [writer[0], reader[0], landing[0], moved[0]] == [-CACHE_KIB] * 4
     assert CACHE_KIB <= 256
+
+
+async def test_a_late_outcome_finds_its_calls_live_pushes_without_a_scan(db: Database) -> None:
+    """A PBX replaying its history sends late outcomes only; each moved its call's spooled live
+    pushes by scanning the whole landing file (quadratic in the backlog: seen in a profile as
+    most of the landing thread's time)."""
+    from storage.inbox_spool import _DEMOTE
+
+    assert db.spool is not None
+    spool = db.spool
+    plan = await spool._run(
+        lambda: spool._connection().execute(f"EXPLAIN QUERY PLAN {_DEMOTE}", ("k",)).fetchall()
+    )
+    assert [row[3] for row in plan] == [
+        "SEARCH spooled_pushes USING INDEX spooled_live_calls (call_key=?)"
+    ]
