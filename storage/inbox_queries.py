@@ -64,20 +64,23 @@ async def revive(db: Database, event_id: int | None = None) -> int:
 async def demote(session: AsyncSession, call_keys: Collection[str]) -> None:
     """The pending live pushes of these calls go to the history lane (the call ended long ago:
     telephony/calls/lanes.py). Rows an applier holds are being applied: skipped, not waited for
-    (on SQLite there is no row lock to skip)."""
+    (on SQLite there is no row lock to skip).
+
+    Core, on the session's connection: the ORM's bulk update first selected the rows to
+    synchronize a session that holds none of them (6% of the event loop in saturation)."""
+    events = CallEvent.__table__  # type: ignore[attr-defined]
     live = (
-        select(CallEvent.id)
+        select(events.c.id)
         .where(
-            col(CallEvent.processed_at).is_(None),
-            col(CallEvent.call_key).in_(call_keys),
-            col(CallEvent.lane) == int(Lane.LIVE),
+            events.c.processed_at.is_(None),
+            events.c.call_key.in_(call_keys),
+            events.c.lane == int(Lane.LIVE),
         )
         .with_for_update(skip_locked=True)
     )
-    await session.exec(
-        update(CallEvent)
-        .where(col(CallEvent.id).in_(live.scalar_subquery()))
-        .values(lane=int(Lane.HISTORY))
+    connection = await session.connection()
+    await connection.execute(
+        update(events).where(events.c.id.in_(live.scalar_subquery())).values(lane=int(Lane.HISTORY))
     )
 
 
