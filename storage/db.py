@@ -83,6 +83,10 @@ def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # `Database.autocommit()`: every statement on its own, as asked. A BEGIN here made its
+        # writes part of a transaction that the pool then rolled back.
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return
         connection.exec_driver_sql(begin)
 
 
