@@ -61,8 +61,13 @@ def _candidates(text: str, digits: str) -> list[tuple[str, str | None]]:
 
 
 # Every push names its caller and the number dialled, the same few over and over: parsing one
-# costs more than storing the push. Bounded; a refusal (InvalidPhone) is never cached.
-@lru_cache(maxsize=16_384)
+# costs more than storing the push. A refusal (InvalidPhone) is never cached. The pushes of a
+# call come within minutes, so the recent phones are enough: about 200 bytes an entry, a
+# 16,384-entry cache was 3.2 MB of a long-running serve.
+PHONE_CACHE = 4096
+
+
+@lru_cache(maxsize=PHONE_CACHE)
 def parse_party(raw: str) -> str | Extension:
     """Normalize a phone, or recognize a PBX extension. Raises InvalidPhone for anything else."""
     digits = _digits_of(raw)
@@ -100,7 +105,7 @@ def looks_like_phone(value: str) -> str | None:
 
 # Every note about a call shows its client's phone: it was parsed again for each of them (6% of
 # applying's samples in bench/apply.py --py-spy). Bounded as the parse cache above.
-@lru_cache(maxsize=16_384)
+@lru_cache(maxsize=PHONE_CACHE)
 def format_phone(phone: str) -> str:
     """A normalized phone for people: `+7 900 444-33-22`."""
     try:
