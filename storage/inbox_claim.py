@@ -124,7 +124,7 @@ def _of_calls(calls: Sequence[_Call]) -> ColumnElement[bool]:
     )
 
 
-def pending_of_calls(calls: Sequence[_Call], *, postgres: bool) -> SelectOfScalar[CallEvent]:
+def _pending_of_calls(calls: Sequence[_Call], *, postgres: bool) -> SelectOfScalar[CallEvent]:
     """The pending pushes of these calls, in no order. Ordered by id in SQL, SQLite walked
     every pending push in id order (the whole backlog, each slice: 8 ms a slice behind 13,000
     pushes, so applying fell behind 300 pushes/s) instead of searching each call's pushes."""
@@ -135,7 +135,7 @@ def pending_of_calls(calls: Sequence[_Call], *, postgres: bool) -> SelectOfScala
 async def _pending_of(
     session: AsyncSession, calls: Sequence[_Call], *, postgres: bool
 ) -> list[CallEvent]:
-    rows = (await session.exec(pending_of_calls(calls, postgres=postgres))).all()
+    rows = (await session.exec(_pending_of_calls(calls, postgres=postgres))).all()
     return sorted(rows, key=lambda row: row.id or 0)
 
 
