@@ -19,10 +19,10 @@ from urllib.parse import quote
 PREFIX = "v"
 _ID_BYTES = 16
 _MAC_BYTES = 12
-_SHAPE = re.compile(r"^v[A-Za-z0-9_-]{38}$")
+_TOKEN_CHAR = "A-Za-z0-9_-"  # base64url
+_SHAPE = re.compile(rf"^v[{_TOKEN_CHAR}]{{38}}$")
 # WhatsApp has no start parameter: the first message carries the code, found by this pattern.
 # Not `\b`: a token ending in "-" (one in 64) has no word boundary at the end of the text.
-_TOKEN_CHAR = "A-Za-z0-9_-"
 WHATSAPP_CODE = re.compile(rf"(?<![{_TOKEN_CHAR}])(v[{_TOKEN_CHAR}]{{38}})(?![{_TOKEN_CHAR}])")
 
 
