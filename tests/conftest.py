@@ -86,20 +86,12 @@ def _run_blocking(factory: Callable[[], Awaitable[Any]]) -> Any:
         return pool.submit(lambda: asyncio.run(factory())).result()  # type: ignore[arg-type]
 
 
-def _admin_dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def _create_postgres_database(name: str) -> str:
     url = await create_database(POSTGRES_URL, name)
     db = Database(url)
     await upgrade(db)
     await db.dispose()
     return url
-
-
-async def _drop_postgres_database(name: str) -> None:
-    await drop_database(POSTGRES_URL, name)
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +104,7 @@ def postgres_url() -> Iterator[str]:
             pytest.fail(f"PostgreSQL is required here but unreachable: {exc}")
         pytest.skip(f"PostgreSQL unreachable ({exc}); set TRUBKA_TEST_REQUIRE_POSTGRES=1 to fail")
     yield url
-    _run_blocking(lambda: _drop_postgres_database(name))
+    _run_blocking(lambda: drop_database(POSTGRES_URL, name))
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from handlers.web.context import CALLS
+from storage.outcome import Lane
+from storage.types import utcnow
 from tests.conftest import CRM_TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
@@ -18,6 +20,21 @@ FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
 def load(name: str) -> list[dict[str, str]]:
     pushes = yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(encoding="utf-8"))
     return [{key: str(value) for key, value in push.items()} for push in pushes]
+
+
+def stored_push(key: str, call: str, lane: Lane = Lane.LIVE) -> dict[str, Any]:
+    """A `call_events` row as the inbox stores a MegaFon INCOMING (for tests that fill the
+    inbox without the webhook)."""
+    return {
+        "provider": "megafon",
+        "dedup_key": key,
+        "command": "event",
+        "event_type": "INCOMING",
+        "payload": "{}",
+        "received_at": utcnow(),
+        "lane": int(lane),
+        "call_key": f"megafon:{call}",
+    }
 
 
 async def push(

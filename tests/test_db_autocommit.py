@@ -8,33 +8,19 @@ from sqlmodel import col, select
 
 from storage.db import Database
 from storage.models import CallEvent
-from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore_now
-from storage.types import utcnow
-
-
-def _row(key: str) -> dict[str, object]:
-    return {
-        "provider": "megafon",
-        "dedup_key": key,
-        "command": "event",
-        "event_type": "INCOMING",
-        "payload": "{}",
-        "received_at": utcnow(),
-        "lane": int(Lane.LIVE),
-        "call_key": f"megafon:{key}",
-    }
+from tests.megafon_replay import stored_push
 
 
 async def test_a_write_through_autocommit_is_kept(any_db: Database) -> None:
     inserted = await insert_many_or_ignore_now(
-        any_db, CallEvent, [_row("a"), _row("b")], ("provider", "dedup_key")
+        any_db, CallEvent, [stored_push("a", "a"), stored_push("b", "b")], ("provider", "dedup_key")
     )
     assert inserted == {("megafon", "a"), ("megafon", "b")}
     async with any_db.read() as session:
         keys = (await session.exec(select(CallEvent.dedup_key).order_by(col(CallEvent.id)))).all()
     assert list(keys) == ["a", "b"]
     again = await insert_many_or_ignore_now(
-        any_db, CallEvent, [_row("a"), _row("c")], ("provider", "dedup_key")
+        any_db, CallEvent, [stored_push("a", "a"), stored_push("c", "c")], ("provider", "dedup_key")
     )
     assert again == {("megafon", "c")}  # the kept row is a conflict now

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import SQLModel, col, select
 
 from bench.megafon_calls import call_lifecycle
@@ -26,6 +26,7 @@ from telephony.calls.pipeline import CallPipeline
 from telephony.events import CallUpdate
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push, parse_push
 from tests.conftest import CRM_TOKEN, AppClient, AppFactory
+from tests.megafon_replay import stored_push
 
 BACKLOG_CALLS = 300
 
@@ -424,20 +425,10 @@ async def test_a_slice_searches_its_calls_pushes_instead_of_walking_the_backlog(
     """Each slice reads the pending pushes of the calls it claimed. Ordered by id in SQL,
     SQLite walked every pending push to find them: 8 ms a slice behind 13,000 pushes, so
     applying fell behind 300 pushes/s after a burst. The claim still returns them in order."""
-    received = utcnow()
+    # A replayed backlog of 500 calls, six pushes each; the last 32 are live (a late push of a
+    # call that rings now): the claim pulls each such call's earlier pushes along.
     rows = [
-        {
-            "provider": PROVIDER,
-            "dedup_key": f"k{n}",
-            "command": "event",
-            "event_type": "INCOMING",
-            "payload": "{}",
-            "received_at": received,
-            # A replayed backlog of 500 calls, six pushes each; the last 32 are live (a late
-            # push of a call that rings now): the claim pulls each such call's earlier pushes.
-            "lane": int(Lane.LIVE if n >= 2968 else Lane.HISTORY),
-            "call_key": f"{PROVIDER}:call-{n % 500}",
-        }
+        stored_push(f"k{n}", f"call-{n % 500}", Lane.LIVE if n >= 2968 else Lane.HISTORY)
         for n in range(3000)
     ]
     async with db.session() as session:
@@ -449,8 +440,6 @@ async def test_a_slice_searches_its_calls_pushes_instead_of_walking_the_backlog(
     def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         if statement.startswith("SELECT call_events.id, call_events.provider"):
             captured.append((statement, parameters))
-
-    from sqlalchemy import event
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
     try:
