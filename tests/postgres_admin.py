@@ -12,12 +12,17 @@ from contextlib import asynccontextmanager
 ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy URL of ours as asyncpg takes it."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
 async def admin(url: str, statement: str) -> None:
     """Run one statement (CREATE or DROP DATABASE) on the server of `url`, outside a
     transaction, through asyncpg (the driver the app uses on PostgreSQL)."""
     import asyncpg
 
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await connection.execute(statement)
     finally:

@@ -20,18 +20,13 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import (
-    API_TOKEN,
-    CRM_TOKEN,
-    _admin_dsn,
-    _create_postgres_database,
-    _drop_postgres_database,
-)
+from tests.conftest import API_TOKEN, CRM_TOKEN, POSTGRES_URL, _create_postgres_database
 from tests.fakes import roistat as roistat_fake
 from tests.fakes.megafon import API_KEY, FakePbx
 from tests.fakes.roistat import FakeRoistat
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.megafon_replay import load
+from tests.postgres_admin import asyncpg_dsn, drop_database
 from tests.serve_process import start_serve
 
 GROUP = -1001234567890
@@ -65,7 +60,7 @@ async def shared_database() -> AsyncIterator[str]:
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL is required for the scale-out test: {exc}")
     yield url
-    await _drop_postgres_database(name)
+    await drop_database(POSTGRES_URL, name)
 
 
 async def _start(env: dict[str, str], folder: Path, index: int) -> Serve:
@@ -93,7 +88,7 @@ async def _healthy(http: aiohttp.ClientSession, serve: Serve) -> None:
 
 async def _holder(url: str, name: str) -> tuple[int, int]:
     """(pid, epoch) of the process holding a lease; the holder id is host:pid:nonce."""
-    connection = await asyncpg.connect(_admin_dsn(url))
+    connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         row = await connection.fetchrow(
             "SELECT holder, epoch FROM worker_leases WHERE name = $1 AND expires_at > now()", name
@@ -105,7 +100,7 @@ async def _holder(url: str, name: str) -> tuple[int, int]:
 
 
 async def _until_idle(url: str) -> None:
-    connection = await asyncpg.connect(_admin_dsn(url))
+    connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         async with asyncio.timeout(TAKEOVER_LIMIT):
             while True:
