@@ -4,12 +4,15 @@ for the main database's writer, and every landed push is applied exactly once.""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import event, func, text
 from sqlmodel import select
 
+from bot.singletons import TTL
 from handlers.web.context import CALLS
+from storage import leases
 from storage.db import CACHE_KIB, Database
 from storage.inbox_queries import lane_backlog
 from storage.inbox_spool import inbox_rows, spool_url
@@ -18,10 +21,11 @@ from storage.outcome import Lane
 from storage.queries import insert_many_or_ignore
 from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
-from telephony.calls.inbox import CallInbox, oldest_pending_age
+from telephony.calls.inbox import _MOVE_AT_ONCE, CallInbox, oldest_pending_age
 from telephony.calls.pipeline import CallPipeline
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 from tests.conftest import CRM_TOKEN, AppFactory
+from tests.megafon_replay import stored_push
 
 
 def _ringing(callid: str, phone: str) -> dict[str, str]:
@@ -190,3 +194,32 @@ async def test_a_late_outcome_finds_its_calls_live_pushes_without_a_scan(db: Dat
     assert [row[3] for row in plan] == [
         "SEARCH spooled_pushes USING INDEX spooled_live_calls (call_key=?)"
     ]
+
+
+
+async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Database) -> None:
+    """A PBX replaying its history fills the landing file faster than slices move it. Moving
+    all of it in one slice held SQLite's one writer for as long: every other writer (a lease
+    renewal, the Telegram sender, the API) waited, and under a steady flood it never got in.
+    A slice moves one batch or one slice's length, then gives the writer up."""
+    assert db.spool is not None
+    pushes = 4 * _MOVE_AT_ONCE
+    rows = []
+    for n in range(pushes):
+        fields = _ringing(f"R-{n}", f"7901{n:07d}")
+        row = stored_push(dedup_key(fields), fields["callid"])
+        rows.append({**row, "payload": json.dumps(fields)})
+    await db.spool.store(rows)
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, slice_seconds=0.001)
+    writer_taken = asyncio.Event()
+    event.listen(db.engine.sync_engine.pool, "checkout", lambda *_: writer_taken.set())
+    await inbox.start()
+    try:
+        await writer_taken.wait()  # the first slice holds the writer
+        async with asyncio.timeout(TTL / 3):  # as a lease renewal (bot/singletons.py)
+            await leases.take(db, "replay-test", "this-process", timedelta(seconds=TTL))
+        async with db.read() as session:
+            moved = (await session.exec(select(func.count()).select_from(CallEvent))).one()
+        assert 0 < moved < pushes  # the renewal got the writer between two slices
+    finally:
+        await inbox.stop(grace_seconds=0)  # between two slices; the rest waits for a restart

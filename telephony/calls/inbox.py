@@ -271,6 +271,7 @@ class CallInbox:
         if self._spool is None:
             return None
         await session.connection()  # the writer first: a request after an answer sees it applied
+        began = time.monotonic()
         last, moved = 0, 0
         while moved < _MOVE_AT_MOST:
             spooled = await self._spool.oldest(_MOVE_AT_ONCE, after=last)
@@ -283,6 +284,11 @@ class CallInbox:
             if ended:  # in the same commit: a replayed call never looks live
                 await demote(session, ended)
             last, moved = spooled[-1].id, moved + len(spooled)
+            # What lands meanwhile is the next slice's. Chasing a flood here held the writer for
+            # as long as the flood lasted: no slice applied, and every other writer (the
+            # leases, the Telegram sender, the API) waited it out.
+            if len(spooled) < _MOVE_AT_ONCE or time.monotonic() - began > self._slice:
+                break
         return (last, moved) if moved else None
 
     async def _process_step(self) -> float | None:
@@ -451,8 +457,8 @@ class CallInbox:
         return None
 
 
-# Spooled pushes moved into `call_events` per transaction (one multi-row INSERT), and at
-# most before a slice (a flood faster than moving still lets slices run).
+# Spooled pushes moved into `call_events` per statement (one multi-row INSERT), and at most
+# before a slice (with the slice's length: a flood faster than moving still lets slices run).
 _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
 # Pushes a slice claims at most while pushes wait to be stored.
