@@ -223,3 +223,31 @@ async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Da
         assert 0 < moved < pushes  # the renewal got the writer between two slices
     finally:
         await inbox.stop(grace_seconds=0)  # between two slices; the rest waits for a restart
+
+
+async def test_moving_any_number_of_pushes_prepares_one_statement(db: Database) -> None:
+    """SQLite keeps every statement it prepared in the connection's cache: a multi-row INSERT
+    per number of rows moved was a new one each time (megabytes of RSS under a flood)."""
+    assert db.spool is not None
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    inserts: set[str] = set()
+
+    def seen(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        if sql.startswith("INSERT INTO call_events"):
+            inserts.add(sql)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    moved = 0
+    for size in (1, 7, 30):
+        rows = []
+        for n in range(moved, moved + size):
+            fields = _ringing(f"M-{n}", f"7902{n:07d}")
+            rows.append({**stored_push(dedup_key(fields), fields["callid"]), "payload": "{}"})
+        await db.spool.store(rows)
+        assert await inbox.move_spooled() == size
+        moved += size
+    event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(inserts) == 1
+    async with db.read() as session:
+        stored = (await session.exec(select(func.count()).select_from(CallEvent))).one()
+    assert stored == moved

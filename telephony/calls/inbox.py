@@ -44,7 +44,7 @@ from storage.inbox_queries import revive as revive_pushes
 from storage.inbox_spool import inbox_rows
 from storage.models import CallEvent
 from storage.outcome import Lane
-from storage.queries import insert_many_or_ignore, insert_many_or_ignore_now
+from storage.queries import ignore_many, insert_many_or_ignore, insert_many_or_ignore_now
 from storage.queue import RetryPolicy
 from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
@@ -278,9 +278,7 @@ class CallInbox:
             if not spooled:
                 break
             ended = {row.call_key for row in spooled if row.late_end and row.call_key}
-            await insert_many_or_ignore(
-                session, CallEvent, inbox_rows(spooled), ("provider", "dedup_key")
-            )
+            await ignore_many(session, CallEvent, inbox_rows(spooled))
             if ended:  # in the same commit: a replayed call never looks live
                 await demote(session, ended)
             last, moved = spooled[-1].id, moved + len(spooled)
