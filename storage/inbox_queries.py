@@ -8,8 +8,9 @@ a reason retrying cannot fix). `revive` puts dead pushes back in line, as `Queue
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,27 +62,38 @@ async def revive(db: Database, event_id: int | None = None) -> int:
         return int(result.rowcount)
 
 
+def _demote_statement() -> Any:
+    events = CallEvent.__table__  # type: ignore[attr-defined]
+    # Every pending push of the call, whatever its lane: with the lane in the condition,
+    # SQLite searched the index of the lane (every pending live push) instead of the call's.
+    pending = (
+        select(events.c.id)
+        .where(events.c.processed_at.is_(None), events.c.call_key == bindparam("ended_call"))
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(events)
+        .where(events.c.id.in_(pending.scalar_subquery()))
+        .values(lane=int(Lane.HISTORY))
+    )
+
+
+# Built once, run once per call (executemany): an IN list of the calls was a new statement
+# for every number of calls, built (6% of the event loop in saturation), compiled and kept
+# by SQLite's statement cache each time.
+_DEMOTE = _demote_statement()
+
+
 async def demote(session: AsyncSession, call_keys: Collection[str]) -> None:
     """The pending live pushes of these calls go to the history lane (the call ended long ago:
     telephony/calls/lanes.py). Rows an applier holds are being applied: skipped, not waited for
     (on SQLite there is no row lock to skip).
 
     Core, on the session's connection: the ORM's bulk update first selected the rows to
-    synchronize a session that holds none of them (6% of the event loop in saturation)."""
-    events = CallEvent.__table__  # type: ignore[attr-defined]
-    live = (
-        select(events.c.id)
-        .where(
-            events.c.processed_at.is_(None),
-            events.c.call_key.in_(call_keys),
-            events.c.lane == int(Lane.LIVE),
-        )
-        .with_for_update(skip_locked=True)
-    )
-    connection = await session.connection()
-    await connection.execute(
-        update(events).where(events.c.id.in_(live.scalar_subquery())).values(lane=int(Lane.HISTORY))
-    )
+    synchronize a session that holds none of them."""
+    if call_keys:
+        connection = await session.connection()
+        await connection.execute(_DEMOTE, [{"ended_call": key} for key in call_keys])
 
 
 async def lane_backlog(db: Database) -> dict[Lane, int]:

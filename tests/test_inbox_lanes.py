@@ -17,7 +17,7 @@ from bench.megafon_calls import call_lifecycle
 from handlers.web.context import CALLS
 from storage.db import Database
 from storage.inbox_claim import claim
-from storage.inbox_queries import lane_backlog
+from storage.inbox_queries import demote, lane_backlog
 from storage.models import Call, CallEvent, Client, DialogMessage
 from storage.outcome import Lane
 from storage.types import utcnow
@@ -461,3 +461,37 @@ async def test_a_slice_searches_its_calls_pushes_instead_of_walking_the_backlog(
         plan = " ".join(str(row[-1]) for row in found.all())
     assert "SEARCH call_events USING INDEX ix_call_events_pending_call" in plan, plan
     assert "SCAN call_events" not in plan, plan  # the pending pushes are never walked
+
+
+async def test_a_late_outcome_searches_its_calls_pushes_instead_of_the_live_lane(
+    db: Database,
+) -> None:
+    """A late outcome moves its call's pending pushes to history. With the lane in its
+    condition, SQLite searched the index of the lane: every pending live push, for every late
+    outcome of a replay."""
+    rows = [stored_push(f"k{n}", f"call-{n % 500}") for n in range(3000)]
+    async with db.session() as session:
+        await session.exec(  # type: ignore[call-overload]
+            SQLModel.metadata.tables["call_events"].insert(), params=rows
+        )
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE call_events SET lane"):
+            captured.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with db.session() as session:
+            await demote(session, ["megafon:call-7", "megafon:call-8"])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
+    assert await lane_backlog(db) == {Lane.LIVE: 3000 - 12, Lane.HISTORY: 12}
+    [(statement, parameters)] = captured
+    one_call = parameters[0] if isinstance(parameters, list) else parameters  # executemany
+    async with db.session() as session:
+        connection = await session.connection()
+        found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", one_call)
+        plan = " ".join(str(row[-1]) for row in found.all())
+    assert "SEARCH call_events USING INDEX ix_call_events_pending_call" in plan, plan
+    assert "pending_lane" not in plan and "SCAN call_events" not in plan, plan
