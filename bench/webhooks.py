@@ -597,11 +597,20 @@ async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             if "saturation" in parts:
                 print(f"Trubka saturation, {load}:")
                 spy = await start_py_spy(args.py_spy, trubka.pid) if args.py_spy else None
+                _, applied_before = await backlog.counts()
                 cpu_before, began = thread_cpu(trubka.pid), time.perf_counter()
                 accepted = await saturation(url, "trubka")
                 cpu_after, took = thread_cpu(trubka.pid), time.perf_counter() - began
                 if spy is not None:
                     await stop_py_spy(spy)
+                waiting, applied_after = await backlog.counts()
+                applied = applied_after - applied_before
+                # Applying shares the core: a server that accepts more by applying nothing
+                # during the burst only leaves its managers uninformed for longer.
+                print(
+                    f"  applied meanwhile: {applied} pushes ({applied / took:.0f}/s); "
+                    f"{waiting} waiting at the end"
+                )
                 print("  CPU by thread (warm-up included):")
                 for line in cpu_lines(cpu_before, cpu_after, took, accepted * took):
                     print(line)
