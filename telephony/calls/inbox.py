@@ -252,7 +252,8 @@ class CallInbox:
     async def move_spooled(self) -> int:
         """Move what landed in the spool into `call_events`, in transactions of its own (before
         pushes are applied one by one, and in tests; a slice moves them in its own
-        transaction); returns how many were moved."""
+        transaction); returns how many were moved. What lands meanwhile is left to the next
+        slice once a move found less than a batch (a flood is not chased)."""
         moved = 0
         while True:
             async with self._db.session() as session:
@@ -262,6 +263,8 @@ class CallInbox:
             assert self._spool is not None
             await self._spool.forget(landed[0])
             moved += landed[1]
+            if landed[1] < _MOVE_AT_ONCE:
+                return moved
 
     async def _land(self, session: AsyncSession) -> tuple[int, int] | None:
         """Copy everything that landed in the spool into `call_events` (in the order it was
