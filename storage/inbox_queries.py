@@ -85,7 +85,7 @@ _DEMOTE = _demote_statement()
 
 
 async def demote(session: AsyncSession, call_keys: Collection[str]) -> None:
-    """The pending live pushes of these calls go to the history lane (the call ended long ago:
+    """The pending pushes of these calls go to the history lane (the call ended long ago:
     telephony/calls/lanes.py). Rows an applier holds are being applied: skipped, not waited for
     (on SQLite there is no row lock to skip).
 

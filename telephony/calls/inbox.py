@@ -267,8 +267,9 @@ class CallInbox:
                 return moved
 
     async def _land(self, session: AsyncSession) -> tuple[int, int] | None:
-        """Copy everything that landed in the spool into `call_events` (in the order it was
-        stored, so the claim picks the live lane from all of it) in the caller's transaction;
+        """Copy what landed in the spool into `call_events` (in the order it was stored, so
+        the claim picks the live lane from all of it; a batch or the slice's length at most,
+        so the writer is given up between slices, also under a flood) in the caller's transaction;
         the last spooled id copied and how many, to be forgotten after the commit. A crash
         before forgetting copies them again: ignored by their dedup key."""
         if self._spool is None:
@@ -460,8 +461,8 @@ class CallInbox:
         return None
 
 
-# Spooled pushes moved into `call_events` per statement (one multi-row INSERT), and at most
-# before a slice (with the slice's length: a flood faster than moving still lets slices run).
+# Spooled pushes moved into `call_events` per statement (one executemany), and at most before
+# a slice (with the slice's length: a flood faster than moving still lets slices run).
 _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
 # Pushes a slice claims at most while pushes wait to be stored.
