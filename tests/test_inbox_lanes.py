@@ -4,8 +4,9 @@ and on PostgreSQL several appliers drain one inbox to exactly what one applier g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -427,26 +428,16 @@ async def test_a_slice_searches_its_calls_pushes_instead_of_walking_the_backlog(
     applying fell behind 300 pushes/s after a burst. The claim still returns them in order."""
     # A replayed backlog of 500 calls, six pushes each; the last 32 are live (a late push of a
     # call that rings now): the claim pulls each such call's earlier pushes along.
-    rows = [
-        stored_push(f"k{n}", f"call-{n % 500}", Lane.LIVE if n >= 2968 else Lane.HISTORY)
-        for n in range(3000)
-    ]
-    async with db.session() as session:
-        await session.exec(  # type: ignore[call-overload]
-            SQLModel.metadata.tables["call_events"].insert(), params=rows
-        )
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("SELECT call_events.id, call_events.provider"):
-            captured.append((statement, parameters))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
-    try:
+    await _insert_rows(
+        db,
+        [
+            stored_push(f"k{n}", f"call-{n % 500}", Lane.LIVE if n >= 2968 else Lane.HISTORY)
+            for n in range(3000)
+        ],
+    )
+    with _captured(db, "SELECT call_events.id, call_events.provider") as captured:
         async with db.session() as session:
             claimed = await claim(session, 32, postgres=False)
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
     # The 32 live pushes name 32 calls; each call's six pushes come along, in id order.
     assert len(claimed.events) == 32 * 6
     by_call: dict[str | None, list[int]] = {}
@@ -455,10 +446,7 @@ async def test_a_slice_searches_its_calls_pushes_instead_of_walking_the_backlog(
     assert all(ids == sorted(ids) for ids in by_call.values())
     assert [pushed.id for pushed in claimed.events[:3]] == [469, 969, 1469]
     [(statement, parameters)] = captured
-    async with db.session() as session:
-        connection = await session.connection()
-        found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-        plan = " ".join(str(row[-1]) for row in found.all())
+    plan = await _plan(db, statement, parameters)
     assert "SEARCH call_events USING INDEX ix_call_events_pending_call" in plan, plan
     assert "SCAN call_events" not in plan, plan  # the pending pushes are never walked
 
@@ -469,29 +457,45 @@ async def test_a_late_outcome_searches_its_calls_pushes_instead_of_the_live_lane
     """A late outcome moves its call's pending pushes to history. With the lane in its
     condition, SQLite searched the index of the lane: every pending live push, for every late
     outcome of a replay."""
-    rows = [stored_push(f"k{n}", f"call-{n % 500}") for n in range(3000)]
+    await _insert_rows(db, [stored_push(f"k{n}", f"call-{n % 500}") for n in range(3000)])
+    with _captured(db, "UPDATE call_events SET lane") as captured:
+        async with db.session() as session:
+            await demote(session, ["megafon:call-7", "megafon:call-8"])
+    assert await lane_backlog(db) == {Lane.LIVE: 3000 - 12, Lane.HISTORY: 12}
+    [(statement, parameters)] = captured
+    one_call = parameters[0] if isinstance(parameters, list) else parameters  # executemany
+    plan = await _plan(db, statement, one_call)
+    assert "SEARCH call_events USING INDEX ix_call_events_pending_call" in plan, plan
+    assert "pending_lane" not in plan and "SCAN call_events" not in plan, plan
+
+
+async def _insert_rows(db: Database, rows: list[dict[str, Any]]) -> None:
+    """`call_events` rows written as they are (a backlog without the webhook)."""
     async with db.session() as session:
         await session.exec(  # type: ignore[call-overload]
             SQLModel.metadata.tables["call_events"].insert(), params=rows
         )
+
+
+@contextlib.contextmanager
+def _captured(db: Database, prefix: str) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (and their parameters) starting with `prefix` run inside the block."""
     captured: list[tuple[str, Any]] = []
 
     def capture(_c: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("UPDATE call_events SET lane"):
+        if statement.startswith(prefix):
             captured.append((statement, parameters))
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", capture)
     try:
-        async with db.session() as session:
-            await demote(session, ["megafon:call-7", "megafon:call-8"])
+        yield captured
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", capture)
-    assert await lane_backlog(db) == {Lane.LIVE: 3000 - 12, Lane.HISTORY: 12}
-    [(statement, parameters)] = captured
-    one_call = parameters[0] if isinstance(parameters, list) else parameters  # executemany
+
+
+async def _plan(db: Database, statement: str, parameters: Any) -> str:
+    """SQLite's query plan of a captured statement, its steps joined."""
     async with db.session() as session:
         connection = await session.connection()
-        found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", one_call)
-        plan = " ".join(str(row[-1]) for row in found.all())
-    assert "SEARCH call_events USING INDEX ix_call_events_pending_call" in plan, plan
-    assert "pending_lane" not in plan and "SCAN call_events" not in plan, plan
+        found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return " ".join(str(row[-1]) for row in found.all())
