@@ -201,7 +201,7 @@ async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Da
     """A PBX replaying its history fills the landing file faster than slices move it. Moving
     all of it in one slice held SQLite's one writer for as long: every other writer (a lease
     renewal, the Telegram sender, the API) waited, and under a steady flood it never got in.
-    A slice moves one batch or one slice's length, then gives the writer up."""
+    A slice moves for `move_seconds` at most (here: one batch), then gives the writer up."""
     assert db.spool is not None
     pushes = 4 * _MOVE_AT_ONCE
     rows = []
@@ -210,7 +210,7 @@ async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Da
         row = stored_push(dedup_key(fields), fields["callid"])
         rows.append({**row, "payload": json.dumps(fields)})
     await db.spool.store(rows)
-    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, slice_seconds=0.001)
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, move_seconds=0.001)
     writer_taken = asyncio.Event()
     event.listen(db.engine.sync_engine.pool, "checkout", lambda *_: writer_taken.set())
     await inbox.start()

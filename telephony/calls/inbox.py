@@ -77,6 +77,7 @@ class CallInbox:
         parsers: Mapping[str, PushParser],
         *,
         slice_seconds: float = 0.05,
+        move_seconds: float = 0.5,
         batch_limit: int = 200,
         poll_seconds: float = 1.0,
         stuck_after: float = 60.0,
@@ -91,6 +92,11 @@ class CallInbox:
         # (20 ms slices fell behind). It holds SQLite's writer: pushes land in a file of their
         # own meanwhile (storage/inbox_spool.py), so answers do not wait for it.
         self._slice = slice_seconds
+        # SQLite: how long a slice may move what landed before it claims (`_land`). Long enough
+        # to move a replay's backlog in a few slices (a call ringing behind it waits for the
+        # move), short enough that the other writers, the leases' renewals among them (1.67 s),
+        # get the writer in between.
+        self._move = move_seconds
         self._batch_limit = batch_limit
         # The applying loop is the house's one worker runner: woken when pushes are stored,
         # polling when idle (pushes stored by another process), stopped between slices.
@@ -268,10 +274,10 @@ class CallInbox:
 
     async def _land(self, session: AsyncSession) -> tuple[int, int] | None:
         """Copy what landed in the spool into `call_events` (in the order it was stored, so
-        the claim picks the live lane from all of it; a batch or the slice's length at most,
-        so the writer is given up between slices, also under a flood) in the caller's transaction;
-        the last spooled id copied and how many, to be forgotten after the commit. A crash
-        before forgetting copies them again: ignored by their dedup key."""
+        the claim picks the live lane from all of it; what had landed, for `move_seconds` at
+        most, so the writer is given up between slices, also under a flood) in the caller's
+        transaction; the last spooled id copied and how many, to be forgotten after the commit.
+        A crash before forgetting copies them again: ignored by their dedup key."""
         if self._spool is None:
             return None
         await session.connection()  # the writer first: a request after an answer sees it applied
@@ -289,7 +295,7 @@ class CallInbox:
             # What lands meanwhile is the next slice's. Chasing a flood here held the writer for
             # as long as the flood lasted: no slice applied, and every other writer (the
             # leases, the Telegram sender, the API) waited it out.
-            if len(spooled) < _MOVE_AT_ONCE or time.monotonic() - began > self._slice:
+            if len(spooled) < _MOVE_AT_ONCE or time.monotonic() - began > self._move:
                 break
         return (last, moved) if moved else None
 
@@ -462,7 +468,7 @@ class CallInbox:
 
 
 # Spooled pushes moved into `call_events` per statement (one executemany), and at most before
-# a slice (with the slice's length: a flood faster than moving still lets slices run).
+# a slice (with `move_seconds`: a flood faster than moving still lets slices run).
 _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
 # Pushes a slice claims at most while pushes wait to be stored.
