@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import event, func, text
 from sqlmodel import select
@@ -196,7 +197,6 @@ async def test_a_late_outcome_finds_its_calls_live_pushes_without_a_scan(db: Dat
     ]
 
 
-
 async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Database) -> None:
     """A PBX replaying its history fills the landing file faster than slices move it. Moving
     all of it in one slice held SQLite's one writer for as long: every other writer (a lease
@@ -204,24 +204,23 @@ async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Da
     A slice moves for `move_seconds` at most (here: one batch), then gives the writer up."""
     assert db.spool is not None
     pushes = 4 * _MOVE_AT_ONCE
-    rows = []
-    for n in range(pushes):
-        fields = _ringing(f"R-{n}", f"7901{n:07d}")
-        row = stored_push(dedup_key(fields), fields["callid"])
-        rows.append({**row, "payload": json.dumps(fields)})
-    await db.spool.store(rows)
+    await db.spool.store(_landed_rings(range(pushes)))
     inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, move_seconds=0.001)
     writer_taken = asyncio.Event()
-    event.listen(db.engine.sync_engine.pool, "checkout", lambda *_: writer_taken.set())
+
+    def taken(*_: object) -> None:
+        writer_taken.set()
+
+    event.listen(db.engine.sync_engine.pool, "checkout", taken)
     await inbox.start()
     try:
         await writer_taken.wait()  # the first slice holds the writer
         async with asyncio.timeout(TTL / 3):  # as a lease renewal (bot/singletons.py)
             await leases.take(db, "replay-test", "this-process", timedelta(seconds=TTL))
-        async with db.read() as session:
-            moved = (await session.exec(select(func.count()).select_from(CallEvent))).one()
+        moved = await _events_stored(db)
         assert 0 < moved < pushes  # the renewal got the writer between two slices
     finally:
+        event.remove(db.engine.sync_engine.pool, "checkout", taken)
         await inbox.stop(grace_seconds=0)  # between two slices; the rest waits for a restart
 
 
@@ -238,16 +237,27 @@ async def test_moving_any_number_of_pushes_prepares_one_statement(db: Database) 
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
     moved = 0
-    for size in (1, 7, 30):
-        rows = []
-        for n in range(moved, moved + size):
-            fields = _ringing(f"M-{n}", f"7902{n:07d}")
-            rows.append({**stored_push(dedup_key(fields), fields["callid"]), "payload": "{}"})
-        await db.spool.store(rows)
-        assert await inbox.move_spooled() == size
-        moved += size
-    event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for size in (1, 7, 30):
+            await db.spool.store(_landed_rings(range(moved, moved + size)))
+            assert await inbox.move_spooled() == size
+            moved += size
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     assert len(inserts) == 1
+    assert await _events_stored(db) == moved
+
+
+def _landed_rings(numbers: range) -> list[dict[str, Any]]:
+    """Landing-file rows of calls ringing (one INCOMING each), as the webhook stores them."""
+    rows: list[dict[str, Any]] = []
+    for n in numbers:
+        fields = _ringing(f"R-{n}", f"7901{n:07d}")
+        row = stored_push(dedup_key(fields), fields["callid"])
+        rows.append({**row, "payload": json.dumps(fields)})
+    return rows
+
+
+async def _events_stored(db: Database) -> int:
     async with db.read() as session:
-        stored = (await session.exec(select(func.count()).select_from(CallEvent))).one()
-    assert stored == moved
+        return int((await session.exec(select(func.count()).select_from(CallEvent))).one())
