@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database
-from storage.inbox_claim import Claim, claim
+from storage.inbox_claim import Claim, ClaimedPush, claim
 from storage.inbox_queries import demote, mark_dead
 from storage.inbox_queries import revive as revive_pushes
 from storage.inbox_spool import inbox_rows
@@ -336,7 +336,7 @@ class CallInbox:
                 await self.pipeline.committed(each)
             return handled
 
-    async def _claim(self, session: AsyncSession, limit: int) -> list[CallEvent]:
+    async def _claim(self, session: AsyncSession, limit: int) -> list[ClaimedPush]:
         """The pushes this slice may apply, in order (live lane first, a call's pushes in
         stored order, calls another process applies left out): storage/inbox_claim.py."""
         claimed: Claim = await claim(session, limit, postgres=self._db.dialect == "postgresql")
@@ -383,7 +383,7 @@ class CallInbox:
         """Apply the oldest push in its own transaction; if it fails, mark it dead in another
         one (the failed transaction is rolled back first, so marking always can work). Its
         pipeline steps run in savepoints: a failing step never makes the push dead."""
-        events: list[CallEvent] = []
+        events: list[ClaimedPush] = []
         event_id = 0
         provider = ""
         await self.move_spooled()  # the failed slice's move was rolled back with it
@@ -431,7 +431,7 @@ class CallInbox:
         self._retry_in = (next_at - now).total_seconds()
         return True
 
-    def _parse(self, events: Sequence[CallEvent]) -> list[SlicePush]:
+    def _parse(self, events: Sequence[ClaimedPush]) -> list[SlicePush]:
         pushes: list[SlicePush] = []
         for event in events:
             assert event.id is not None
@@ -441,7 +441,7 @@ class CallInbox:
             )
         return pushes
 
-    async def _apply(self, session: AsyncSession, event: CallEvent) -> list[CallUpdate]:
+    async def _apply(self, session: AsyncSession, event: ClaimedPush) -> list[CallUpdate]:
         assert event.id is not None
         parser = self._parsers[event.provider]
         return [
@@ -476,7 +476,7 @@ _SLICE_WHILE_STORING = 32
 
 
 def _mark_replays(
-    events: Sequence[CallEvent], pushes: Sequence[SlicePush], updates: Sequence[CallUpdate]
+    events: Sequence[ClaimedPush], pushes: Sequence[SlicePush], updates: Sequence[CallUpdate]
 ) -> None:
     """A ringing or end stored in the history lane was moved there by its call's late outcome
     (telephony/calls/lanes.py): its update is a replay."""
