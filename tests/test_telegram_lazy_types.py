@@ -118,3 +118,23 @@ def test_what_a_running_bot_calls_is_built_before_serving() -> None:
     methods = warm["methods"]
     assert isinstance(methods, list)
     assert called <= {_snake(name) for name in methods}
+
+
+WARM_THEN_COLLECT = """
+import gc, json
+import bot.telegram.wiring
+from aiogram.methods import EditMessageText, GetUpdates, SendMessage
+from aiogram.methods.base import Response
+from bot.telegram import lazy_types
+
+lazy_types.warm_up()
+gc.collect()
+print(json.dumps({"built": [Response[method.__returning__].__pydantic_complete__
+                            for method in (SendMessage, EditMessageText, GetUpdates)]}))
+"""
+
+
+def test_the_answers_built_before_serving_outlive_a_garbage_collection() -> None:
+    """pydantic holds `Response[Message]` by a weak reference only: dropped by the collector,
+    it would be built again on the next send, while serving."""
+    assert run(WARM_THEN_COLLECT)["built"] == [True, True, True]

@@ -140,6 +140,10 @@ def _warmed() -> tuple[type[Any], ...]:
 
 # The Bot API methods Trubka calls (a test checks the code calls no other).
 WARMED = _warmed()
+# Their answers' models, built by `warm_up`. Held here: pydantic keeps a parametrized generic
+# (`Response[Message]`) only by a weak reference, so the garbage collector could drop a built
+# one and aiogram would build it again on the next send, while serving.
+_ANSWERS: list[type[BaseModel]] = []
 
 
 def warm_up() -> None:
@@ -148,9 +152,15 @@ def warm_up() -> None:
     every push waiting on it) while serving; here they are built once, before the startup
     objects are frozen (bot/http_server.py)."""
     from aiogram.methods.base import Response
-    from aiogram.types import Update
+    from aiogram.types import Message, Update
 
+    # Message first: an update then reuses what it built (2.3 MB less than the other way).
+    Message.model_rebuild()
     Update.model_rebuild()
+    answers = []
     for method in WARMED:
         method.model_rebuild()
-        Response[method.__returning__].model_rebuild()  # type: ignore[name-defined]
+        answer = Response[method.__returning__]  # type: ignore[name-defined]
+        answer.model_rebuild()
+        answers.append(answer)
+    _ANSWERS[:] = answers
