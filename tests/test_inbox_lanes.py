@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -499,3 +500,75 @@ async def _plan(db: Database, statement: str, parameters: Any) -> str:
         connection = await session.connection()
         found = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
         return " ".join(str(row[-1]) for row in found.all())
+
+
+def _ringing(calls: int) -> list[dict[str, Any]]:
+    """`call_events` rows of `calls` INCOMING pushes, one per call, as the webhook stores them."""
+    rows = []
+    for n in range(calls):
+        fields = _event(f"B{n}", f"7900{n:07d}", "INCOMING")
+        row = stored_push(dedup_key(fields), f"B{n}")
+        row["payload"] = json.dumps({k: v for k, v in fields.items() if k != "crm_token"})
+        rows.append(row)
+    return rows
+
+
+async def _rows_read(db: Database, statement: str, parameters: Any) -> int:
+    """How many rows PostgreSQL's plan of a captured statement reads: those its scans return
+    and those their filters throw away (EXPLAIN ANALYZE, rolled back)."""
+    async with db.session() as session:
+        connection = await session.connection()
+        found = await connection.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters
+        )
+        plan = found.scalar_one()
+        await session.rollback()
+
+    def read(node: dict[str, Any]) -> int:
+        own = 0
+        if "Scan" in node["Node Type"] and "Bitmap Index" not in node["Node Type"]:
+            own = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    return read((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+
+
+async def test_a_backlog_behind_statistics_of_an_idle_inbox_is_claimed_from_its_index(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL plans the claim from statistics autovacuum took when it liked. Taken while
+    nothing waited, they say no push is pending: every claim then read the whole backlog (4 ms
+    a claim behind 10,000 pushes, three claims a slice). Applying a backlog refreshes them."""
+    db = Database(postgres_url)
+    autovacuum = "ALTER TABLE call_events SET (autovacuum_enabled = {})"
+    try:
+        await _empty(db)
+        async with db.autocommit() as connection:
+            await connection.execute(text(autovacuum.format("false")))  # no refresh but ours
+        done = _ringing(7000)
+        for row in done[:5000]:
+            row["processed_at"] = utcnow()
+        await _insert_rows(db, done[:5000])
+        async with db.autocommit() as connection:
+            await connection.execute(text("VACUUM ANALYZE call_events"))  # an idle inbox's
+        await _insert_rows(db, done[5000:])
+        inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+        claiming = "SELECT call_events.id"  # the claim's three statements
+        with _captured(db, claiming) as captured:
+            async with db.session() as session:
+                await claim(session, 32, postgres=True)
+        stale = [await _rows_read(db, *statement) for statement in captured]
+        assert max(stale) >= 2000, stale  # the whole backlog: the statistics are stale
+
+        handled = 0
+        while handled < 32:  # a slice that applied a backlog's worth refreshes the statistics
+            handled = await inbox.process_once()
+        with _captured(db, claiming) as captured:
+            assert await inbox.process_once()
+        fresh = [await _rows_read(db, *statement) for statement in captured]
+        assert max(fresh) <= 200, fresh  # the slice's claim, not the backlog
+        assert await _pending(db) > 1800  # a backlog still waits
+    finally:
+        async with db.autocommit() as connection:
+            await connection.execute(text(autovacuum.format("true")))
+        await db.dispose()

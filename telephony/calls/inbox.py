@@ -44,6 +44,7 @@ from storage.inbox_queries import revive as revive_pushes
 from storage.inbox_spool import inbox_rows
 from storage.models import CallEvent
 from storage.outcome import Lane
+from storage.planner_statistics import PlannerStatistics
 from storage.queries import ignore_many, insert_many_or_ignore, insert_many_or_ignore_now
 from storage.queue import RetryPolicy
 from storage.queue_stats import INBOX, queue_stats
@@ -124,6 +125,11 @@ class CallInbox:
         self._busy = False  # the last claim found only calls another process was applying
         # /healthz calls the inbox stuck when its oldest unapplied push is older than this.
         self.stuck_after = stuck_after
+        # PostgreSQL plans the claim from statistics that may predate a backlog: refreshed
+        # while one waits (storage/planner_statistics.py).
+        self._statistics = (
+            PlannerStatistics(db, "call_events") if db.dialect == "postgresql" else None
+        )
 
     def register(self, provider: str, parser: PushParser) -> None:
         self._parsers[provider] = parser
@@ -360,6 +366,8 @@ class CallInbox:
             decided = await self.pipeline.decide_many(session, updates)
         if landed is not None and self._spool is not None:
             await self._spool.forget(landed[0])
+        if handled >= _BACKLOG_SLICE and self._statistics is not None:
+            await self._statistics.refresh()
         if handled:
             # The next slice claims twice as many while slices stay within their time (fewer
             # transactions, rounds of more calls for the steps), half as many when one did not.
@@ -473,6 +481,8 @@ _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
 # Pushes a slice claims at most while pushes wait to be stored.
 _SLICE_WHILE_STORING = 32
+# A slice that applied this many pushes (or more) had a backlog to take them from.
+_BACKLOG_SLICE = 32
 
 
 def _mark_replays(
