@@ -7,7 +7,10 @@ two commits can be compared in the same run of a noisy machine:
 
     .venv/bin/python bench/apply.py [--calls 400] [--database-url URL] [--bare] [--telegram]
 
-`--bare` applies with no observers (the call state machine alone). `--telegram` turns Telegram
+`--bare` applies with no observers (the call state machine alone). `--idle-statistics`
+(PostgreSQL) first applies as many other calls and takes the planner's statistics while
+nothing waits, as autovacuum may; `--no-refresh` then applies without refreshing them (the
+inbox before 5 December; storage/planner_statistics.py), for a baseline. `--telegram` turns Telegram
 on against the fake Bot API (tests/fakes/telegram.py), with the call's manager on duty: the
 notes step queues the topic notes and private alerts as in production. `--py-spy FILE` samples
 the timed part alone with py-spy (raw collapsed stacks, one frame per function) into FILE;
@@ -63,6 +66,29 @@ async def fake_telegram(db: object) -> dict[str, object]:
     }
 
 
+async def idle_statistics(db: object, calls: int) -> None:
+    """Other calls' pushes stored and applied (by an inbox of their own), then the statistics
+    taken while none waits."""
+    from sqlalchemy import text
+
+    from storage.db import Database
+    from telephony.calls.inbox import CallInbox
+    from telephony.calls.pipeline import CallPipeline
+    from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
+
+    assert isinstance(db, Database)
+    history = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    await history.start(process=False)
+    pushes = [p for n in range(calls, 2 * calls) for p in lifecycle(n)]
+    await asyncio.gather(
+        *(history.submit(PROVIDER, p, dedup_key(p), command=p["cmd"]) for p in pushes)
+    )
+    await history.drain()
+    await history.stop(grace_seconds=0)
+    async with db.autocommit() as connection:
+        await connection.execute(text("VACUUM ANALYZE call_events"))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
@@ -70,6 +96,14 @@ async def main() -> None:
     parser.add_argument("--bare", action="store_true", help="no observers")
     parser.add_argument("--telegram", action="store_true", help="Telegram on (fake Bot API)")
     parser.add_argument("--statements", action="store_true", help="list the SQL statements run")
+    parser.add_argument(
+        "--idle-statistics",
+        action="store_true",
+        help="PostgreSQL: statistics of an idle inbox (applied history, then VACUUM ANALYZE)",
+    )
+    parser.add_argument(
+        "--no-refresh", action="store_true", help="the inbox never refreshes the statistics"
+    )
     parser.add_argument("--py-spy", dest="py_spy", help="sample the timed part into this file")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -109,6 +143,10 @@ async def main() -> None:
         inbox = app[CALLS].inbox
         await inbox.stop(grace_seconds=0)  # applying is timed below, not in the background
         await inbox.start(process=False)
+    if args.idle_statistics:
+        await idle_statistics(db, args.calls)
+    if args.no_refresh:
+        inbox._statistics = None  # as the inbox was before it refreshed them
     pushes = [p for n in range(args.calls) for p in lifecycle(n)]
     await asyncio.gather(
         *(inbox.submit(PROVIDER, p, dedup_key(p), command=p["cmd"]) for p in pushes)
