@@ -24,6 +24,10 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 60.0  # seconds
+# A VACUUM of the table holds the lock ANALYZE needs, for as long as it runs: the refresh gives
+# up after this (and is tried again later) rather than hold the applier that long.
+_LOCK_TIMEOUT = text("SET lock_timeout = '200ms'")
+_NO_LOCK_TIMEOUT = text("RESET lock_timeout")
 
 
 class PlannerStatistics:
@@ -52,7 +56,11 @@ class PlannerStatistics:
         self._due = self._clock() + self._every
         try:
             async with self._db.autocommit() as connection:
-                await connection.execute(self._statement)
+                await connection.execute(_LOCK_TIMEOUT)
+                try:
+                    await connection.execute(self._statement)
+                finally:
+                    await connection.execute(_NO_LOCK_TIMEOUT)
         except Exception as exc:
             log.warning("could not refresh the statistics of %s: %s", self._table, exc)
             return False
