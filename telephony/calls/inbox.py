@@ -366,8 +366,6 @@ class CallInbox:
             decided = await self.pipeline.decide_many(session, updates)
         if landed is not None and self._spool is not None:
             await self._spool.forget(landed[0])
-        if handled >= _BACKLOG_SLICE and self._statistics is not None:
-            await self._statistics.refresh()
         if handled:
             # The next slice claims twice as many while slices stay within their time (fewer
             # transactions, rounds of more calls for the steps), half as many when one did not.
@@ -375,6 +373,8 @@ class CallInbox:
                 self._fetch = min(self._batch_limit, max(self._fetch, 2 * handled))
             else:
                 self._fetch = max(2, handled // 2)
+        if handled >= _BACKLOG_SLICE and self._statistics is not None:
+            await self._statistics.refresh()  # after the sizing: not part of the slice's time
         return handled, decided
 
     def _claim_size(self) -> int:
