@@ -49,8 +49,8 @@ class PlannerStatistics:
         self._due = float("-inf")
 
     async def refresh(self) -> bool:
-        """ANALYZE the table if the last refresh is old enough; whether it ran. A failure
-        (say, a database user that may not ANALYZE) is logged and tried again only later."""
+        """ANALYZE the table if the last refresh is old enough; whether it ran. A failure (a
+        lock timeout behind a VACUUM, the database away) is logged and tried again only later."""
         if self._clock() < self._due:
             return False
         self._due = self._clock() + self._every
