@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from handlers.web.context import CALLS
 from storage.outcome import Lane
 from storage.types import utcnow
+from telephony.providers.megafon import dedup_key
 from tests.conftest import CRM_TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "megafon"
@@ -35,6 +38,27 @@ def stored_push(key: str, call: str, lane: Lane = Lane.LIVE) -> dict[str, Any]:
         "lane": int(lane),
         "call_key": f"megafon:{call}",
     }
+
+
+
+def stored_rings(
+    numbers: Iterable[int], call_prefix: str, phone_prefix: str = "7900"
+) -> list[dict[str, Any]]:
+    """`call_events` rows of calls ringing, one INCOMING each (call `{call_prefix}{n}`), as the
+    webhook stores them: the push's fields as the payload."""
+    rows = []
+    for n in numbers:
+        fields = {
+            "cmd": "event",
+            "type": "INCOMING",
+            "phone": f"{phone_prefix}{n:07d}",
+            "callid": f"{call_prefix}{n}",
+            "user": "andy",
+            "ext": "701",
+        }
+        row = stored_push(dedup_key(fields), fields["callid"])
+        rows.append({**row, "payload": json.dumps(fields)})
+    return rows
 
 
 async def push(

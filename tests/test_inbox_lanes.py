@@ -28,7 +28,7 @@ from telephony.calls.pipeline import CallPipeline
 from telephony.events import CallUpdate
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push, parse_push
 from tests.conftest import CRM_TOKEN, AppClient, AppFactory
-from tests.megafon_replay import stored_push
+from tests.megafon_replay import stored_push, stored_rings
 
 BACKLOG_CALLS = 300
 
@@ -502,17 +502,6 @@ async def _plan(db: Database, statement: str, parameters: Any) -> str:
         return " ".join(str(row[-1]) for row in found.all())
 
 
-def _ringing(calls: int) -> list[dict[str, Any]]:
-    """`call_events` rows of `calls` INCOMING pushes, one per call, as the webhook stores them."""
-    rows = []
-    for n in range(calls):
-        fields = _event(f"B{n}", f"7900{n:07d}", "INCOMING")
-        row = stored_push(dedup_key(fields), f"B{n}")
-        row["payload"] = json.dumps({k: v for k, v in fields.items() if k != "crm_token"})
-        rows.append(row)
-    return rows
-
-
 async def _rows_read(db: Database, statement: str, parameters: Any) -> int:
     """How many rows PostgreSQL's plan of a captured statement reads: those its scans return
     and those their filters throw away (EXPLAIN ANALYZE, rolled back)."""
@@ -545,7 +534,7 @@ async def test_a_backlog_behind_statistics_of_an_idle_inbox_is_claimed_from_its_
         await _empty(db)
         async with db.autocommit() as connection:
             await connection.execute(text(autovacuum.format("false")))  # no refresh but ours
-        done = _ringing(7000)
+        done = stored_rings(range(7000), "B")
         for row in done[:5000]:
             row["processed_at"] = utcnow()
         await _insert_rows(db, done[:5000])

@@ -4,9 +4,7 @@ for the main database's writer, and every landed push is applied exactly once.""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import event, func, text
 from sqlmodel import select
@@ -26,7 +24,7 @@ from telephony.calls.inbox import _MOVE_AT_ONCE, CallInbox, oldest_pending_age
 from telephony.calls.pipeline import CallPipeline
 from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
 from tests.conftest import CRM_TOKEN, AppFactory
-from tests.megafon_replay import stored_push
+from tests.megafon_replay import stored_rings
 
 
 def _ringing(callid: str, phone: str) -> dict[str, str]:
@@ -204,7 +202,7 @@ async def test_a_big_landing_backlog_is_moved_in_turns_with_other_writers(db: Da
     A slice moves for `move_seconds` at most (here: one batch), then gives the writer up."""
     assert db.spool is not None
     pushes = 4 * _MOVE_AT_ONCE
-    await db.spool.store(_landed_rings(range(pushes)))
+    await db.spool.store(stored_rings(range(pushes), "R-", "7901"))
     inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push}, move_seconds=0.001)
     writer_taken = asyncio.Event()
 
@@ -239,23 +237,13 @@ async def test_moving_any_number_of_pushes_prepares_one_statement(db: Database) 
     moved = 0
     try:
         for size in (1, 7, 30):
-            await db.spool.store(_landed_rings(range(moved, moved + size)))
+            await db.spool.store(stored_rings(range(moved, moved + size), "R-", "7901"))
             assert await inbox.move_spooled() == size
             moved += size
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
     assert len(inserts) == 1
     assert await _events_stored(db) == moved
-
-
-def _landed_rings(numbers: range) -> list[dict[str, Any]]:
-    """Landing-file rows of calls ringing (one INCOMING each), as the webhook stores them."""
-    rows: list[dict[str, Any]] = []
-    for n in numbers:
-        fields = _ringing(f"R-{n}", f"7901{n:07d}")
-        row = stored_push(dedup_key(fields), fields["callid"])
-        rows.append({**row, "payload": json.dumps(fields)})
-    return rows
 
 
 async def _events_stored(db: Database) -> int:
