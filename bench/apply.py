@@ -10,11 +10,11 @@ two commits can be compared in the same run of a noisy machine:
 `--bare` applies with no observers (the call state machine alone). `--idle-statistics`
 (PostgreSQL) first applies as many other calls and takes the planner's statistics while
 nothing waits, as autovacuum may; `--no-refresh` then applies without refreshing them (the
-inbox before 5 December; storage/planner_statistics.py), for a baseline. `--telegram` turns Telegram
-on against the fake Bot API (tests/fakes/telegram.py), with the call's manager on duty: the
-notes step queues the topic notes and private alerts as in production. `--py-spy FILE` samples
-the timed part alone with py-spy (raw collapsed stacks, one frame per function) into FILE;
-`bench/spy_top.py FILE` lists its top functions.
+inbox before 5 December; storage/planner_statistics.py), for a baseline. `--telegram` turns
+Telegram on against the fake Bot API (tests/fakes/telegram.py), with the call's manager on
+duty: the notes step queues the topic notes and private alerts as in production. `--py-spy
+FILE` samples the timed part alone with py-spy (raw collapsed stacks, one frame per function)
+into FILE; `bench/spy_top.py FILE` lists its top functions.
 """
 
 from __future__ import annotations

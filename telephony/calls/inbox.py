@@ -401,7 +401,6 @@ class CallInbox:
                 if not events:
                     return 0, []
                 event = events[0]
-                assert event.id is not None
                 event_id, provider = event.id, event.provider
                 updates = await self._apply(session, event)
                 decided = [
@@ -442,7 +441,6 @@ class CallInbox:
     def _parse(self, events: Sequence[ClaimedPush]) -> list[SlicePush]:
         pushes: list[SlicePush] = []
         for event in events:
-            assert event.id is not None
             parser = self._parsers[event.provider]
             pushes.extend(
                 (event.id, event.provider, push) for push in parser(json.loads(event.payload))
@@ -450,7 +448,6 @@ class CallInbox:
         return pushes
 
     async def _apply(self, session: AsyncSession, event: ClaimedPush) -> list[CallUpdate]:
-        assert event.id is not None
         parser = self._parsers[event.provider]
         return [
             await apply_push(session, push, event.id, event.provider)
