@@ -23,9 +23,10 @@ from storage.db import Database
 from storage.models import Manager
 from telephony.calls.inbox import CallInbox
 from telephony.calls.pipeline import CallPipeline, Decided
+from telephony.calls.pushes import EventPush
 from telephony.clients import create_client
 from telephony.events import CallUpdate
-from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
+from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push, parse_push
 from tests.conftest import AppFactory
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.megafon_replay import load
@@ -153,3 +154,48 @@ async def test_a_slice_decided_set_wise_stores_what_one_by_one_stores(
     assert {d["target"] for d in deliveries} == {"topic", "chat"}
     assert any(d["method"] == "escalate" for d in deliveries)
     assert batched == one_by_one
+
+
+async def test_a_slice_s_alerts_wake_the_sender_with_the_sends_each_alert_takes(
+    any_db: Database, make_client: AppFactory, fake_telegram: FakeTelegram
+) -> None:
+    """A ringing call wakes the sender at once, naming each alert's chat and the fewest sends
+    an alert there takes: the sender skips a pass no chat's budget could serve (a new
+    caller's topic is still to be made: three sends; a known client's, or a private chat:
+    one)."""
+    client = await make_client(
+        any_db,
+        role=Role.WEB,
+        telegram_token=TOKEN,
+        telegram_api_url=fake_telegram.url,
+        telegram_managers_chat_id=GROUP,
+    )
+    inbox = client.server.app[CALLS].inbox
+    await inbox.stop(grace_seconds=0)
+    pipeline = inbox.pipeline
+    assert pipeline.steps.notes is not None
+    wakes: list[dict[str, Any]] = []
+    pipeline.steps.notes._wake = lambda **wake: wakes.append(wake)
+    await empty(any_db)
+    await seed(any_db)
+    ours = CallInbox(any_db, pipeline, {PROVIDER: parse_call_push}, slice_seconds=600)
+    await ours.start(process=False)
+    ringing = [
+        call("inbound_answered", "WAKE-1", KNOWN)[0],  # a known client: andy is responsible
+        call("inbound_missed", "WAKE-2", "79169998877")[0],  # a new caller: andy is on duty
+    ]
+    assert all(push["type"] == "INCOMING" for push in ringing)
+    for fields in ringing:  # as the webhook stores them: live, not history
+        push = parse_push(fields)
+        assert isinstance(push, EventPush)
+        await ours.submit(
+            PROVIDER, fields, dedup_key(fields), command="event", event_type=push.type, push=push
+        )
+    await ours.drain()
+    await ours.stop()
+
+    urgent = [wake["alerts"] for wake in wakes if wake["urgent"]]
+    assert sorted(urgent, key=lambda alerts: alerts[GROUP]) == [
+        {GROUP: 1, 500: 1},
+        {GROUP: 3, 500: 1},
+    ]

@@ -320,6 +320,44 @@ async def test_an_urgent_wake_ends_the_coalescing_of_a_backlog_s_wakes(
     assert counted.passes == 2
 
 
+async def test_an_alert_for_a_chat_whose_budget_is_spent_waits_for_the_budget_not_a_pass(
+    any_db: Database, sender: Sender, fake_telegram: FakeTelegram
+) -> None:
+    """Under a call backlog behind the group's budget nearly every applied slice queues an
+    alert for that group. A pass for each would read the backlog again and send nothing: the
+    alert's wake ends the coalescing only if one of its chats may send it now (a new client's
+    topic takes three sends), else it moves the next pass to when the first of them may."""
+    counted = _count_passes(sender)
+    sender.budgets.cool_off(CHAT, 60)
+    await _enqueue(any_db, sender.clock, *(f"note {n}" for n in range(120)))
+    await sender._step()
+    assert counted.passes == 1
+
+    sender.wake(urgent=True, alerts={CHAT: 1})  # its only chat waits a minute: no pass
+    quiet = await sender._step()
+    assert counted.passes == 1
+    assert quiet is not None and 0 < quiet <= 1.0
+
+    sender.budgets.cool_off(GROUP, 1)  # another chat may send sooner: the pass comes then
+    group_waits = sender.budgets.wait_for(GROUP)
+    assert 0 < group_waits < quiet
+    sender.wake(urgent=True, alerts={CHAT: 1, GROUP: 1})
+    wait = await sender._step()
+    assert counted.passes == 1
+    assert wait is not None and 0 < wait <= group_waits
+
+    other_group = GROUP - 1
+    for _ in range(4):  # a group's bucket holds five sends: one is left
+        assert sender.budgets.take(other_group)
+    sender.wake(urgent=True, alerts={CHAT: 1, other_group: 3})  # a new client's topic: 3 sends
+    await sender._step()
+    assert counted.passes == 1
+    sender.wake(urgent=True, alerts={CHAT: 1, other_group: 1})  # a standing topic: one send
+    await sender._step()
+    assert counted.passes == 2
+    assert not fake_telegram.called("sendMessage")  # the backlog's chat still waits
+
+
 async def test_the_sender_s_read_walks_only_the_unsettled_rows_in_id_order(
     any_db: Database,
 ) -> None:

@@ -86,7 +86,7 @@ class TopicNotifier:
     async def committed(self, update: CallUpdate, result: NotesQueued) -> None:
         if result.sends:
             # A ringing or missed call's sender pass happens at once, even behind a backlog.
-            self._wake(urgent=result.alerts > 0)
+            self._wake(urgent=bool(result.alerts), alerts=result.alerts)
 
     async def _sends(self, session: AsyncSession, update: CallUpdate) -> NotesQueued:
         client = update.client
@@ -170,7 +170,7 @@ class TopicNotifier:
             sends += self._alerts(plan, on_duty, source)
         for outgoing in sends:
             enqueue(session, outgoing)
-        return _queued(sends)
+        return _queued(sends, plan)
 
     async def decide_many(
         self, session: AsyncSession, updates: Sequence[CallUpdate]
@@ -212,7 +212,7 @@ class TopicNotifier:
                 source = sources.get(plan.client.id or 0) if plan.ringing else None
                 sends = sends + self._alerts(plan, on_duty, source)
             outgoing.extend(sends)
-            counts[id(plan)] = _queued(sends)
+            counts[id(plan)] = _queued(sends, plan)
         await enqueue_many(session, outgoing)
         return [counts[id(plan)] if plan else NotesQueued() for plan in plans]
 
@@ -297,8 +297,15 @@ class TopicNotifier:
         return sends
 
 
-def _queued(sends: Sequence[Outgoing]) -> NotesQueued:
-    return NotesQueued(len(sends), sum(1 for outgoing in sends if outgoing.lane == ALERT))
+def _queued(sends: Sequence[Outgoing], plan: _Plan) -> NotesQueued:
+    """What the change queued; an alert in the topic of a client it created takes three sends
+    (the topic, its card, the alert), any other one."""
+    alerts: dict[int, int] = {}
+    for outgoing in sends:
+        if outgoing.lane == ALERT:
+            fewest = 1 if plan.known or outgoing.target != "topic" else 3
+            alerts[outgoing.chat_id] = min(fewest, alerts.get(outgoing.chat_id, fewest))
+    return NotesQueued(len(sends), alerts)
 
 
 @dataclass

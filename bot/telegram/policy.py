@@ -57,8 +57,13 @@ def needed(row: TelegramDelivery, ready: set[int], budgets: Budgets) -> float:
 
 
 def burst(row: TelegramDelivery, budgets: Budgets) -> float:
+    return chat_burst(row.chat_id, budgets)
+
+
+def chat_burst(chat_id: int, budgets: Budgets) -> float:
+    """The most sends a chat's bucket holds (a group's, or a private chat's)."""
     rates = budgets.rates
-    return rates.group_burst if row.chat_id < 0 else rates.chat_burst
+    return rates.group_burst if chat_id < 0 else rates.chat_burst
 
 
 def most_urgent(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -133,12 +133,27 @@ class Sender:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def wake(self, *, urgent: bool = False) -> None:
+    def wake(self, *, urgent: bool = False, alerts: Mapping[int, int] | None = None) -> None:
         """Look at the queue soon; `urgent` (a ringing or missed call was queued): at once,
-        even while a backlog's wakes are being coalesced."""
+        even while a backlog's wakes are being coalesced. With `alerts` (each alert's chat:
+        the fewest sends it takes there), not before one of them may go: under a call backlog
+        behind the group's budget nearly every applied slice queues an alert, and a pass for
+        each read BATCH rows again to send nothing."""
         if urgent:
-            self._quiet_until = float("-inf")
+            self._quiet_until = self._quiet_for(alerts or {})
         self.worker.wake()
+
+    def _quiet_for(self, alerts: Mapping[int, int]) -> float:
+        """Until when an urgent wake may still wait: until the first of `alerts` fits its
+        chat's budget (-inf: one fits now, or the alerts are not known)."""
+        budgets = self.budgets
+        waits = [
+            budgets.wait_for(chat, min(sends, policy.chat_burst(chat, budgets)))
+            for chat, sends in alerts.items()
+        ]
+        if not waits or min(waits) <= 0:
+            return float("-inf")
+        return min(self._quiet_until, self.clock.monotonic() + min(waits))
 
     async def stop(self, task: asyncio.Task[None], grace: float = 5.0) -> None:
         """End `run()` between two sends (a cancel mid-query could leak a DB connection)."""

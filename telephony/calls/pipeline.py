@@ -35,7 +35,7 @@ not applied by the inbox (a requested call) has every step decided in its own tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -82,11 +82,12 @@ class LeadDecision:
 
 @dataclass(frozen=True)
 class NotesQueued:
-    """Telegram: how many sends the change queued, how many of them alerts (a ringing or
-    missed call: the sender looks at once)."""
+    """Telegram: how many sends the change queued, and of those that are alerts (a ringing or
+    missed call: the sender looks at once) the chats, each with the fewest sends an alert
+    there takes (a topic not made yet: three)."""
 
     sends: int = 0
-    alerts: int = field(default=0, repr=False)
+    alerts: Mapping[int, int] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
