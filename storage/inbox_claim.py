@@ -35,6 +35,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among
 from storage.models import CallEvent
 
 _PENDING = col(CallEvent.processed_at).is_(None)
@@ -138,8 +139,8 @@ def _of_calls(calls: Sequence[_Call]) -> ColumnElement[bool]:
     alone = [call.alone for call in calls if call.alone is not None]
     last = max(call.last for call in calls)
     return or_(
-        and_(col(CallEvent.call_key).in_(keys), col(CallEvent.id) <= last),
-        col(CallEvent.id).in_(alone),
+        and_(among(col(CallEvent.call_key), keys), col(CallEvent.id) <= last),
+        among(col(CallEvent.id), alone),
     )
 
 

@@ -8,10 +8,11 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.models import Manager
 
 _BY_LOGIN = select(Manager).where(col(Manager.pbx_login) == bindparam("login"))
-_BY_LOGINS = select(Manager).where(col(Manager.pbx_login).in_(bindparam("logins", expanding=True)))
+_BY_LOGINS = select(Manager).where(among_param(col(Manager.pbx_login), "logins"))
 _SEEN = "trubka.managers_by_login"
 
 

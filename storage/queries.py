@@ -10,6 +10,7 @@ from sqlalchemy import Table, delete
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among
 from storage.db import Database
 from storage.dialects import dialect_of, insert_for
 from storage.models import Call, CallEvent, ClientVariable, DialogMessage
@@ -128,7 +129,7 @@ async def delete_variables(session: AsyncSession, client_id: int, names: list[st
     table = ClientVariable.__table__  # type: ignore[attr-defined]
     result = await session.exec(
         delete(table)
-        .where(table.c.client_id == client_id, table.c.name.in_(names))
+        .where(table.c.client_id == client_id, among(table.c.name, names))
         .returning(table.c.name)
     )
     return [row[0] for row in result.all()]

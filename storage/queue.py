@@ -67,6 +67,7 @@ from sqlalchemy import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among, among_param
 from storage.db import Database
 from storage.dialects import dialect_of, insert_for
 
@@ -217,15 +218,14 @@ class QueueTable:
         if not where and key in self._statements:
             return self._statements[key]
         due = and_(self.due_now(bindparam("claim_now")), *where)
-        ids: BindParameter[Any] = bindparam("claim_ids", expanding=True)
         if named:
             # One statement: with no LIMIT, PostgreSQL running the subquery again cannot claim
             # more than the rows named (FOR UPDATE re-checks each row it locks). `due` only
             # inside: beside `id IN (…)` SQLite would scan the status index.
-            chosen = select(self.c("id")).where(self.c("id").in_(ids), due)
+            chosen = select(self.c("id")).where(among_param(self.c("id"), "claim_ids"), due)
             claimable = self.c("id").in_(chosen.with_for_update(skip_locked=True))
         else:
-            claimable = and_(self.c("id").in_(ids), due)
+            claimable = and_(among_param(self.c("id"), "claim_ids"), due)
         columns = (
             list(self.table.c)
             if returning is None
@@ -258,7 +258,7 @@ class QueueTable:
             result = await session.exec(
                 update(self.table)
                 .where(
-                    self.c("id").in_(ids),
+                    among(self.c("id"), ids),
                     self.c("claim_token") == token,
                     self.c("status") == self.claimed.value,
                 )

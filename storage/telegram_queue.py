@@ -27,6 +27,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from storage.among import among
 from storage.db import Database
 from storage.models import Call
 from storage.outcome import CallOutcome
@@ -186,8 +187,8 @@ async def candidates(
             TelegramDelivery.client_id
         ).is_not(None)
         same_line = or_(
-            topic_row & col(TelegramDelivery.client_id).in_(topics),
-            ~topic_row & col(TelegramDelivery.chat_id).in_(chats),
+            topic_row & among(col(TelegramDelivery.client_id), topics),
+            ~topic_row & among(col(TelegramDelivery.chat_id), chats),
         )
         earlier = (
             await session.exec(
@@ -255,7 +256,7 @@ async def topics(db: Database, client_ids: set[int]) -> dict[int, TelegramTopic]
     if not client_ids:
         return {}
     async with db.read() as session:
-        query = select(TelegramTopic).where(col(TelegramTopic.client_id).in_(client_ids))
+        query = select(TelegramTopic).where(among(col(TelegramTopic.client_id), client_ids))
         return {topic.client_id: topic for topic in (await session.exec(query)).all()}
 
 

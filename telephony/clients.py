@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.channel_models import ClientChannel
 from storage.models import Client, ClientVariable, Manager, PhoneIndexEntry
 from storage.queries import delete_variables, upsert_variables
@@ -175,7 +176,7 @@ async def match_or_create_client(
 
 _PHONE_HOLDERS = select(
     PhoneIndexEntry.phone, PhoneIndexEntry.variable, PhoneIndexEntry.client_id
-).where(col(PhoneIndexEntry.phone).in_(bindparam("phones", expanding=True)))
+).where(among_param(col(PhoneIndexEntry.phone), "phones"))
 _NEW_CLIENTS = insert(_CLIENTS).returning(_CLIENTS.c.id, _CLIENTS.c.phone)
 _NEW_INDEX_ENTRIES = insert(_INDEX)
 

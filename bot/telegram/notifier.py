@@ -24,6 +24,7 @@ from bot.telegram.render import (
     render_status,
 )
 from handlers.telegram.cards import client_source, client_sources
+from storage.among import among_param
 from storage.db import Database
 from storage.manager_queries import manager_by_login, managers_by_login
 from storage.models import Call, Client, DialogMessage, Manager
@@ -354,7 +355,7 @@ async def _on_duty_once(session: AsyncSession) -> list[Manager]:
 
 _ON_DUTY_SEEN = "trubka.managers_on_duty"
 # Built once: every push of a call asks (statement building costs more than the query).
-_MANAGERS_BY_ID = select(Manager).where(col(Manager.id).in_(bindparam("ids", expanding=True)))
+_MANAGERS_BY_ID = select(Manager).where(among_param(col(Manager.id), "ids"))
 _MANAGER_BY_EXT = select(Manager).where(col(Manager.pbx_ext) == bindparam("ext"))
 _ON_DUTY = (
     select(Manager)

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers.telegram.texts import CHANNELS, call_line, client_label, manager_html
+from storage.among import among_param
 from storage.channel_models import ClientChannel
 from storage.models import Call, CallAttribution, Client, ClientVariable, Manager
 from telephony.clients import channel_of, get_variables, identities_of
@@ -87,16 +88,16 @@ async def client_source(session: AsyncSession, client: Client) -> str | None:
 _LATEST_CALLS = (
     select(col(Call.client_id), func.max(col(Call.id)))
     .join(CallAttribution, col(CallAttribution.call_id) == col(Call.id))
-    .where(col(Call.client_id).in_(bindparam("clients", expanding=True)))
+    .where(among_param(col(Call.client_id), "clients"))
     .group_by(col(Call.client_id))
 )
 _ATTRIBUTIONS_OF = select(CallAttribution).where(
-    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+    among_param(col(CallAttribution.call_id), "calls")
 )
 _VARIABLES_OF = select(
     col(ClientVariable.client_id), col(ClientVariable.name), col(ClientVariable.value)
 ).where(
-    col(ClientVariable.client_id).in_(bindparam("clients", expanding=True))
+    among_param(col(ClientVariable.client_id), "clients")
 )
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.manager_queries import remember_managers
 from storage.models import Call, CallRef, Client, ClientVariable, DialogMessage, Manager
 from storage.queries import insert_many_or_ignore, upsert_many_variables
@@ -90,7 +91,7 @@ _KNOWN_CALLS = (
     .join(Call, col(Call.id) == col(CallRef.call_id))
     .where(
         col(CallRef.provider) == bindparam("provider"),
-        col(CallRef.external_id).in_(bindparam("callids", expanding=True)),
+        among_param(col(CallRef.external_id), "callids"),
     )
     .order_by(col(Call.id))  # locked in one order by every process: no deadlock between two
     .with_for_update(of=Call)
@@ -98,12 +99,12 @@ _KNOWN_CALLS = (
 _REQUESTS = select(Call.phone).where(
     col(Call.provider) == bindparam("provider"),
     col(Call.awaiting_pbx).is_(True),
-    col(Call.phone).in_(bindparam("phones", expanding=True)),
+    among_param(col(Call.phone), "phones"),
     col(Call.created_at) >= bindparam("since"),
 )
 _NEW_CALLS = insert(_CALLS).returning(_CALLS.c.id, _CALLS.c.provider, _CALLS.c.callid)
-_DROP_CALLS = delete(_CALLS).where(_CALLS.c.id.in_(bindparam("ids", expanding=True)))
-_CLIENTS_BY_ID = select(Client).where(col(Client.id).in_(bindparam("ids", expanding=True)))
+_DROP_CALLS = delete(_CALLS).where(among_param(_CALLS.c.id, "ids"))
+_CLIENTS_BY_ID = select(Client).where(among_param(col(Client.id), "ids"))
 _WRITE_CALLS = (
     update(_CALLS)
     .where(_CALLS.c.id == bindparam("_id"))
@@ -115,11 +116,11 @@ _WRITE_RESPONSIBLE = (
     .values(responsible_manager_id=bindparam("_manager"))
 )
 _VARIABLES_OF = select(ClientVariable.client_id, ClientVariable.name, ClientVariable.value).where(
-    col(ClientVariable.client_id).in_(bindparam("clients", expanding=True)),
-    col(ClientVariable.name).in_(bindparam("names", expanding=True)),
+    among_param(col(ClientVariable.client_id), "clients"),
+    among_param(col(ClientVariable.name), "names"),
 )
 _MANAGERS_BY_LOGIN = select(Manager).where(
-    col(Manager.pbx_login).in_(bindparam("logins", expanding=True))
+    among_param(col(Manager.pbx_login), "logins")
 )
 _NEW_LINES = insert(DialogMessage).returning(DialogMessage)
 

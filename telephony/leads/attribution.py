@@ -15,6 +15,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.leads_models import Lead
 from storage.models import Call, CallAttribution
 
@@ -104,9 +105,9 @@ _FORM_LEADS = (
 )
 _LATEST_FORM_LEAD = _FORM_LEADS.where(col(Lead.client_id) == bindparam("client")).limit(1)
 _ATTRIBUTIONS_OF = select(CallAttribution).where(
-    col(CallAttribution.call_id).in_(bindparam("calls", expanding=True))
+    among_param(col(CallAttribution.call_id), "calls")
 )
-_FORM_LEADS_OF = _FORM_LEADS.where(col(Lead.client_id).in_(bindparam("clients", expanding=True)))
+_FORM_LEADS_OF = _FORM_LEADS.where(among_param(col(Lead.client_id), "clients"))
 
 
 async def call_attribution(

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.models import Call
 from telephony.calls.outcome import CallOutcome
 from telephony.leads.attribution import Attribution
@@ -57,7 +58,7 @@ async def is_first_time(
 
 # The oldest counting inbound call of each phone (built once: asked for every slice).
 _OLDEST_WHERE = (
-    col(Call.phone).in_(bindparam("phones", expanding=True)),
+    among_param(col(Call.phone), "phones"),
     col(Call.direction) == "in",
     col(Call.internal).is_(False),
 )

@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.among import among_param
 from storage.db import Database
 from storage.leads_models import Lead
 from storage.manager_queries import manager_by_login, managers_by_login
@@ -65,7 +66,7 @@ _SET_FLAGS = (
 )
 _LEADS_OF_CALLS = (
     select(Lead)
-    .where(col(Lead.call_id).in_(bindparam("calls", expanding=True)))
+    .where(among_param(col(Lead.call_id), "calls"))
     .order_by(col(Lead.id))
 )
 
