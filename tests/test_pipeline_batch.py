@@ -18,6 +18,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.roles import Role
+from bot.telegram.notifier import TopicNotifier
 from handlers.web.context import CALLS
 from storage.db import Database
 from storage.models import Manager
@@ -121,21 +122,29 @@ async def decide(db: Database, pipeline: CallPipeline) -> tuple[list[int], dict[
     return slices, await rows(db)
 
 
-async def test_a_slice_decided_set_wise_stores_what_one_by_one_stores(
-    any_db: Database, make_client: AppFactory, fake_telegram: FakeTelegram
-) -> None:
-    # The web role: the steps are wired, the send queue's loops do not run.
+async def app_pipeline(
+    db: Database, make_client: AppFactory, fake_telegram: FakeTelegram
+) -> CallPipeline:
+    """The real app's call pipeline, its steps wired; the app's own inbox stopped (it applies
+    nothing of the test). The web role: the send queue's loops do not run."""
     client = await make_client(
-        any_db,
+        db,
         role=Role.WEB,
         telegram_token=TOKEN,
         telegram_api_url=fake_telegram.url,
         telegram_managers_chat_id=GROUP,
         telegram_escalate_after=10,
     )
-    inbox = client.server.app[CALLS].inbox
-    await inbox.stop(grace_seconds=0)  # the app's own inbox applies nothing of this test
-    pipeline = inbox.pipeline
+    inbox = client.server.app[CALLS].inbox  # type: ignore[attr-defined]
+    await inbox.stop(grace_seconds=0)
+    pipeline: CallPipeline = inbox.pipeline
+    return pipeline
+
+
+async def test_a_slice_decided_set_wise_stores_what_one_by_one_stores(
+    any_db: Database, make_client: AppFactory, fake_telegram: FakeTelegram
+) -> None:
+    pipeline = await app_pipeline(any_db, make_client, fake_telegram)
     assert pipeline.steps.leads is not None and pipeline.steps.notes is not None
     assert hasattr(pipeline.steps.leads, "decide_many")
     assert hasattr(pipeline.steps.notes, "decide_many")
@@ -163,19 +172,11 @@ async def test_a_slice_s_alerts_wake_the_sender_with_the_sends_each_alert_takes(
     an alert there takes: the sender skips a pass no chat's budget could serve (a new
     caller's topic is still to be made: three sends; a known client's, or a private chat:
     one)."""
-    client = await make_client(
-        any_db,
-        role=Role.WEB,
-        telegram_token=TOKEN,
-        telegram_api_url=fake_telegram.url,
-        telegram_managers_chat_id=GROUP,
-    )
-    inbox = client.server.app[CALLS].inbox
-    await inbox.stop(grace_seconds=0)
-    pipeline = inbox.pipeline
-    assert pipeline.steps.notes is not None
+    pipeline = await app_pipeline(any_db, make_client, fake_telegram)
+    notes = pipeline.steps.notes
+    assert isinstance(notes, TopicNotifier)
     wakes: list[dict[str, Any]] = []
-    pipeline.steps.notes._wake = lambda **wake: wakes.append(wake)
+    notes._wake = lambda **wake: wakes.append(wake)  # the sender's wake, as the app wires it
     await empty(any_db)
     await seed(any_db)
     ours = CallInbox(any_db, pipeline, {PROVIDER: parse_call_push}, slice_seconds=600)
