@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.engine import make_url
+
 ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -30,8 +32,9 @@ async def admin(url: str, statement: str) -> None:
 
 
 def sibling_url(url: str, name: str) -> str:
-    """The URL of database `name` on the same server as `url`."""
-    return f"{url.rpartition('/')[0]}/{name}"
+    """The URL of database `name` on the same server as `url` (its query kept: a Unix socket's
+    directory rides in it, `?host=/var/run/postgresql`)."""
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 async def create_database(url: str, name: str) -> str:
