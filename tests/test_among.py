@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from storage.among import among, among_param
-from storage.db import Database
+from storage.db import PREPARED_STATEMENTS, Database
 from storage.models import Client
 
 
@@ -43,6 +43,21 @@ async def test_on_postgresql_any_number_of_values_is_one_prepared_statement(
         if any_db.dialect != "postgresql":
             return
         prepared = await connection.execute(
-            text("SELECT statement FROM pg_prepared_statements WHERE statement LIKE 'SELECT clients.id%'")
+            text("SELECT 1 FROM pg_prepared_statements WHERE statement LIKE 'SELECT clients.id%'")
         )
         assert len(prepared.all()) == 1  # with `IN`: 30, one per number of values
+
+
+async def test_a_postgresql_connection_keeps_a_bounded_number_of_prepared_statements(
+    any_db: Database,
+) -> None:
+    """Statements that differ only in their number of rows (SQLAlchemy's multi-row INSERT)
+    must not pile up on every connection: each keeps at most PREPARED_STATEMENTS."""
+    if any_db.dialect != "postgresql":
+        return
+    async with any_db.engine.connect() as connection:
+        for offset in range(3 * PREPARED_STATEMENTS):  # as many different statements
+            await connection.execute(text(f"SELECT count(*) + {offset} FROM clients"))
+        kept = await connection.execute(text("SELECT count(*) FROM pg_prepared_statements"))
+        # + the count itself, and one evicted that asyncpg closes with its next statement
+        assert kept.scalar_one() <= PREPARED_STATEMENTS + 2  # 126 with SQLAlchemy's default
