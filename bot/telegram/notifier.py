@@ -13,6 +13,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.telegram.policy import NEW_TOPIC_CALLS
 from bot.telegram.render import (
     Notification,
     People,
@@ -299,12 +300,13 @@ class TopicNotifier:
 
 
 def _queued(sends: Sequence[Outgoing], plan: _Plan) -> NotesQueued:
-    """What the change queued; an alert in the topic of a client it created takes three sends
-    (the topic, its card, the alert), any other one."""
+    """What the change queued; an alert in the topic of a client it created takes the topic
+    and its card first (as the scheduler counts it, `policy.cost`), any other one send."""
     alerts: dict[int, int] = {}
     for outgoing in sends:
         if outgoing.lane == ALERT:
-            fewest = 1 if plan.known or outgoing.target != "topic" else 3
+            new_topic = not plan.known and outgoing.target == "topic"
+            fewest = 1 + (NEW_TOPIC_CALLS if new_topic else 0)
             alerts[outgoing.chat_id] = min(fewest, alerts.get(outgoing.chat_id, fewest))
     return NotesQueued(len(sends), alerts)
 

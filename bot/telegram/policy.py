@@ -40,12 +40,16 @@ def fifo_key(row: TelegramDelivery) -> Fifo:
     return "chat", row.chat_id
 
 
+# Bot API calls before a message in a topic not known to stand: the topic, then its card.
+NEW_TOPIC_CALLS = 2
+
+
 def cost(row: TelegramDelivery, ready: set[int]) -> int:
     """Bot API calls the delivery makes: a topic not known to stand (not in `ready`) may need
     creating and its card sending first; a card redraw edits the title and the card."""
     if row.target != "topic":
         return 1
-    extra = 0 if row.client_id in ready else 2
+    extra = 0 if row.client_id in ready else NEW_TOPIC_CALLS
     return extra + (2 if row.method == "card" else 1)
 
 
