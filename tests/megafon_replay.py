@@ -40,7 +40,6 @@ def stored_push(key: str, call: str, lane: Lane = Lane.LIVE) -> dict[str, Any]:
     }
 
 
-
 def stored_rings(
     numbers: Iterable[int], call_prefix: str, phone_prefix: str = "7900"
 ) -> list[dict[str, Any]]:
