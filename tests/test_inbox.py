@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -265,3 +268,69 @@ async def test_a_push_whose_operational_errors_outlast_the_policy_is_dead(
     async with any_db.session() as session:
         [call] = (await session.exec(select(Call))).all()
     assert call.status == "Success"  # the pushes after it were applied
+
+
+def _ring(n: int) -> dict[str, str]:
+    return {
+        "cmd": "event",
+        "type": "INCOMING",
+        "phone": f"7901{n:07d}",
+        "callid": f"GATHER-{n}",
+        "user": "andy",
+        "ext": "701",
+    }
+
+
+async def _applied_at(db: Database) -> dict[str, float]:
+    """When each applied push was applied (its slice's clock), by its call id."""
+    async with db.read() as session:
+        found = await session.exec(
+            select(CallEvent.payload, CallEvent.processed_at).where(
+                CallEvent.processed_at.is_not(None)  # type: ignore[union-attr]
+            )
+        )
+        return {json.loads(payload)["callid"]: at.timestamp() for payload, at in found.all()}
+
+
+async def _once_applied(db: Database, count: int) -> dict[str, float]:
+    async with asyncio.timeout(20):
+        while True:
+            if len(applied := await _applied_at(db)) >= count:
+                return applied
+            await asyncio.sleep(0.02)
+
+
+async def test_a_steady_stream_is_applied_in_gathered_slices_and_a_backlog_without_pause(
+    any_db: Database,
+) -> None:
+    """A slice costs about as many statements for one push as for thirty: pushes that arrive
+    while a slice is applied wait for the next slice, `gather_seconds` after that one began,
+    and go together. A push after a quiet moment goes at once; a backlog goes slice after
+    slice with no pause."""
+    gather = 1.0
+    inbox = CallInbox(
+        any_db, CallPipeline(any_db), {PROVIDER: parse_call_push}, gather_seconds=gather
+    )
+    await inbox.start()
+    try:
+        began = time.time()
+        await submit_all(inbox, [_ring(0)])
+        first = (await _once_applied(any_db, 1))["GATHER-0"]
+        assert first - began < gather / 2  # after a quiet moment: at once
+
+        await submit_all(inbox, [_ring(1), _ring(2)])  # within the gather of ring 0's slice
+        applied = await _once_applied(any_db, 3)
+        assert applied["GATHER-1"] == applied["GATHER-2"]  # one slice for both
+        assert applied["GATHER-1"] - first >= gather * 0.9
+
+        await inbox._processor.stop()  # a backlog piles up while nothing applies
+        await asyncio.sleep(gather)  # past the last gather
+        await submit_all(inbox, [_ring(n) for n in range(3, 103)])
+        inbox._processor.start()
+        applied = await _once_applied(any_db, 103)
+        slices = sorted({applied[f"GATHER-{n}"] for n in range(3, 103)})
+        assert len(slices) > 1  # several slices (claims grow from a few pushes) …
+        gaps = [later - earlier for earlier, later in itertools.pairwise(slices)]
+        assert max(gaps) < gather * 0.9  # … one right after the other
+    finally:
+        await inbox.stop()

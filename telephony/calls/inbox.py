@@ -79,6 +79,7 @@ class CallInbox:
         *,
         slice_seconds: float | None = None,
         move_seconds: float = 0.5,
+        gather_seconds: float | None = None,
         batch_limit: int = 200,
         poll_seconds: float = 1.0,
         stuck_after: float = 60.0,
@@ -103,6 +104,11 @@ class CallInbox:
         # move), short enough that the other writers, the leases' renewals among them (1.67 s),
         # get the writer in between.
         self._move = move_seconds
+        # A slice that emptied the inbox is followed by the next one `gather_seconds` after it
+        # began at the earliest: what arrives meanwhile is applied together (`_process_step`).
+        self._gather = GATHER if gather_seconds is None else gather_seconds
+        self._next_slice_at = 0.0
+        self._claimed = 0  # how many pushes the last slice asked for
         self._batch_limit = batch_limit
         # The applying loop is the house's one worker runner: woken when pushes are stored,
         # polling when idle (pushes stored by another process), stopped between slices.
@@ -312,9 +318,23 @@ class CallInbox:
 
     async def _process_step(self) -> float | None:
         """One slice; at once again while there is work, else at the next wake or poll. Work
-        held by another process (PostgreSQL) is looked at again after a slice's length."""
+        held by another process (PostgreSQL) is looked at again after a slice's length.
+
+        A slice costs about as many statements for 1 push as for 30, so under a steady stream
+        applying a few pushes per slice, as they came, spent most of the applier's time on the
+        slices themselves (2.2 ms of the event loop per push at 300 events/s, against 0.6 ms
+        in slices of a backlog). A slice that took less than it asked for (it emptied the
+        inbox) is followed by the next one `gather_seconds` after it began at the earliest:
+        a push waits that long at most, and only while others arrive within it. A backlog is
+        applied slice after slice, and a push after a quiet moment at once."""
+        gathering = self._next_slice_at - time.monotonic()
+        if gathering > 0:
+            await asyncio.sleep(gathering)
         try:
-            if await self.process_once():
+            began = time.monotonic()
+            if handled := await self.process_once():
+                emptied = handled < self._claimed
+                self._next_slice_at = began + self._gather if emptied else 0.0
                 return 0
             return self._slice if self._busy else None
         except Exception as exc:  # the database is away: the pushes wait, /healthz tells
@@ -361,7 +381,8 @@ class CallInbox:
             # Moving has a length of its own (`_land`): a backlog in the landing file would
             # otherwise shrink every slice's claim to nothing while it lasts.
             began = time.monotonic()
-            events = await self._claim(session, self._claim_size())
+            self._claimed = self._claim_size()
+            events = await self._claim(session, self._claimed)
             # Applied set-wise (telephony/calls/apply_set.py): a few statements for the slice.
             handled = self._reached = len(events)
             pushes = self._parse(events)
@@ -481,6 +502,9 @@ class CallInbox:
 # a slice (with `move_seconds`: a flood faster than moving still lets slices run).
 _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
+# The shortest time between the starts of two slices when the first emptied the inbox (seconds):
+# pushes arriving meanwhile are applied together (`CallInbox._process_step`).
+GATHER = 0.05
 # How long a slice may take (seconds) before the next one claims half as many pushes.
 SQLITE_SLICE = 0.05
 POSTGRES_SLICE = 0.1
