@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_hop
-from storage.inbox_spool import Spool, attach, landing_path
+from storage.inbox_spool import Spool
 
 # How many database sessions the current task holds open. The house rule: no network await
 # (PBX, Telegram, Roistat, Metrika, Novofon) while one is open — on SQLite a transaction holds
@@ -50,11 +50,8 @@ def is_memory(url: str) -> bool:
 CACHE_KIB = 256
 
 
-def _tune_sqlite(
-    engine: AsyncEngine, *, read_only: bool = False, landing: str | None = None
-) -> None:
-    """WAL, foreign keys, write transactions that take the lock up front, and the inbox's
-    landing file attached read-only to the writer (storage/inbox_spool.py).
+def _tune_sqlite(engine: AsyncEngine, *, read_only: bool = False) -> None:
+    """WAL, foreign keys, and write transactions that take the lock up front.
 
     `BEGIN IMMEDIATE` avoids the read-then-write upgrade that SQLite answers with SQLITE_BUSY
     when another process (a CLI next to `serve`) wrote in between. The read engine's
@@ -81,8 +78,6 @@ def _tune_sqlite(
             # memory (a few megabytes, for the length of the query).
             cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
-        if landing is not None:
-            attach(dbapi_connection, landing, CACHE_KIB)
 
     begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
 
@@ -111,7 +106,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # SQLite has one writer at a time; one pooled connection queues requests in asyncio
         # instead of in SQLite's sleeping busy handler.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs)
-        _tune_sqlite(engine, landing=landing_path(url))
+        _tune_sqlite(engine)
         return engine
     engine = create_async_engine(
         url,

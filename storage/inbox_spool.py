@@ -16,12 +16,6 @@ Plain `sqlite3` on one thread of its own, not the async engine: a batch is store
 and checked against `call_events` in one hop to that thread (the async engine's hops each
 waited for a busy event loop: 3–5 ms a batch). The file holds one table, created on first use
 outside Alembic: it is a transit area, empty whenever the applier has caught up.
-
-The main file's writer connection has this file attached read-only as `landing` (storage/db.py):
-a slice copies what landed with one INSERT … SELECT inside SQLite (`copy_landed`), no row
-passing through Python (22 µs of CPU a push before, most of it binding each row's values).
-Read-only, its transactions only read this file: they never take its write lock, so storing
-never waits for them.
 """
 
 from __future__ import annotations
@@ -30,13 +24,12 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.outcome import Lane
 
@@ -86,71 +79,21 @@ _STORE = (
     " received_at, lane, call_key, late_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (provider, dedup_key) DO NOTHING RETURNING provider, dedup_key"
 )
-
-# The name the main file's writer knows this file by (attached read-only: `attach`).
-LANDING = "landing"
-_COPIED = ", ".join(INBOX_COLUMNS)
-# `received_at` as SQLAlchemy keeps a UTC time on SQLite ("2026-12-05 12:00:00.000000"), from
-# the ISO 8601 this file keeps ("2026-12-05T12:00:00+00:00", always UTC: `store`).
-_RECEIVED_AT = (
-    "substr(received_at, 1, 10) || ' ' || substr(received_at, 12, 8)"
-    " || CASE substr(received_at, 20, 1) WHEN '.' THEN substr(received_at, 20, 7)"
-    " ELSE '.000000' END"
-)
-# The oldest landed pushes past an id: the last one's id, how many, and how many late outcomes.
-_LANDED = text(
-    "SELECT max(id), count(*), total(late_end) FROM (SELECT id, late_end"
-    f" FROM {LANDING}.spooled_pushes WHERE id > :after ORDER BY id LIMIT :limit)"
-)
-# In the order they landed (the claim takes a call's pushes in id order); a push copied before
-# a crash that kept it here is a repeat, ignored by its dedup key.
-_COPY = text(
-    f"INSERT INTO call_events ({_COPIED})"
-    f" SELECT {_COPIED.replace('received_at', _RECEIVED_AT)}"
-    f" FROM {LANDING}.spooled_pushes WHERE id > :after AND id <= :last ORDER BY id"
-    " ON CONFLICT (provider, dedup_key) DO NOTHING"
-)
-# A late outcome's call: every pending push of it goes to history (as storage/inbox_queries.py
-# `demote`), found through the pending pushes' index of calls.
-_DEMOTE_ENDED = text(
-    f"UPDATE call_events SET lane = {int(Lane.HISTORY)}"
-    " WHERE processed_at IS NULL AND call_key IN (SELECT call_key"
-    f" FROM {LANDING}.spooled_pushes WHERE id > :after AND id <= :last AND late_end = 1)"
-)
+_COLUMNS = ", ".join(("id", *INBOX_COLUMNS, "late_end"))
 
 
-def attach(dbapi_connection: Any, path: str, cache_kib: int) -> None:
-    """Attach the landing file at `path` read-only to a connection of the main file's writer
-    (made first if it is new, so that there is something to attach), with a page cache of
-    `cache_kib` (an attached file has a cache of its own, SQLite's default 2 MB)."""
-    made = sqlite3.connect(path, isolation_level=None)
-    try:
-        made.execute("PRAGMA journal_mode=WAL")
-        made.execute(_CREATE)
-        made.execute(_LIVE_CALLS)
-    finally:
-        made.close()
-    cursor = dbapi_connection.cursor()
-    read_only = f"{Path(path).absolute().as_uri()}?mode=ro"
-    cursor.execute(f"ATTACH DATABASE ? AS {LANDING}", (read_only,))
-    cursor.execute(f"PRAGMA {LANDING}.cache_size=-{cache_kib}")
-    cursor.close()
+@dataclass(frozen=True)
+class Spooled:
+    """A landed push: its spool id, its `call_events` values, and its late-outcome flag."""
 
+    id: int
+    values: dict[str, Any]
+    late_end: bool
 
-async def copy_landed(session: AsyncSession, limit: int, *, after: int = 0) -> tuple[int, int]:
-    """Copy the oldest `limit` landed pushes past id `after` into `call_events`, in the
-    session's transaction (the late outcomes among them move their calls' pending pushes to
-    history with them); the last id copied and how many, (after, 0) when none."""
-    connection = await session.connection()
-    bounds = {"after": after, "limit": limit}
-    last, count, late = (await connection.execute(_LANDED, bounds)).one()
-    if not count:
-        return after, 0
-    copied = {"after": after, "last": last}
-    await connection.execute(_COPY, copied)
-    if late:
-        await connection.execute(_DEMOTE_ENDED, copied)
-    return int(last), int(count)
+    @property
+    def call_key(self) -> str | None:
+        key: str | None = self.values["call_key"]
+        return key
 
 
 def spool_url(url: str) -> str | None:
@@ -165,12 +108,6 @@ def spool_url(url: str) -> str | None:
     if not dot or "/" in suffix:
         return parsed.set(database=f"{database}.inbox").render_as_string(hide_password=False)
     return parsed.set(database=f"{stem}.inbox.{suffix}").render_as_string(hide_password=False)
-
-
-def landing_path(url: str) -> str | None:
-    """The landing file's path for a SQLite database file (None: PostgreSQL, in memory)."""
-    landing = spool_url(url)
-    return None if landing is None else make_url(landing).database or None
 
 
 class Spool:
@@ -188,11 +125,11 @@ class Spool:
 
     @classmethod
     def for_database(cls, url: str, busy_timeout_ms: int, cache_kib: int) -> Spool | None:
-        landing = landing_path(url)
+        landing = spool_url(url)
         if landing is None:
             return None
         database = make_url(url).database or ""
-        return cls(landing, database, busy_timeout_ms, cache_kib)
+        return cls(make_url(landing).database or "", database, busy_timeout_ms, cache_kib)
 
     async def _run(self, work: Callable[[], T]) -> T:
         if self._thread is None:
@@ -284,6 +221,18 @@ class Spool:
             return set()
         return found
 
+    async def oldest(self, limit: int, *, after: int = 0) -> list[Spooled]:
+        """The oldest spooled pushes (past id `after`), in the order they were stored."""
+
+        def work() -> list[Spooled]:
+            found = self._connection().execute(
+                f"SELECT {_COLUMNS} FROM spooled_pushes WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            )
+            return [_spooled(row) for row in found]
+
+        return await self._run(work)
+
     async def forget(self, up_to: int) -> None:
         """Drop what was moved into `call_events` (ids up to `up_to`, all of them moved)."""
         await self._run(
@@ -329,5 +278,16 @@ class Spool:
         self._thread = None
 
 
+def inbox_rows(spooled: Sequence[Spooled]) -> list[dict[str, Any]]:
+    """Landed pushes as `call_events` rows."""
+    return [each.values for each in spooled]
+
+
 def _stored(value: Any) -> Any:
-    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _spooled(row: tuple[Any, ...]) -> Spooled:
+    values = dict(zip(INBOX_COLUMNS, row[1:-1], strict=True))
+    values["received_at"] = datetime.fromisoformat(values["received_at"])
+    return Spooled(int(row[0]), values, bool(row[-1]))

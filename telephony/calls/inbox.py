@@ -41,11 +41,11 @@ from storage.db import Database
 from storage.inbox_claim import Claim, ClaimedPush, claim
 from storage.inbox_queries import demote, mark_dead
 from storage.inbox_queries import revive as revive_pushes
-from storage.inbox_spool import copy_landed
+from storage.inbox_spool import inbox_rows
 from storage.models import CallEvent
 from storage.outcome import Lane
 from storage.planner_statistics import PlannerStatistics
-from storage.queries import insert_many_or_ignore, insert_many_or_ignore_now
+from storage.queries import ignore_many, insert_many_or_ignore, insert_many_or_ignore_now
 from storage.queue import RetryPolicy
 from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
@@ -301,14 +301,18 @@ class CallInbox:
         began = time.monotonic()
         last, moved = 0, 0
         while moved < _MOVE_AT_MOST:
-            # A late outcome's call goes to history in the same commit: a replayed call never
-            # looks live.
-            last, copied = await copy_landed(session, _MOVE_AT_ONCE, after=last)
-            moved += copied
+            spooled = await self._spool.oldest(_MOVE_AT_ONCE, after=last)
+            if not spooled:
+                break
+            ended = {row.call_key for row in spooled if row.late_end and row.call_key}
+            await ignore_many(session, CallEvent, inbox_rows(spooled))
+            if ended:  # in the same commit: a replayed call never looks live
+                await demote(session, ended)
+            last, moved = spooled[-1].id, moved + len(spooled)
             # What lands meanwhile is the next slice's. Chasing a flood here held the writer for
             # as long as the flood lasted: no slice applied, and every other writer (the
             # leases, the Telegram sender, the API) waited it out.
-            if copied < _MOVE_AT_ONCE or time.monotonic() - began > self._move:
+            if len(spooled) < _MOVE_AT_ONCE or time.monotonic() - began > self._move:
                 break
         return (last, moved) if moved else None
 
@@ -494,7 +498,7 @@ class CallInbox:
         return None
 
 
-# Spooled pushes moved into `call_events` per statement (one INSERT … SELECT), and at most before
+# Spooled pushes moved into `call_events` per statement (one executemany), and at most before
 # a slice (with `move_seconds`: a flood faster than moving still lets slices run).
 _MOVE_AT_ONCE = 1000
 _MOVE_AT_MOST = 10_000
