@@ -4,7 +4,7 @@ for the main database's writer, and every landed push is applied exactly once.""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import event, func, text
 from sqlmodel import select
@@ -22,7 +22,7 @@ from storage.queue_stats import INBOX, queue_stats
 from storage.types import utcnow
 from telephony.calls.inbox import _MOVE_AT_ONCE, CallInbox, oldest_pending_age
 from telephony.calls.pipeline import CallPipeline
-from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push
+from telephony.providers.megafon import PROVIDER, dedup_key, parse_call_push, parse_push
 from tests.conftest import CRM_TOKEN, AppFactory
 from tests.megafon_replay import stored_rings
 
@@ -249,3 +249,64 @@ async def test_moving_any_number_of_pushes_prepares_one_statement(db: Database) 
 async def _events_stored(db: Database) -> int:
     async with db.read() as session:
         return int((await session.exec(select(func.count()).select_from(CallEvent))).one())
+
+
+async def test_a_moved_push_keeps_its_time_of_arrival_to_the_microsecond(db: Database) -> None:
+    """The landing file keeps ISO 8601 text; `call_events` keeps SQLAlchemy's form of UTC. The
+    ages /healthz and /metrics tell depend on the move keeping the time, also on the whole
+    second (no fraction in ISO 8601) and from another offset."""
+    assert db.spool is not None
+    times = [
+        datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 5, 12, 0, 1, 123456, tzinfo=UTC),
+        datetime(2026, 12, 5, 15, 0, 2, 5, tzinfo=timezone(timedelta(hours=3))),
+    ]
+    rows = stored_rings(range(len(times)), "T-", "7901")
+    await db.spool.store([{**row, "received_at": at} for row, at in zip(rows, times, strict=True)])
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    assert await inbox.move_spooled() == len(times)
+    async with db.read() as session:
+        stored = (await session.exec(select(CallEvent.received_at).order_by(CallEvent.id))).all()
+    assert stored == times
+    assert stored[2].tzinfo == UTC
+
+
+async def test_a_late_outcome_moves_its_calls_pushes_already_moved_on_to_history(
+    db: Database,
+) -> None:
+    """A call's ringing was moved into `call_events` (not applied yet) when its late outcome
+    lands: moving the outcome moves the call's pending pushes to history with it, as storing
+    does for those still in the landing file."""
+    assert db.spool is not None
+    inbox = CallInbox(db, CallPipeline(db), {PROVIDER: parse_call_push})
+    await inbox.start(process=False)
+    ringing = {**_ringing("OLD-1", "79000000031"), "crm_token": CRM_TOKEN}
+    other = {**_ringing("NEW-1", "79000000032"), "crm_token": CRM_TOKEN}
+    for fields in (ringing, other):
+        assert await inbox.submit(
+            PROVIDER, fields, dedup_key(fields), command="event", event_type="INCOMING",
+            secret_field="crm_token", push=parse_push(fields),
+        )  # fmt: skip
+    assert await inbox.move_spooled() == 2
+    outcome = {
+        "cmd": "history",
+        "type": "in",
+        "status": "Missed",
+        "user": "",
+        "phone": "79000000031",
+        "callid": "OLD-1",
+        "start": (utcnow() - timedelta(hours=3)).strftime("%Y%m%dT%H%M%SZ"),
+        "duration": "20",
+    }
+    assert await inbox.submit(
+        PROVIDER, outcome, dedup_key(outcome), command="history", push=parse_push(outcome)
+    )
+    assert await inbox.move_spooled() == 1
+    await inbox.stop(grace_seconds=0)
+    async with db.read() as session:
+        rows = (await session.exec(select(CallEvent.call_key, CallEvent.lane))).all()
+    assert sorted(rows) == [
+        ("megafon:NEW-1", Lane.LIVE),
+        ("megafon:OLD-1", Lane.HISTORY),
+        ("megafon:OLD-1", Lane.HISTORY),
+    ]
