@@ -625,7 +625,9 @@ async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             if "rates" in parts:
                 print(f"Trubka fixed rate, {args.duration:g} s each (open loop):")
                 for n, rate in enumerate(rates):
+                    cpu_before = thread_cpu(trubka.pid)
                     result = await fixed_rate(url, rate, args.duration, f"r{rate:.0f}")
+                    cpu_after = thread_cpu(trubka.pid)
                     pending, _ = await backlog.counts()
                     p99 = result.quantile(0.99)
                     goal = P99_GOAL_MS.get(backend) if rate == 300 else None
@@ -637,6 +639,9 @@ async def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
                         f"{bare_p99[rate]:.2f} ms"
                         + (f"; goal p99 <= {goal:g} ms, backlog not growing" if goal else "")
                     )
+                    # The headroom left at this rate: what the server's core spent on it.
+                    for line in cpu_lines(cpu_before, cpu_after, args.duration, result.events):
+                        print(line)
                     if n + 1 < len(rates) or "drain" in parts:
                         await backlog.wait_empty(300)
 
