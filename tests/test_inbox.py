@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
+from bench.megafon_calls import call_lifecycle
 from bot.cli import main
 from storage.db import Database
 from storage.inbox_queries import push_status
@@ -271,14 +272,8 @@ async def test_a_push_whose_operational_errors_outlast_the_policy_is_dead(
 
 
 def _ring(n: int) -> dict[str, str]:
-    return {
-        "cmd": "event",
-        "type": "INCOMING",
-        "phone": f"7901{n:07d}",
-        "callid": f"GATHER-{n}",
-        "user": "andy",
-        "ext": "701",
-    }
+    """Call GATHER-n ringing (its INCOMING), as the PBX sends it."""
+    return call_lifecycle(f"GATHER-{n}", f"7901{n:07d}", "token", contact=False)[0]
 
 
 async def _applied_at(db: Database) -> dict[str, float]:
