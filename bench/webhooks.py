@@ -10,8 +10,8 @@ cores than the generator with `taskset` when there are at least two), and prints
    commits each push to SQLite before it answers (the floor of any durable answer);
 2. `rates`: fixed rate (open loop, the Python generator: wrk has no fixed-rate mode) at 100 and
    300 events/s for `--duration` seconds each, first against bare aiohttp (the baseline), then
-   Trubka: p50/p99 latency, `contact` p99, and Trubka's inbox backlog (stored pushes not yet
-   applied) at the end of the run;
+   Trubka: p50/p99 latency, `contact` p99, Trubka's inbox backlog (stored pushes not yet
+   applied) at the end of the run, and the CPU `serve`'s threads spent on the run;
 3. `drain`: pushes applied per second inside the real `serve` (every observer on) and the drain
    time of a 5,000-push backlog, measured from the database while the server applies.
 
